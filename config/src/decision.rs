@@ -1,0 +1,82 @@
+//! The vocabulary of a decision: what is asked (`Request`) and what the policy answers (`Verdict`).
+
+use crate::{DenyReason, Host};
+
+/// How the client reached the proxy; decides the default port of a pattern without one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    HttpConnect,
+    HttpForward,
+    Socks5,
+}
+
+impl Protocol {
+    pub const ALL: [Protocol; 3] = [Self::HttpConnect, Self::HttpForward, Self::Socks5];
+
+    /// Stable name: log field and (later) metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::HttpConnect => "http-connect",
+            Self::HttpForward => "http-forward",
+            Self::Socks5 => "socks5",
+        }
+    }
+
+    /// The one port a pattern without `:port` allows: 80 for plain HTTP, 443 for tunnels
+    /// (Squid's safe default, so `allow: [github.com]` does not open SSH or SMTP).
+    pub const fn default_port(self) -> u16 {
+        match self {
+            Self::HttpForward => 80,
+            Self::HttpConnect | Self::Socks5 => 443,
+        }
+    }
+}
+
+/// One question to the policy. The host is already normalised.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub host: &'a Host,
+    pub port: u16,
+    pub protocol: Protocol,
+}
+
+/// The policy's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Allow,
+    Deny(DenyReason),
+    /// `report` mode: the policy would have denied this, but lets it through and says so.
+    Report(DenyReason),
+}
+
+/// An action plus the rule that produced it, as written in the policy file, for logs and audit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Verdict<'p> {
+    pub action: Action,
+    /// The pattern text that matched (`None` when no rule matched: the mode's default).
+    pub rule: Option<&'p str>,
+}
+
+impl Verdict<'_> {
+    /// Whether the connection may proceed (allowed, or reported in report mode).
+    pub fn permits(&self) -> bool {
+        !matches!(self.action, Action::Deny(_))
+    }
+
+    /// The decision label: `allow`, `deny` or `report`.
+    pub fn decision(&self) -> &'static str {
+        match self.action {
+            Action::Allow => "allow",
+            Action::Deny(_) => "deny",
+            Action::Report(_) => "report",
+        }
+    }
+
+    /// The refusal reason for deny and report, none for allow.
+    pub fn reason(&self) -> Option<DenyReason> {
+        match self.action {
+            Action::Allow => None,
+            Action::Deny(r) | Action::Report(r) => Some(r),
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! egress-config: the policy file, from YAML text to a compiled, immutable matcher.
+//!
+//! The way through this crate is `raw` (serde structs, strict) → `load` (validation with
+//! file:line:column errors) → `Policy` (compiled patterns; `decide()` is a pure function).
+//! No I/O runtime lives here, so the proxy, the launcher and `egress-proxy check` share it.
+
+pub mod decision;
+pub mod host;
+mod load;
+mod matcher;
+pub mod pattern;
+mod policy;
+mod raw;
+pub mod reason;
+pub mod settings;
+
+pub use decision::{Action, Protocol, Request, Verdict};
+pub use host::{parse_authority, Host, HostError};
+pub use load::{default_config, load_file, load_str, ConfigError, DEFAULT_POLICY_YAML};
+pub use pattern::{Pattern, PatternError, PortSet};
+pub use policy::{Mode, Policy};
+pub use reason::{DenyReason, Fault};
+pub use settings::{Config, Limits, Listener, ListenerProtocols, Timeouts};

@@ -1,0 +1,209 @@
+//! From YAML text to a validated `Config`, with errors that name file, line, column and the YAML
+//! path of the offending value, plus a hint where one helps.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use crate::raw::{RawFile, HINT_SEPARATOR};
+use crate::settings::{Config, Limits, Listener, ListenerProtocols, Timeouts};
+use crate::{Mode, Policy};
+
+/// The built-in policy `egress-proxy` runs when given no file.
+pub const DEFAULT_POLICY_YAML: &str = include_str!("../default-policy.yaml");
+
+const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    3128,
+));
+
+/// A configuration that cannot be used, and where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// A file path, or `<embedded default>`.
+    pub origin: String,
+    /// 1-based.
+    pub line: Option<usize>,
+    /// 1-based.
+    pub column: Option<usize>,
+    /// Where in the document, like `allow[3]` or `timeouts.dial`; empty for the whole file.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        if !self.path.is_empty() {
+            write!(f, "at {}: ", self.path)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " (hint: {hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and loads a policy file.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: origin.clone(),
+        line: None,
+        column: None,
+        path: String::new(),
+        message: format!("cannot read the file: {e}"),
+        hint: None,
+    })?;
+    load_str(&text, &origin)
+}
+
+/// The embedded default policy.
+pub fn default_config() -> Config {
+    load_str(DEFAULT_POLICY_YAML, "<embedded default>")
+        .expect("the embedded default policy is valid")
+}
+
+/// Loads a policy from YAML text; `origin` names it in errors and logs.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let raw = if is_blank(text) {
+        RawFile::default()
+    } else {
+        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize::<_, RawFile>(deserializer)
+            .map_err(|e| to_config_error(e, origin))?
+    };
+    Ok(compile(raw, origin))
+}
+
+/// Only comments, blank lines and document markers: every default applies.
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#') || l == "---")
+}
+
+fn to_config_error(
+    error: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    origin: &str,
+) -> ConfigError {
+    let path = error.path().to_string();
+    let inner = error.into_inner();
+    let location = inner.location();
+    let text = inner.to_string();
+    // serde_yaml appends " at line L column C"; the location is reported separately.
+    let text = match text.find(" at line ") {
+        Some(cut) => &text[..cut],
+        None => &text[..],
+    };
+    // serde_yaml also prefixes the enclosing map's path ("allow: …"); the path is reported apart.
+    let first = path.split(['.', '[']).next().unwrap_or("");
+    let text = [path.as_str(), first]
+        .iter()
+        .filter(|p| !p.is_empty() && **p != ".")
+        .find_map(|p| text.strip_prefix(p).and_then(|t| t.strip_prefix(": ")))
+        .unwrap_or(text);
+    let (message, hint) = match text.split_once(HINT_SEPARATOR) {
+        Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+        None => (text.to_string(), unknown_key_hint(text)),
+    };
+    ConfigError {
+        origin: origin.to_string(),
+        line: location.as_ref().map(|l| l.line()),
+        column: location.as_ref().map(|l| l.column()),
+        path: if path == "." { String::new() } else { path },
+        message,
+        hint,
+    }
+}
+
+/// For `unknown field `dail`, expected one of ...`: suggest the closest valid key.
+fn unknown_key_hint(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, expected) = rest.split_once('`')?;
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .min_by_key(|candidate| edit_distance(key, candidate))?;
+    (edit_distance(key, best) <= 2).then(|| format!("did you mean `{best}`?"))
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != *cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
+}
+
+fn compile(raw: RawFile, origin: &str) -> Config {
+    let defaults = (Limits::default(), Timeouts::default());
+    let limits = Limits {
+        max_connections: raw
+            .limits
+            .max_connections
+            .map_or(defaults.0.max_connections, |b| b.0),
+        max_request_head_bytes: raw
+            .limits
+            .max_request_head_bytes
+            .map_or(defaults.0.max_request_head_bytes, |b| b.0),
+    };
+    let t = raw.timeouts;
+    let pick = |value: Option<crate::raw::DurationEntry>, default| value.map_or(default, |d| d.0);
+    let timeouts = Timeouts {
+        request_head: pick(t.request_head, defaults.1.request_head),
+        handshake: pick(t.handshake, defaults.1.handshake),
+        dial: pick(t.dial, defaults.1.dial),
+        idle: pick(t.idle, defaults.1.idle),
+        shutdown_grace: pick(t.shutdown_grace, defaults.1.shutdown_grace),
+    };
+    let listeners = raw.listen.map_or_else(
+        || {
+            vec![Listener {
+                address: DEFAULT_LISTEN,
+                protocols: ListenerProtocols::Mixed,
+            }]
+        },
+        |l| l.0,
+    );
+    let policy = Policy::new(
+        raw.mode.unwrap_or(Mode::Enforce),
+        raw.allow.into_iter().map(|p| p.0).collect(),
+        raw.deny.into_iter().map(|p| p.0).collect(),
+    );
+    Config {
+        listeners,
+        limits,
+        timeouts,
+        policy,
+        source: origin.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+use std::time::Duration;
+
+use super::*;
+
+fn err(text: &str) -> ConfigError {
+    match load_str(text, "policy.yaml") {
+        Err(e) => e,
+        Ok(_) => panic!("should be rejected:\n{text}"),
+    }
+}
+
+#[test]
+fn the_issue_example_loads() {
+    let config = load_str(
+        "listen: 127.0.0.1:3128\nmode: enforce\nallow: [github.com, \"*.githubusercontent.com\", .crates.io, \"localhost:8080\"]\ndeny:  [evil.example.com]\n",
+        "policy.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.listeners.len(), 1);
+    assert_eq!(
+        config.listeners[0].address,
+        "127.0.0.1:3128".parse().unwrap()
+    );
+    assert_eq!(config.listeners[0].protocols, ListenerProtocols::Mixed);
+    assert_eq!(config.policy.mode(), Mode::Enforce);
+    assert_eq!(config.policy.allow().len(), 4);
+    assert_eq!(config.policy.deny().len(), 1);
+    assert_eq!(config.source, "policy.yaml");
+}
+
+#[test]
+fn a_blank_file_means_every_default_and_denies_everything() {
+    let config = load_str("# nothing yet\n\n", "policy.yaml").unwrap();
+    assert_eq!(config.listeners[0].address, DEFAULT_LISTEN);
+    assert_eq!(config.policy.mode(), Mode::Enforce);
+    assert!(config.policy.allow().is_empty());
+    assert_eq!(config.limits, Limits::default());
+    assert_eq!(config.timeouts, Timeouts::default());
+}
+
+#[test]
+fn the_embedded_default_loads_and_allows_the_documented_hosts() {
+    let config = default_config();
+    assert_eq!(config.source, "<embedded default>");
+    assert_eq!(config.listeners[0].address, DEFAULT_LISTEN);
+    assert_eq!(config.policy.mode(), Mode::Enforce);
+    let texts: Vec<&str> = config.policy.allow().iter().map(|p| p.text()).collect();
+    for expected in [
+        "github.com",
+        "crates.io",
+        "registry.npmjs.org",
+        "pypi.org",
+        "api.anthropic.com",
+    ] {
+        assert!(
+            texts.contains(&expected),
+            "{expected} missing from {texts:?}"
+        );
+    }
+}
+
+#[test]
+fn a_list_of_listeners_with_protocols() {
+    let config = load_str(
+        "listen:\n  - 127.0.0.1:3128\n  - socks5://127.0.0.1:1080\n  - http://[::1]:8080\n",
+        "policy.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.listeners.len(), 3);
+    assert_eq!(config.listeners[0].protocols, ListenerProtocols::Mixed);
+    assert_eq!(config.listeners[1].protocols, ListenerProtocols::Socks5);
+    assert_eq!(config.listeners[2].protocols, ListenerProtocols::Http);
+    assert_eq!(config.listeners[2].address, "[::1]:8080".parse().unwrap());
+    let e = err("listen:\n  - 127.0.0.1:3128\n  - ftp://127.0.0.1:21\n");
+    assert_eq!((e.line, e.path.as_str()), (Some(3), "listen[1]"));
+}
+
+#[test]
+fn limits_and_timeouts_are_read_with_units() {
+    let config = load_str(
+        "limits:\n  max_connections: 100\n  max_request_head_bytes: 8192\ntimeouts:\n  dial: 2s\n  idle: 5m\n",
+        "policy.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.limits.max_connections, 100);
+    assert_eq!(config.limits.max_request_head_bytes, 8192);
+    assert_eq!(config.timeouts.dial, Duration::from_secs(2));
+    assert_eq!(config.timeouts.idle, Duration::from_secs(300));
+}
+
+#[test]
+fn a_bad_pattern_names_line_column_path_and_hint() {
+    let e = err("mode: enforce\nallow:\n  - github.com\n  - \"*.com\"\n");
+    assert_eq!((e.line, e.column), (Some(4), Some(5)));
+    assert_eq!(e.path, "allow[1]");
+    assert!(e.message.contains("top-level domain"), "{e}");
+    assert!(e.hint.is_some());
+    assert!(
+        e.to_string().starts_with("policy.yaml:4:5: at allow[1]: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_unknown_key_suggests_the_closest() {
+    let e = err("timeouts:\n  idle: 1m\n  dail: 5s\n");
+    assert_eq!((e.line, e.column), (Some(3), Some(3)));
+    assert_eq!(e.hint.as_deref(), Some("did you mean `dial`?"));
+    let e = err("alow: [github.com]\n");
+    assert_eq!(e.line, Some(1));
+    assert_eq!(e.hint.as_deref(), Some("did you mean `allow`?"));
+}
+
+#[test]
+fn a_wrong_type_names_where() {
+    let e = err("mode: enforce\nallow: 5\n");
+    assert_eq!((e.line, e.column), (Some(2), Some(8)));
+    assert_eq!(e.path, "allow");
+    let e = err("limits:\n  max_connections: lots\n");
+    assert_eq!(e.line, Some(2));
+    assert_eq!(e.path, "limits.max_connections");
+}
+
+#[test]
+fn an_unknown_mode_is_rejected() {
+    let e = err("mode: audit\n");
+    assert_eq!(e.line, Some(1));
+    assert!(
+        e.message.contains("enforce") && e.message.contains("report"),
+        "{e}"
+    );
+}
+
+#[test]
+fn out_of_range_values_are_rejected() {
+    assert_eq!(err("limits:\n  max_connections: 0\n").line, Some(2));
+    assert_eq!(err("limits:\n  max_request_head_bytes: 10\n").line, Some(2));
+    assert_eq!(err("timeouts:\n  dial: soon\n").line, Some(2));
+    assert_eq!(err("listen: localhost\n").line, Some(1));
+}
+
+#[test]
+fn broken_yaml_names_its_line() {
+    let e = err("allow: [github.com\ndeny: []\n");
+    assert!(e.line.is_some(), "{e}");
+}
+
+/// The keys the loader accepts at `prefix`, read from its own "unknown field" error, so this test
+/// follows the code rather than a list kept by hand.
+fn loader_keys(prefix: &str) -> Vec<String> {
+    let text = format!("{prefix}no_such_key_zz: 1\n");
+    let e = err(&text);
+    // serde says "expected `a` or `b`" for two and "expected one of `a`, `b`, …" for more.
+    let expected = e
+        .message
+        .split("expected ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{e}"));
+    let mut keys: Vec<String> = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn schema_keys(node: &serde_json::Value) -> Vec<String> {
+    let mut keys: Vec<String> = node["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");
+    assert_eq!(schema["additionalProperties"], false);
+    assert_eq!(schema_keys(&schema), loader_keys(""));
+    for section in ["limits", "timeouts"] {
+        let node = &schema["properties"][section];
+        assert_eq!(node["additionalProperties"], false, "{section}");
+        assert_eq!(
+            schema_keys(node),
+            loader_keys(&format!("{section}:\n  ")),
+            "{section}"
+        );
+    }
+    // Documented defaults agree with the code's.
+    let limits = &schema["properties"]["limits"]["properties"];
+    assert_eq!(
+        limits["max_connections"]["default"],
+        Limits::default().max_connections
+    );
+    assert_eq!(
+        limits["max_request_head_bytes"]["default"],
+        Limits::default().max_request_head_bytes
+    );
+    let timeouts = &schema["properties"]["timeouts"]["properties"];
+    let defaults = load_str("", "x").unwrap().timeouts;
+    for (key, value) in [
+        ("request_head", defaults.request_head),
+        ("handshake", defaults.handshake),
+        ("dial", defaults.dial),
+        ("idle", defaults.idle),
+        ("shutdown_grace", defaults.shutdown_grace),
+    ] {
+        let written = timeouts[key]["default"].as_str().unwrap();
+        let timeouts = load_str(&format!("timeouts:\n  {key}: {written}\n"), "x")
+            .unwrap()
+            .timeouts;
+        let parsed = match key {
+            "request_head" => timeouts.request_head,
+            "handshake" => timeouts.handshake,
+            "dial" => timeouts.dial,
+            "idle" => timeouts.idle,
+            _ => timeouts.shutdown_grace,
+        };
+        assert_eq!(parsed, value, "default of timeouts.{key}");
+    }
+    let modes: Vec<&str> = schema["properties"]["mode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m.as_str().unwrap())
+        .collect();
+    for mode in &modes {
+        load_str(&format!("mode: {mode}\n"), "x").unwrap();
+    }
+}

@@ -1,0 +1,127 @@
+//! The compiled policy and its one decision function.
+//!
+//! The order, for a target `host:port` over a protocol:
+//!
+//! 1. a `deny` entry covering the host refuses (`blocked-by-denylist`) — on every port when the
+//!    entry names none, on its ports when it does;
+//! 2. an `allow` entry covering host and port allows (the earliest such entry is the rule);
+//! 3. an `allow` entry covering the host on other ports refuses (`port-not-allowed`);
+//! 4. anything else is refused (`not-allowlisted`).
+//!
+//! In `report` mode each refusal becomes `Action::Report`: a dry run of the whole policy.
+
+use std::sync::Arc;
+
+use crate::matcher::Index;
+use crate::pattern::{Pattern, PortSet};
+use crate::{Action, DenyReason, Request, Verdict};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Enforce,
+    Report,
+}
+
+impl Mode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::Report => "report",
+        }
+    }
+}
+
+/// Immutable and cheap to clone (the lists are shared).
+#[derive(Clone, Debug)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    mode: Mode,
+    allow: Vec<Pattern>,
+    deny: Vec<Pattern>,
+    allow_index: Index,
+    deny_index: Index,
+}
+
+impl Policy {
+    pub fn new(mode: Mode, allow: Vec<Pattern>, deny: Vec<Pattern>) -> Policy {
+        let inner = Inner {
+            mode,
+            allow_index: Index::new(&allow),
+            deny_index: Index::new(&deny),
+            allow,
+            deny,
+        };
+        Policy {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.inner.mode
+    }
+
+    pub fn allow(&self) -> &[Pattern] {
+        &self.inner.allow
+    }
+
+    pub fn deny(&self) -> &[Pattern] {
+        &self.inner.deny
+    }
+
+    pub fn decide(&self, request: &Request<'_>) -> Verdict<'_> {
+        let inner = &*self.inner;
+        let mut denied: Option<usize> = None;
+        inner
+            .deny_index
+            .for_each_match(&inner.deny, request.host, |p| {
+                let covers = match &inner.deny[p].ports {
+                    PortSet::Default => true,
+                    ports => ports.matches(request.port, request.protocol),
+                };
+                if covers {
+                    denied = Some(denied.map_or(p, |d| d.min(p)));
+                }
+            });
+        if let Some(p) = denied {
+            return self.refuse(DenyReason::BlockedByDenylist, Some(inner.deny[p].text()));
+        }
+        let mut allowed: Option<usize> = None;
+        let mut host_only: Option<usize> = None;
+        inner
+            .allow_index
+            .for_each_match(&inner.allow, request.host, |p| {
+                let slot = if inner.allow[p].ports.matches(request.port, request.protocol) {
+                    &mut allowed
+                } else {
+                    &mut host_only
+                };
+                *slot = Some(slot.map_or(p, |s| s.min(p)));
+            });
+        if let Some(p) = allowed {
+            return Verdict {
+                action: Action::Allow,
+                rule: Some(inner.allow[p].text()),
+            };
+        }
+        match host_only {
+            Some(p) => self.refuse(DenyReason::PortNotAllowed, Some(inner.allow[p].text())),
+            None => self.refuse(DenyReason::NotAllowlisted, None),
+        }
+    }
+
+    fn refuse<'p>(&'p self, reason: DenyReason, rule: Option<&'p str>) -> Verdict<'p> {
+        let action = match self.inner.mode {
+            Mode::Enforce => Action::Deny(reason),
+            Mode::Report => Action::Report(reason),
+        };
+        Verdict { action, rule }
+    }
+}
+
+#[cfg(test)]
+mod tests;

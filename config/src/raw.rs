@@ -1,0 +1,229 @@
+//! The file as written: strict serde structs (unknown keys are errors). Values that need more
+//! than a type check (patterns, addresses, durations, bounds) are validated while they are
+//! deserialised, so each error carries the line and column of the offending value.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::pattern::Pattern;
+use crate::policy::Mode;
+use crate::settings::{Listener, ListenerProtocols};
+
+/// Separates a message from its hint inside a serde custom error (which carries one string).
+pub const HINT_SEPARATOR: char = '\u{1f}';
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    #[serde(default)]
+    pub listen: Option<ListenList>,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub allow: Vec<PatternEntry>,
+    #[serde(default)]
+    pub deny: Vec<PatternEntry>,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default)]
+    pub max_connections: Option<Bounded<1, { 1 << 20 }>>,
+    #[serde(default)]
+    pub max_request_head_bytes: Option<Bounded<1024, { 1 << 20 }>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    #[serde(default)]
+    pub request_head: Option<DurationEntry>,
+    #[serde(default)]
+    pub handshake: Option<DurationEntry>,
+    #[serde(default)]
+    pub dial: Option<DurationEntry>,
+    #[serde(default)]
+    pub idle: Option<DurationEntry>,
+    #[serde(default)]
+    pub shutdown_grace: Option<DurationEntry>,
+}
+
+/// Deserialises a string and validates it inside the visitor: serde_yaml attaches the scalar's
+/// own line and column to an error raised there (one raised after `String::deserialize` returns
+/// would carry a stale position).
+fn from_str_with<'de, D, T>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+{
+    struct StrVisitor<T> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    }
+    impl<T> Visitor<'_> for StrVisitor<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<T, E> {
+            (self.parse)(text).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(StrVisitor { expecting, parse })
+}
+
+fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
+    match hint {
+        Some(hint) => format!("{message}{HINT_SEPARATOR}{hint}"),
+        None => message.to_string(),
+    }
+}
+
+/// A policy entry, parsed as it is read.
+#[derive(Debug)]
+pub struct PatternEntry(pub Pattern);
+
+impl<'de> Deserialize<'de> for PatternEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(
+            d,
+            "a host pattern like example.com or *.example.com:443",
+            |text| {
+                Pattern::parse(text).map(PatternEntry).map_err(|e| {
+                    hinted(
+                        format_args!("invalid pattern {text:?}: {}", e.message),
+                        e.hint.as_deref(),
+                    )
+                })
+            },
+        )
+    }
+}
+
+/// A positive duration written the humantime way: `500ms`, `10s`, `5m`, `1h`.
+#[derive(Debug, Clone, Copy)]
+pub struct DurationEntry(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "a duration like 10s", |text| {
+            let hint = Some("write a duration like \"500ms\", \"10s\" or \"5m\"");
+            match humantime::parse_duration(text.trim()) {
+                Ok(duration) if !duration.is_zero() => Ok(DurationEntry(duration)),
+                Ok(_) => Err(hinted("a duration must be greater than zero", hint)),
+                Err(e) => Err(hinted(format_args!("invalid duration {text:?}: {e}"), hint)),
+            }
+        })
+    }
+}
+
+/// An integer within `MIN..=MAX`.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounded<const MIN: usize, const MAX: usize>(pub usize);
+
+impl<'de, const MIN: usize, const MAX: usize> Deserialize<'de> for Bounded<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct BoundedVisitor<const MIN: usize, const MAX: usize>;
+        impl<const MIN: usize, const MAX: usize> Visitor<'_> for BoundedVisitor<MIN, MAX> {
+            type Value = Bounded<MIN, MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "a whole number from {MIN} to {MAX}")
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Self::Value, E> {
+                match usize::try_from(value) {
+                    Ok(v) if (MIN..=MAX).contains(&v) => Ok(Bounded(v)),
+                    _ => Err(E::custom(format_args!(
+                        "{value} is out of range (allowed: {MIN} to {MAX})"
+                    ))),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<Self::Value, E> {
+                Err(E::custom(format_args!(
+                    "{value} is out of range (allowed: {MIN} to {MAX})"
+                )))
+            }
+        }
+        d.deserialize_u64(BoundedVisitor::<MIN, MAX>)
+    }
+}
+
+/// `listen`: one entry or a list of them.
+#[derive(Debug)]
+pub struct ListenList(pub Vec<Listener>);
+
+impl<'de> Deserialize<'de> for ListenList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = ListenList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address like 127.0.0.1:3128, or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ListenList, E> {
+                parse_listener(text)
+                    .map(|l| ListenList(vec![l]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListenList, A::Error> {
+                let mut out = Vec::new();
+                while let Some(ListenEntry(listener)) = seq.next_element()? {
+                    if out.iter().any(|l: &Listener| l.address == listener.address) {
+                        return Err(de::Error::custom(format_args!(
+                            "{} is listed twice",
+                            listener.address
+                        )));
+                    }
+                    out.push(listener);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom("at least one listen address is needed"));
+                }
+                Ok(ListenList(out))
+            }
+        }
+        d.deserialize_any(ListVisitor)
+    }
+}
+
+struct ListenEntry(Listener);
+
+impl<'de> Deserialize<'de> for ListenEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "an address like 127.0.0.1:3128", |text| {
+            parse_listener(text).map(ListenEntry)
+        })
+    }
+}
+
+fn parse_listener(text: &str) -> Result<Listener, String> {
+    let (protocols, address) = match text.split_once("://") {
+        Some(("http", rest)) => (ListenerProtocols::Http, rest),
+        Some(("socks5", rest)) => (ListenerProtocols::Socks5, rest),
+        Some((scheme, _)) => {
+            return Err(hinted(
+                format_args!("unknown listener scheme {scheme:?}"),
+                Some("write ADDR for HTTP and SOCKS5 on one port, or http://ADDR, socks5://ADDR"),
+            ))
+        }
+        None => (ListenerProtocols::Mixed, text),
+    };
+    let address: SocketAddr = address.trim().parse().map_err(|_| {
+        hinted(
+            format_args!("invalid listen address {text:?}"),
+            Some("write IP:PORT, like 127.0.0.1:3128 or [::1]:3128"),
+        )
+    })?;
+    Ok(Listener { address, protocols })
+}
