@@ -1,0 +1,194 @@
+//! Every refusal's answer, in one place: the HTTP status and body, and the SOCKS5 reply code.
+//!
+//! The `DenyReason` string is the `X-Egress-Error` header value and the log field, so a client
+//! (or an AI agent reading the body) and an operator see the same name.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use egress_config::{DenyReason, Fault, Protocol};
+
+/// A refusal on its way to the client: the reason, plus a detail for logs and the body.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub reason: DenyReason,
+    pub detail: Cow<'static, str>,
+}
+
+impl Refusal {
+    pub fn new(reason: DenyReason, detail: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<DenyReason> for Refusal {
+    fn from(reason: DenyReason) -> Self {
+        Self::new(reason, "")
+    }
+}
+
+/// What the client asked for, as far as it was understood; shown in the answer's body.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked<'a> {
+    pub protocol: Protocol,
+    /// `host:port` as normalised, or `None` when the request could not be parsed that far.
+    pub target: Option<&'a str>,
+    pub rule: Option<&'a str>,
+}
+
+/// The HTTP status for a reason.
+pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
+    use DenyReason::*;
+    match reason {
+        BlockedByDenylist | NotAllowlisted | PortNotAllowed | PrivateAddress | SniMismatch => {
+            (403, "Forbidden")
+        }
+        HostMismatch | BadRequest | NotAProxyRequest => (400, "Bad Request"),
+        HeaderTooLarge => (431, "Request Header Fields Too Large"),
+        RequestTimeout => (408, "Request Timeout"),
+        UnsupportedMethod => (501, "Not Implemented"),
+        TooManyConnections => (503, "Service Unavailable"),
+        DnsFailed | UpstreamRefused | UpstreamUnreachable | UpstreamBadResponse => {
+            (502, "Bad Gateway")
+        }
+        UpstreamTimeout => (504, "Gateway Timeout"),
+    }
+}
+
+/// RFC 1928 reply codes.
+pub mod socks_reply {
+    pub const SUCCEEDED: u8 = 0x00;
+    pub const GENERAL_FAILURE: u8 = 0x01;
+    pub const NOT_ALLOWED: u8 = 0x02;
+    pub const NETWORK_UNREACHABLE: u8 = 0x03;
+    pub const HOST_UNREACHABLE: u8 = 0x04;
+    pub const CONNECTION_REFUSED: u8 = 0x05;
+    pub const COMMAND_NOT_SUPPORTED: u8 = 0x07;
+    pub const ADDRESS_TYPE_NOT_SUPPORTED: u8 = 0x08;
+}
+
+/// The SOCKS5 reply code for a reason.
+pub const fn socks_code(reason: DenyReason) -> u8 {
+    use DenyReason::*;
+    match reason.fault() {
+        Fault::Policy => socks_reply::NOT_ALLOWED,
+        Fault::Client | Fault::Capacity => match reason {
+            UnsupportedMethod => socks_reply::COMMAND_NOT_SUPPORTED,
+            _ => socks_reply::GENERAL_FAILURE,
+        },
+        Fault::Upstream => match reason {
+            UpstreamRefused => socks_reply::CONNECTION_REFUSED,
+            UpstreamUnreachable => socks_reply::NETWORK_UNREACHABLE,
+            _ => socks_reply::HOST_UNREACHABLE,
+        },
+    }
+}
+
+/// A complete HTTP/1.1 response for a refusal. The connection is closed after it: a refused
+/// client has nothing more to say on this connection that we want to parse.
+pub fn http_response(refusal: &Refusal, asked: &Asked<'_>) -> Vec<u8> {
+    let (code, text) = http_status(refusal.reason);
+    let body = body_text(refusal, asked);
+    let mut out = String::with_capacity(256 + body.len());
+    let _ = write!(
+        out,
+        "HTTP/1.1 {code} {text}\r\n\
+         X-Egress-Error: {reason}\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {len}\r\n\
+         Cache-Control: no-store\r\n\
+         Connection: close\r\n\r\n{body}",
+        reason = refusal.reason.as_str(),
+        len = body.len(),
+    );
+    out.into_bytes()
+}
+
+/// The plain-text body: what was blocked, why, and what to do about it.
+fn body_text(refusal: &Refusal, asked: &Asked<'_>) -> String {
+    let reason = refusal.reason;
+    let mut body = String::with_capacity(320);
+    match asked.target {
+        Some(target) => {
+            let _ = writeln!(
+                body,
+                "egress: {} {target} via {}",
+                verb(reason),
+                asked.protocol.as_str()
+            );
+        }
+        None => {
+            let _ = writeln!(body, "egress: {}", verb(reason));
+        }
+    }
+    let _ = writeln!(
+        body,
+        "reason: {} ({})",
+        reason.as_str(),
+        reason.explanation()
+    );
+    if !refusal.detail.is_empty() {
+        let _ = writeln!(body, "detail: {}", refusal.detail);
+    }
+    if let Some(rule) = asked.rule {
+        let _ = writeln!(body, "rule: {rule}");
+    }
+    match reason.fault() {
+        Fault::Policy => {
+            body.push_str(
+                "This proxy enforces an egress policy. Retrying, or trying another route around \
+                 the proxy, will not work. If this destination is needed, ask whoever runs the \
+                 proxy to add it to the allow list.\n",
+            );
+        }
+        Fault::Client => body.push_str("Fix the request and send it again.\n"),
+        Fault::Capacity => body.push_str("Try again shortly.\n"),
+        Fault::Upstream => {
+            body.push_str("The policy allowed this destination, but it could not be reached.\n")
+        }
+    }
+    body
+}
+
+fn verb(reason: DenyReason) -> &'static str {
+    match reason.fault() {
+        Fault::Policy => "blocked",
+        Fault::Client => "could not serve the request",
+        Fault::Capacity => "busy",
+        Fault::Upstream => "could not reach",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_has_an_error_status_and_a_failure_reply() {
+        for reason in DenyReason::ALL {
+            let (code, _) = http_status(reason);
+            assert!((400..600).contains(&code), "{reason}: {code}");
+            assert_ne!(socks_code(reason), socks_reply::SUCCEEDED, "{reason}");
+        }
+    }
+
+    #[test]
+    fn denial_names_reason_target_and_advice() {
+        let refusal = Refusal::from(DenyReason::NotAllowlisted);
+        let asked = Asked {
+            protocol: Protocol::HttpConnect,
+            target: Some("evil.example:443"),
+            rule: None,
+        };
+        let text = String::from_utf8(http_response(&refusal, &asked)).unwrap();
+        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+        assert!(text.contains("\r\nX-Egress-Error: not-allowlisted\r\n"));
+        assert!(text.contains("blocked evil.example:443 via http-connect"));
+        assert!(text.contains("will not work"));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+}

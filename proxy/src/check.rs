@@ -1,0 +1,63 @@
+//! `egress-proxy check FILE`: validate and print a one-screen summary.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use egress_config::{Config, Pattern};
+
+pub fn run(file: &Path) -> ExitCode {
+    match egress_config::load_file(file) {
+        Ok(config) => {
+            print!("{}", summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// At most this many patterns are listed per list; the rest are counted.
+const SHOWN: usize = 8;
+
+fn summary(config: &Config) -> String {
+    let policy = &config.policy;
+    let listen: Vec<String> = config
+        .listeners
+        .iter()
+        .map(|l| format!("{} ({})", l.address, l.protocols.as_str()))
+        .collect();
+    let t = &config.timeouts;
+    let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
+    format!(
+        "{source}: OK\n  listen:   {listen}\n  mode:     {mode}\n  allow:    {allow}\n  deny:     {deny}\n  \
+         limits:   max_connections {mc}, max_request_head_bytes {mh}\n  \
+         timeouts: request_head {rh}, handshake {hs}, dial {dial}, idle {idle}, shutdown_grace {grace}\n",
+        source = config.source,
+        listen = listen.join(", "),
+        mode = policy.mode().as_str(),
+        allow = list(policy.allow()),
+        deny = list(policy.deny()),
+        mc = config.limits.max_connections,
+        mh = config.limits.max_request_head_bytes,
+        rh = secs(t.request_head),
+        hs = secs(t.handshake),
+        dial = secs(t.dial),
+        idle = secs(t.idle),
+        grace = secs(t.shutdown_grace),
+    )
+}
+
+fn list(patterns: &[Pattern]) -> String {
+    let shown: Vec<&str> = patterns.iter().take(SHOWN).map(Pattern::text).collect();
+    let mut out = format!("{} entries", patterns.len());
+    if !shown.is_empty() {
+        out.push_str(": ");
+        out.push_str(&shown.join(", "));
+    }
+    if patterns.len() > SHOWN {
+        out.push_str(&format!(", … ({} more)", patterns.len() - SHOWN));
+    }
+    out
+}

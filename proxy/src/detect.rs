@@ -1,0 +1,122 @@
+//! The first byte of a connection picks its protocol: 0x05 is SOCKS5, 0x04 a SOCKS4 client we
+//! refuse politely, anything else is treated as HTTP/1.x.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_config::{DenyReason, ListenerProtocols, Protocol};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::answer::{self, Asked, Refusal};
+use crate::state::Snapshot;
+use crate::{http, socks5};
+
+const SOCKS5: u8 = 0x05;
+const SOCKS4: u8 = 0x04;
+/// SOCKS4's "request rejected or failed" reply: version 0, code 0x5B, port and address zeroed.
+const SOCKS4_REJECTED: [u8; 8] = [0x00, 0x5B, 0, 0, 0, 0, 0, 0];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaks {
+    Http,
+    Socks5,
+    Socks4,
+}
+
+/// Everything a connection handler needs to know about where it runs.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    pub client: SocketAddr,
+    pub snapshot: Arc<Snapshot>,
+    /// Cancelled when shutdown begins: keep-alive loops end after the current exchange.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one accepted connection to its end.
+pub async fn serve(
+    stream: TcpStream,
+    client: SocketAddr,
+    protocols: ListenerProtocols,
+    snapshot: Arc<Snapshot>,
+    shutdown: CancellationToken,
+) {
+    let wait = snapshot.timeouts.request_head;
+    let Some(speaks) = sniff(&stream, protocols, wait).await else {
+        // Silent or closed before a single byte. SOCKS5 clients always speak first, so a silent
+        // client on an HTTP or mixed listener is answered as HTTP: 408, then close.
+        if protocols != ListenerProtocols::Socks5 {
+            let mut stream = stream;
+            let refusal = Refusal::new(DenyReason::RequestTimeout, "no request was sent");
+            write_http_refusal(&mut stream, &refusal).await;
+        }
+        debug!("closed before the first byte");
+        return;
+    };
+    let ctx = ConnContext {
+        client,
+        snapshot,
+        shutdown,
+    };
+    match speaks {
+        Speaks::Socks5 => socks5::serve(stream, ctx).await,
+        Speaks::Http => http::serve(stream, ctx).await,
+        Speaks::Socks4 => {
+            let mut stream = stream;
+            debug!(
+                reason = DenyReason::UnsupportedMethod.as_str(),
+                "SOCKS4 refused"
+            );
+            let _ = stream.write_all(&SOCKS4_REJECTED).await;
+        }
+    }
+}
+
+/// Answers a connection we will not serve (e.g. over the connection cap) in its own protocol.
+pub async fn refuse(
+    mut stream: TcpStream,
+    protocols: ListenerProtocols,
+    reason: DenyReason,
+    wait: Duration,
+) {
+    match sniff(&stream, protocols, wait).await {
+        Some(Speaks::Socks5) => socks5::refuse_early(&mut stream, reason).await,
+        Some(Speaks::Socks4) => {
+            let _ = stream.write_all(&SOCKS4_REJECTED).await;
+        }
+        Some(Speaks::Http) | None => write_http_refusal(&mut stream, &Refusal::from(reason)).await,
+    }
+}
+
+async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
+    let asked = Asked {
+        protocol: Protocol::HttpForward,
+        target: None,
+        rule: None,
+    };
+    let _ = stream
+        .write_all(&answer::http_response(refusal, &asked))
+        .await;
+    let _ = stream.shutdown().await;
+}
+
+/// Peeks (without consuming) the first byte, waiting at most `wait`.
+async fn sniff(stream: &TcpStream, protocols: ListenerProtocols, wait: Duration) -> Option<Speaks> {
+    match protocols {
+        ListenerProtocols::Http => return Some(Speaks::Http),
+        ListenerProtocols::Socks5 => return Some(Speaks::Socks5),
+        ListenerProtocols::Mixed => {}
+    }
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(wait, stream.peek(&mut first)).await {
+        Ok(Ok(1)) => Some(match first[0] {
+            SOCKS5 => Speaks::Socks5,
+            SOCKS4 => Speaks::Socks4,
+            _ => Speaks::Http,
+        }),
+        _ => None,
+    }
+}

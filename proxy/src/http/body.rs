@@ -1,0 +1,374 @@
+//! Message bodies: how long one is (framing) and copying it through, byte for byte.
+//!
+//! Chunked bodies are passed on verbatim, but every chunk-size line is parsed and checked, so the
+//! proxy always knows where a message ends and cannot be desynchronised from the client or the
+//! destination (request smuggling).
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+
+use super::head::{values, Buffered, Header};
+
+/// A chunk-size line, extensions included, longer than this is refused.
+const MAX_CHUNK_LINE: usize = 4096;
+/// All trailer lines together.
+const MAX_TRAILERS: usize = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body.
+    Empty,
+    Length(u64),
+    Chunked,
+    /// The body ends when the sender closes (responses only).
+    UntilClose,
+}
+
+/// Why a message's framing headers were refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FramingError(pub &'static str);
+
+/// The framing of a request body. Ambiguous shapes, which two parsers could read differently,
+/// are refused rather than guessed.
+pub fn request_framing(headers: &[Header]) -> Result<Framing, FramingError> {
+    let mut te = values(headers, "transfer-encoding");
+    let lengths = content_length(headers)?;
+    if let Some(first) = te.next() {
+        if te.next().is_some() {
+            return Err(FramingError("repeated Transfer-Encoding"));
+        }
+        if lengths.is_some() {
+            return Err(FramingError("both Content-Length and Transfer-Encoding"));
+        }
+        let chunked = first
+            .value_str()
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+        return if chunked {
+            Ok(Framing::Chunked)
+        } else {
+            Err(FramingError(
+                "unsupported Transfer-Encoding (only chunked is accepted)",
+            ))
+        };
+    }
+    Ok(match lengths {
+        Some(0) | None => Framing::Empty,
+        Some(n) => Framing::Length(n),
+    })
+}
+
+/// The framing of a response to `method` with status `code` (RFC 9112 §6.3). Responses are read
+/// a little more leniently than requests, as the destination was chosen by the client.
+pub fn response_framing(
+    method: &[u8],
+    code: u16,
+    headers: &[Header],
+) -> Result<Framing, FramingError> {
+    if method.eq_ignore_ascii_case(b"HEAD")
+        || (100..200).contains(&code)
+        || code == 204
+        || code == 304
+    {
+        return Ok(Framing::Empty);
+    }
+    let te: Vec<&Header> = values(headers, "transfer-encoding").collect();
+    if !te.is_empty() {
+        let last_is_chunked = te
+            .last()
+            .and_then(|h| h.value_str())
+            .and_then(|v| v.rsplit(',').next())
+            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+        return Ok(if last_is_chunked {
+            Framing::Chunked
+        } else {
+            Framing::UntilClose
+        });
+    }
+    Ok(match content_length(headers)? {
+        Some(0) => Framing::Empty,
+        Some(n) => Framing::Length(n),
+        None => Framing::UntilClose,
+    })
+}
+
+/// The one Content-Length, if any. Repeated headers and comma lists are refused even when the
+/// values agree: a downstream parser might not.
+fn content_length(headers: &[Header]) -> Result<Option<u64>, FramingError> {
+    let mut found = None;
+    for header in values(headers, "content-length") {
+        if found.is_some() {
+            return Err(FramingError("repeated Content-Length"));
+        }
+        let digits = header.value.trim_ascii();
+        if digits.is_empty() || digits.len() > 18 || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(FramingError("invalid Content-Length"));
+        }
+        let value = digits
+            .iter()
+            .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+        found = Some(value);
+    }
+    Ok(found)
+}
+
+/// Copies a body of the given framing from `src` to `dst`. Reads and writes each wait at most
+/// `idle`. Returns the bytes written.
+pub async fn copy<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    framing: Framing,
+    idle: Duration,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match framing {
+        Framing::Empty => Ok(0),
+        Framing::Length(n) => copy_exact(src, dst, n, idle).await,
+        Framing::Chunked => copy_chunked(src, dst, idle).await,
+        Framing::UntilClose => copy_until_close(src, dst, idle).await,
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(dst: &mut W, bytes: &[u8], idle: Duration) -> io::Result<()> {
+    match tokio::time::timeout(idle, dst.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "peer stopped reading",
+        )),
+    }
+}
+
+async fn copy_exact<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    mut left: u64,
+    idle: Duration,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let total = left;
+    while left > 0 {
+        if src.buf.is_empty() {
+            src.fill(idle).await?;
+        }
+        let take = src
+            .buf
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        let piece = src.buf.split_to(take);
+        write(dst, &piece, idle).await?;
+        left -= take as u64;
+    }
+    Ok(total)
+}
+
+async fn copy_until_close<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    idle: Duration,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut total = 0;
+    loop {
+        if !src.buf.is_empty() {
+            let piece = src.buf.split();
+            write(dst, &piece, idle).await?;
+            total += piece.len() as u64;
+        }
+        match src.fill(idle).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(total),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn copy_chunked<R, W>(src: &mut Buffered<R>, dst: &mut W, idle: Duration) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut total = 0;
+    loop {
+        let line = src.read_line(MAX_CHUNK_LINE, idle).await?;
+        let size = parse_chunk_size(&line)?;
+        write(dst, &line, idle).await?;
+        total += line.len() as u64;
+        if size == 0 {
+            return Ok(total + copy_trailers(src, dst, idle).await?);
+        }
+        total += copy_exact(src, dst, size, idle).await?;
+        let end = src.read_line(2, idle).await?;
+        if &end[..] != b"\r\n" {
+            return Err(invalid("chunk data not followed by CRLF"));
+        }
+        write(dst, &end, idle).await?;
+        total += 2;
+    }
+}
+
+async fn copy_trailers<R, W>(src: &mut Buffered<R>, dst: &mut W, idle: Duration) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut total = 0u64;
+    loop {
+        let line = src.read_line(MAX_CHUNK_LINE, idle).await?;
+        if !line.ends_with(b"\r\n") {
+            return Err(invalid("trailer line not ended by CRLF"));
+        }
+        total += line.len() as u64;
+        if total > MAX_TRAILERS as u64 {
+            return Err(invalid("trailers too large"));
+        }
+        write(dst, &line, idle).await?;
+        if &line[..] == b"\r\n" {
+            return Ok(total);
+        }
+    }
+}
+
+/// `1a2b;ext=1\r\n` → 0x1a2b. Strict: hex digits, optional extensions, CRLF; no sign, no spaces
+/// before the digits, no overflow.
+pub fn parse_chunk_size(line: &[u8]) -> io::Result<u64> {
+    let Some(line) = line.strip_suffix(b"\r\n") else {
+        return Err(invalid("chunk-size line not ended by CRLF"));
+    };
+    let digits_end = line
+        .iter()
+        .position(|b| !b.is_ascii_hexdigit())
+        .unwrap_or(line.len());
+    let (digits, rest) = line.split_at(digits_end);
+    if digits.is_empty() || digits.len() > 15 {
+        return Err(invalid("invalid chunk size"));
+    }
+    let rest = rest.trim_ascii_start();
+    if !(rest.is_empty() || rest.starts_with(b";"))
+        || rest.iter().any(|b| *b == b'\r' || *b == b'\n')
+    {
+        return Err(invalid("invalid chunk extension"));
+    }
+    Ok(digits.iter().fold(0u64, |n, d| {
+        let v = (*d as char).to_digit(16).unwrap_or(0);
+        (n << 4) | u64::from(v)
+    }))
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn headers(list: &[(&'static str, &'static str)]) -> Vec<Header> {
+        list.iter()
+            .map(|(n, v)| Header {
+                name: Bytes::from_static(n.as_bytes()),
+                value: Bytes::from_static(v.as_bytes()),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn request_framing_refuses_ambiguous_shapes() {
+        let f = |l: &[(&'static str, &'static str)]| request_framing(&headers(l));
+        assert_eq!(f(&[]), Ok(Framing::Empty));
+        assert_eq!(f(&[("Content-Length", "12")]), Ok(Framing::Length(12)));
+        assert_eq!(f(&[("Transfer-Encoding", "chunked")]), Ok(Framing::Chunked));
+        assert!(f(&[("Content-Length", "1"), ("Transfer-Encoding", "chunked")]).is_err());
+        assert!(f(&[("Content-Length", "1"), ("Content-Length", "1")]).is_err());
+        assert!(f(&[("Content-Length", "-1")]).is_err());
+        assert!(f(&[("Content-Length", "1,1")]).is_err());
+        assert!(f(&[("Transfer-Encoding", "gzip")]).is_err());
+        assert!(f(&[
+            ("Transfer-Encoding", "chunked"),
+            ("Transfer-Encoding", "chunked")
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let f =
+            |m: &[u8], c, l: &[(&'static str, &'static str)]| response_framing(m, c, &headers(l));
+        assert_eq!(
+            f(b"HEAD", 200, &[("Content-Length", "5")]),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(f(b"GET", 204, &[]), Ok(Framing::Empty));
+        assert_eq!(
+            f(b"GET", 304, &[("Content-Length", "5")]),
+            Ok(Framing::Empty)
+        );
+        assert_eq!(f(b"GET", 200, &[]), Ok(Framing::UntilClose));
+        assert_eq!(
+            f(b"GET", 200, &[("Transfer-Encoding", "gzip, chunked")]),
+            Ok(Framing::Chunked)
+        );
+        assert_eq!(
+            f(b"GET", 200, &[("Content-Length", "7")]),
+            Ok(Framing::Length(7))
+        );
+    }
+
+    #[test]
+    fn chunk_sizes_are_strict() {
+        assert_eq!(parse_chunk_size(b"1a\r\n").unwrap(), 0x1a);
+        assert_eq!(parse_chunk_size(b"0\r\n").unwrap(), 0);
+        assert_eq!(parse_chunk_size(b"10;name=value\r\n").unwrap(), 16);
+        for bad in [
+            &b"\r\n"[..],
+            b"-1\r\n",
+            b"+1\r\n",
+            b" 1\r\n",
+            b"1x\r\n",
+            b"1\n",
+            b"1000000000000000\r\n",
+        ] {
+            assert!(
+                parse_chunk_size(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn chunked_bodies_pass_verbatim_and_stop_at_the_end() {
+        let wire = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nTrailer: 1\r\n\r\nNEXT".to_vec();
+        let mut src = Buffered::new(&wire[..]);
+        let mut out = Vec::new();
+        let n = copy(&mut src, &mut out, Framing::Chunked, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(out, &wire[..wire.len() - 4]);
+        assert_eq!(n as usize, out.len());
+        assert_eq!(&src.buf[..], b"NEXT");
+    }
+
+    #[tokio::test]
+    async fn truncated_chunked_body_is_an_error() {
+        let wire = b"ff\r\nshort".to_vec();
+        let mut src = Buffered::new(&wire[..]);
+        let mut out = Vec::new();
+        assert!(
+            copy(&mut src, &mut out, Framing::Chunked, Duration::from_secs(1))
+                .await
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,267 @@
+//! Plain-HTTP forwarding of absolute-form requests (`GET http://host/path`), keep-alive on both
+//! sides. Every request is decided on its own, even on a reused connection.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use egress_config::{DenyReason, Host, Protocol};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use super::body::{self, Framing};
+use super::head::{parse_response, Buffered, HeadError, RequestHead};
+use super::{rewrite, target};
+use crate::answer::Refusal;
+use crate::decide;
+use crate::detect::ConnContext;
+use crate::{dial, resolve};
+
+/// Response heads from destinations may be larger than what we accept from clients.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// A kept-alive connection to a destination, reusable for the next request to the same place.
+#[derive(Debug)]
+pub struct Upstream {
+    host: Host,
+    port: u16,
+    conn: Buffered<TcpStream>,
+}
+
+/// What the connection does after this exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// Why an exchange ended early.
+#[derive(Debug)]
+pub enum Failure {
+    /// Nothing has been sent to the client yet: it gets a refusal answer.
+    Refused(Refusal, Option<String>, Option<String>),
+    /// Part of a response was already sent; all we can do is close.
+    Broken(io::Error),
+}
+
+impl From<Refusal> for Failure {
+    fn from(refusal: Refusal) -> Self {
+        Failure::Refused(refusal, None, None)
+    }
+}
+
+/// Forwards one request and its response.
+pub async fn exchange(
+    client: &mut Buffered<TcpStream>,
+    req: &RequestHead,
+    upstream: &mut Option<Upstream>,
+    ctx: &ConnContext,
+) -> Result<Next, Failure> {
+    let snapshot = &ctx.snapshot;
+    let idle = snapshot.timeouts.idle;
+    let target = target::parse_absolute(req.target_str())?;
+    let authority = target.host.authority(target.port);
+    tracing::Span::current().record("target", authority.as_str());
+    target::check_host_header(&req.headers, &target)
+        .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
+    decide::check(snapshot, &target.host, target.port, Protocol::HttpForward)
+        .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
+    let request_framing = body::request_framing(&req.headers)
+        .map_err(|e| Refusal::new(DenyReason::BadRequest, e.0))?;
+
+    let mut dest = take_reusable(upstream, &target.host, target.port);
+    if dest.is_none() {
+        let addrs = resolve::resolve(&target.host, target.port, snapshot.timeouts.dial)
+            .await
+            .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
+        let stream = dial::dial(&addrs, snapshot.timeouts.dial)
+            .await
+            .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
+        dest = Some(Upstream {
+            host: target.host.clone(),
+            port: target.port,
+            conn: Buffered::new(stream),
+        });
+    }
+    let mut dest = dest.expect("set above");
+
+    let head = rewrite::request_head(&req.method, target.path, &authority, &req.headers);
+    dest.conn.io.write_all(&head).await.map_err(|e| {
+        Refusal::new(
+            DenyReason::UpstreamUnreachable,
+            format!("sending the request: {e}"),
+        )
+    })?;
+
+    let client_close =
+        rewrite::wants_close(req.minor_version, &req.headers) || ctx.shutdown.is_cancelled();
+    // Whether anything reached the client; shared with the relay future (which must be Send).
+    let started = AtomicBool::new(false);
+    let outcome = relay(
+        client,
+        &mut dest.conn,
+        req,
+        request_framing,
+        client_close,
+        idle,
+        &started,
+    )
+    .await;
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) if started.load(Ordering::Relaxed) => return Err(Failure::Broken(e)),
+        Err(e) => {
+            return Err(Failure::Refused(
+                Refusal::new(DenyReason::UpstreamBadResponse, e.to_string()),
+                Some(authority),
+                None,
+            ))
+        }
+    };
+    info!(
+        method = req.method_str(),
+        status = outcome.status,
+        bytes_up = outcome.sent,
+        bytes_down = outcome.received,
+        "forwarded"
+    );
+    if outcome.upstream_reusable {
+        *upstream = Some(dest);
+    }
+    Ok(if outcome.client_close {
+        Next::Close
+    } else {
+        Next::KeepAlive
+    })
+}
+
+/// The kept-alive connection if it goes to `host:port` and the destination has not closed it
+/// meanwhile (a cheap non-blocking read: data or EOF both mean "do not reuse").
+fn take_reusable(upstream: &mut Option<Upstream>, host: &Host, port: u16) -> Option<Upstream> {
+    let kept = upstream.take()?;
+    if kept.host != *host || kept.port != port || !kept.conn.buf.is_empty() {
+        return None;
+    }
+    let mut probe = [0u8; 1];
+    match kept.conn.io.try_read(&mut probe) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Some(kept),
+        _ => None,
+    }
+}
+
+struct Outcome {
+    status: u16,
+    sent: u64,
+    received: u64,
+    upstream_reusable: bool,
+    client_close: bool,
+}
+
+/// Sends the request body while relaying the response, at the same time: a client that sent
+/// `Expect: 100-continue` waits for the destination's `100` before its body.
+async fn relay(
+    client: &mut Buffered<TcpStream>,
+    dest: &mut Buffered<TcpStream>,
+    req: &RequestHead,
+    request_framing: Framing,
+    client_close: bool,
+    idle: std::time::Duration,
+    started: &AtomicBool,
+) -> io::Result<Outcome> {
+    let (client_read, mut client_write) = client.io.split();
+    let (dest_read, mut dest_write) = dest.io.split();
+    let mut from_client = Buffered {
+        io: client_read,
+        buf: std::mem::take(&mut client.buf),
+    };
+    let mut from_dest = Buffered {
+        io: dest_read,
+        buf: std::mem::take(&mut dest.buf),
+    };
+    let result = {
+        let send = body::copy(&mut from_client, &mut dest_write, request_framing, idle);
+        let receive = async {
+            loop {
+                let deadline = Instant::now() + idle;
+                let head = match from_dest.read_head(MAX_RESPONSE_HEAD, deadline).await {
+                    Ok(head) => head,
+                    Err(HeadError::Closed | HeadError::Truncated) => {
+                        return Err(invalid(
+                            "the destination closed without a complete response",
+                        ))
+                    }
+                    Err(HeadError::TooLarge) => return Err(invalid("response head too large")),
+                    Err(HeadError::Timeout { .. }) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "no response in time",
+                        ))
+                    }
+                    Err(HeadError::Io(e)) => return Err(e),
+                };
+                let response =
+                    parse_response(&head).ok_or_else(|| invalid("malformed response head"))?;
+                if response.code == 101 {
+                    return Err(invalid("unrequested protocol switch"));
+                }
+                if (100..200).contains(&response.code) {
+                    // Interim (e.g. 100 Continue): pass on and wait for the final response.
+                    let interim = rewrite::response_head(
+                        response.code,
+                        &response.reason,
+                        &response.headers,
+                        false,
+                    );
+                    client_write.write_all(&interim).await?;
+                    started.store(true, Ordering::Relaxed);
+                    continue;
+                }
+                let framing = body::response_framing(&req.method, response.code, &response.headers)
+                    .map_err(|e| invalid(e.0))?;
+                let close = client_close || framing == Framing::UntilClose;
+                let out = rewrite::response_head(
+                    response.code,
+                    &response.reason,
+                    &response.headers,
+                    close,
+                );
+                client_write.write_all(&out).await?;
+                started.store(true, Ordering::Relaxed);
+                let received = body::copy(&mut from_dest, &mut client_write, framing, idle).await?;
+                let reusable = framing != Framing::UntilClose
+                    && !rewrite::wants_close(response.minor_version, &response.headers);
+                return Ok((response.code, received, reusable, close));
+            }
+        };
+        tokio::pin!(send, receive);
+        let mut sent: Option<u64> = None;
+        loop {
+            tokio::select! {
+                result = &mut send, if sent.is_none() => match result {
+                    Ok(n) => sent = Some(n),
+                    // A broken request body: the destination would wait for the rest forever.
+                    Err(e) => break Err(e),
+                },
+                result = &mut receive => break result.map(|r| (r, sent)),
+            }
+        }
+    };
+    client.buf = from_client.buf;
+    dest.buf = from_dest.buf;
+    let ((status, received, reusable, close), sent) = result?;
+    debug!(status, ?sent, "response relayed");
+    // A body the destination did not wait for leaves both connections out of step: close them.
+    let body_done = sent.is_some();
+    Ok(Outcome {
+        status,
+        sent: sent.unwrap_or(0),
+        received,
+        upstream_reusable: reusable && body_done,
+        client_close: close || !body_done,
+    })
+}
+
+fn invalid(what: &'static str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what)
+}

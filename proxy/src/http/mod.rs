@@ -1,0 +1,168 @@
+//! HTTP/1.x on the client side: a keep-alive loop that reads request heads and hands each to
+//! `connect` (tunnels) or `forward` (absolute-form requests).
+
+pub mod body;
+pub mod connect;
+pub mod forward;
+pub mod head;
+pub mod rewrite;
+pub mod target;
+
+use egress_config::{DenyReason, Protocol};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::info;
+
+use crate::answer::{self, Asked, Refusal};
+use crate::detect::ConnContext;
+use head::{Buffered, HeadError};
+
+/// Serves HTTP requests on one client connection until either side closes.
+pub async fn serve(stream: TcpStream, ctx: ConnContext) {
+    let mut client = Buffered::new(stream);
+    let mut upstream: Option<forward::Upstream> = None;
+    let limits = ctx.snapshot.limits;
+    let timeouts = ctx.snapshot.timeouts;
+    let mut first = true;
+    let mut peeked = [0u8; 1];
+    let first_byte = tokio::time::timeout(timeouts.request_head, client.io.peek(&mut peeked)).await;
+    if matches!(first_byte, Ok(Ok(1)) if !can_start_request(peeked[0])) {
+        let detail = if peeked[0] == 0x16 {
+            "TLS sent to a plain proxy port: use http:// (not https://) for the proxy URL"
+        } else {
+            "the bytes sent are not an HTTP request"
+        };
+        let refusal = Refusal::new(DenyReason::BadRequest, detail);
+        return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    }
+    loop {
+        if !first && client.buf.is_empty() && !wait_for_next_request(&client.io, &ctx).await {
+            return;
+        }
+        let deadline = Instant::now() + timeouts.request_head;
+        let head = match client
+            .read_head(limits.max_request_head_bytes, deadline)
+            .await
+        {
+            Ok(head) => head,
+            Err(HeadError::Closed | HeadError::Truncated | HeadError::Io(_)) => return,
+            Err(HeadError::Timeout { partial }) => {
+                if partial || first {
+                    let refusal = Refusal::new(
+                        DenyReason::RequestTimeout,
+                        format!(
+                            "no complete request head within {:?}",
+                            timeouts.request_head
+                        ),
+                    );
+                    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+                }
+                return;
+            }
+            Err(HeadError::TooLarge) => {
+                let refusal = Refusal::new(
+                    DenyReason::HeaderTooLarge,
+                    format!("the limit is {} bytes", limits.max_request_head_bytes),
+                );
+                return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+            }
+        };
+        first = false;
+        let req = match head::parse_request(&head) {
+            Ok(req) => req,
+            Err(refusal) => {
+                return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await
+            }
+        };
+        if req.method.eq_ignore_ascii_case(b"CONNECT") {
+            return connect::handle(client, req, &ctx).await;
+        }
+        tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
+        match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
+            Ok(forward::Next::KeepAlive) => {}
+            Ok(forward::Next::Close) => return,
+            Err(forward::Failure::Refused(refusal, target, rule)) => {
+                return refuse(
+                    &mut client.io,
+                    &refusal,
+                    Protocol::HttpForward,
+                    target.as_deref(),
+                    rule.as_deref(),
+                )
+                .await
+            }
+            Err(forward::Failure::Broken(error)) => {
+                info!(%error, "exchange broken after the response started");
+                return;
+            }
+        }
+    }
+}
+
+/// Waits on a kept-alive connection for the next request's first byte, for at most the idle
+/// timeout. `false` when the connection should close instead (idle, or shutdown began).
+async fn wait_for_next_request(stream: &TcpStream, ctx: &ConnContext) -> bool {
+    tokio::select! {
+        () = ctx.shutdown.cancelled() => false,
+        ready = tokio::time::timeout(ctx.snapshot.timeouts.idle, stream.readable()) => {
+            matches!(ready, Ok(Ok(())))
+        }
+    }
+}
+
+/// Writes a refusal answer and logs it. Policy denials were logged by `decide` already.
+pub async fn refuse(
+    stream: &mut TcpStream,
+    refusal: &Refusal,
+    protocol: Protocol,
+    target: Option<&str>,
+    rule: Option<&str>,
+) {
+    if refusal.reason.fault() != egress_config::Fault::Policy {
+        info!(
+            reason = refusal.reason.as_str(),
+            detail = %refusal.detail,
+            protocol = protocol.as_str(),
+            target,
+            "refused"
+        );
+    }
+    let asked = Asked {
+        protocol,
+        target,
+        rule,
+    };
+    let _ = stream
+        .write_all(&answer::http_response(refusal, &asked))
+        .await;
+    let _ = stream.shutdown().await;
+    linger(stream).await;
+}
+
+/// Unread request bytes (the rest of an oversized head, a body) would make the kernel answer our
+/// close with a reset, which can destroy the refusal before the client reads it. So read and
+/// discard for a short, bounded while first, like a lingering close.
+async fn linger(stream: &mut TcpStream) {
+    const LINGER_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+    const LINGER_BYTES: usize = 256 * 1024;
+    let mut sink = [0u8; 8192];
+    let mut drained = 0;
+    let deadline = Instant::now() + LINGER_TIME;
+    while drained < LINGER_BYTES {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(stream, &mut sink))
+            .await
+        {
+            Ok(Ok(n)) if n > 0 => drained += n,
+            _ => return,
+        }
+    }
+}
+
+/// Whether `byte` can start an HTTP/1.x request: a method token character, or the blank line a
+/// client may send before it. Anything else (TLS, binary) is refused at once, not after a timeout.
+fn can_start_request(byte: u8) -> bool {
+    byte == b'\r'
+        || byte == b'\n'
+        || (byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte))
+}

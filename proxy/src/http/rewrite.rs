@@ -1,0 +1,128 @@
+//! What a forwarded message loses and gains on its way through: hop-by-hop headers are removed
+//! (RFC 9110 §7.6.1), `Via` is added, and the head is written out again.
+
+use std::io::Write as _;
+
+use super::head::{values, Header};
+
+/// Headers that describe one hop and must not be passed on. `host` is rewritten from the target;
+/// `proxy-authorization` carries credentials meant for this proxy, never for the destination.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+];
+
+pub const VIA: &str = "1.1 egress";
+
+/// The header names listed in `Connection` (and the legacy `Proxy-Connection`), lowercased.
+fn connection_tokens(headers: &[Header]) -> Vec<String> {
+    values(headers, "connection")
+        .chain(values(headers, "proxy-connection"))
+        .filter_map(Header::value_str)
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+/// Whether the client asked to close after this exchange. HTTP/1.0 closes unless it asks for
+/// keep-alive.
+pub fn wants_close(minor_version: u8, headers: &[Header]) -> bool {
+    let tokens = connection_tokens(headers);
+    if tokens.iter().any(|t| t == "close") {
+        return true;
+    }
+    minor_version == 0 && !tokens.iter().any(|t| t == "keep-alive")
+}
+
+/// Writes `headers` minus the hop-by-hop ones.
+fn write_end_to_end(out: &mut Vec<u8>, headers: &[Header]) {
+    let listed = connection_tokens(headers);
+    for header in headers {
+        let name = &header.name;
+        let hop = HOP_BY_HOP
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
+            || listed
+                .iter()
+                .any(|t| name.eq_ignore_ascii_case(t.as_bytes()));
+        if !hop {
+            out.extend_from_slice(name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&header.value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The request head for the destination: origin-form target, `Host` from the URL authority.
+pub fn request_head(method: &[u8], path: &str, authority: &str, headers: &[Header]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(method);
+    let _ = write!(out, " {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    write_end_to_end(&mut out, headers);
+    let _ = write!(out, "Via: {VIA}\r\n\r\n");
+    out
+}
+
+/// The response head for the client. `close` adds `Connection: close`.
+pub fn response_head(code: u16, reason: &[u8], headers: &[Header], close: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    let _ = write!(out, "HTTP/1.1 {code} ");
+    out.extend_from_slice(reason);
+    out.extend_from_slice(b"\r\n");
+    write_end_to_end(&mut out, headers);
+    let _ = write!(out, "Via: {VIA}\r\n");
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn h(n: &'static str, v: &'static str) -> Header {
+        Header {
+            name: Bytes::from_static(n.as_bytes()),
+            value: Bytes::from_static(v.as_bytes()),
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_dropped_and_via_added() {
+        let headers = [
+            h("Host", "wrong"),
+            h("Connection", "keep-alive, X-Secret-Hop"),
+            h("X-Secret-Hop", "1"),
+            h("Proxy-Authorization", "Basic Zm9vOmJhcg=="),
+            h("Accept", "*/*"),
+            h("Transfer-Encoding", "chunked"),
+        ];
+        let head =
+            String::from_utf8(request_head(b"POST", "/p?q", "example.com:8080", &headers)).unwrap();
+        assert_eq!(
+            head,
+            "POST /p?q HTTP/1.1\r\nHost: example.com:8080\r\nAccept: */*\r\n\
+             Transfer-Encoding: chunked\r\nVia: 1.1 egress\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn close_follows_version_and_connection_header() {
+        assert!(!wants_close(1, &[]));
+        assert!(wants_close(1, &[h("Connection", "Close")]));
+        assert!(wants_close(0, &[]));
+        assert!(!wants_close(0, &[h("Proxy-Connection", "keep-alive")]));
+    }
+}

@@ -1,0 +1,145 @@
+//! Request targets: `CONNECT host:port` (authority-form) and `http://host/path` (absolute-form),
+//! and the agreement between an absolute-form target and its `Host` header.
+
+use egress_config::{parse_authority, DenyReason, Host};
+
+use super::head::{values, Header};
+use crate::answer::Refusal;
+
+/// An absolute-form target split into what is dialed and what is sent on.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Absolute<'a> {
+    pub host: Host,
+    pub port: u16,
+    /// Origin-form path and query for the destination; `/` when the target had none.
+    pub path: &'a str,
+}
+
+/// `CONNECT` targets must name a port: there is no default for a tunnel.
+pub fn parse_connect(target: &str) -> Result<(Host, u16), Refusal> {
+    match parse_authority(target) {
+        Ok((host, Some(port))) => Ok((host, port)),
+        Ok((_, None)) => Err(Refusal::new(
+            DenyReason::BadRequest,
+            "CONNECT needs host:port, e.g. CONNECT example.com:443",
+        )),
+        Err(error) => Err(Refusal::new(
+            DenyReason::BadRequest,
+            format!("invalid CONNECT target: {error}"),
+        )),
+    }
+}
+
+pub fn parse_absolute(target: &str) -> Result<Absolute<'_>, Refusal> {
+    if target.starts_with('/') || target == "*" {
+        return Err(Refusal::new(
+            DenyReason::NotAProxyRequest,
+            "origin-form request sent to the proxy; set the proxy in the client \
+             (e.g. curl -x http://this-proxy:3128 http://example.com/ or HTTP_PROXY)",
+        ));
+    }
+    let Some((scheme, rest)) = target.split_once("://") else {
+        return Err(Refusal::new(
+            DenyReason::BadRequest,
+            "request target is not a URL",
+        ));
+    };
+    if scheme.eq_ignore_ascii_case("https") {
+        return Err(Refusal::new(
+            DenyReason::BadRequest,
+            "https:// must be tunnelled: use CONNECT (clients do this when the proxy is set for https)",
+        ));
+    }
+    if !scheme.eq_ignore_ascii_case("http") {
+        return Err(Refusal::new(
+            DenyReason::BadRequest,
+            "only http:// URLs are forwarded; other schemes need CONNECT",
+        ));
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(end);
+    if authority.contains('@') {
+        return Err(Refusal::new(
+            DenyReason::BadRequest,
+            "credentials in the URL are not forwarded; send an Authorization header instead",
+        ));
+    }
+    let (host, port) = parse_authority(authority)
+        .map_err(|e| Refusal::new(DenyReason::BadRequest, format!("invalid URL host: {e}")))?;
+    // The fragment is the client's business, never the server's.
+    let path = path.split('#').next().unwrap_or("");
+    let path = if path.is_empty() || path.starts_with('?') {
+        // `http://h?q` has an empty path; the origin-form target must start with `/`.
+        if path.is_empty() {
+            "/"
+        } else {
+            return Err(Refusal::new(
+                DenyReason::BadRequest,
+                "URL query without a path",
+            ));
+        }
+    } else {
+        path
+    };
+    Ok(Absolute {
+        host,
+        port: port.unwrap_or(80),
+        path,
+    })
+}
+
+/// The `Host` header, when present, must name the same host and port as the target: a mismatch is
+/// how requests are smuggled past filters that look at only one of them.
+pub fn check_host_header(headers: &[Header], target: &Absolute<'_>) -> Result<(), Refusal> {
+    let mut hosts = values(headers, "host");
+    let Some(header) = hosts.next() else {
+        return Ok(());
+    };
+    if hosts.next().is_some() {
+        return Err(Refusal::new(
+            DenyReason::BadRequest,
+            "more than one Host header",
+        ));
+    }
+    let agrees = header
+        .value_str()
+        .and_then(|v| parse_authority(v.trim()).ok())
+        .is_some_and(|(host, port)| host == target.host && port.unwrap_or(80) == target.port);
+    if agrees {
+        Ok(())
+    } else {
+        Err(Refusal::new(
+            DenyReason::HostMismatch,
+            "the Host header names a different host than the request URL",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absolute_form_is_split() {
+        let t = parse_absolute("http://Example.COM:8080/a/b?c=d#frag").unwrap();
+        assert_eq!(t.host, Host::parse("example.com").unwrap());
+        assert_eq!((t.port, t.path), (8080, "/a/b?c=d"));
+        let t = parse_absolute("http://example.com").unwrap();
+        assert_eq!((t.port, t.path), (80, "/"));
+    }
+
+    #[test]
+    fn wrong_forms_get_their_reasons() {
+        let reason = |t| parse_absolute(t).unwrap_err().reason;
+        assert_eq!(reason("/index.html"), DenyReason::NotAProxyRequest);
+        assert_eq!(reason("https://example.com/"), DenyReason::BadRequest);
+        assert_eq!(reason("ftp://example.com/"), DenyReason::BadRequest);
+        assert_eq!(
+            reason("http://user:pw@example.com/"),
+            DenyReason::BadRequest
+        );
+        assert_eq!(reason("http:///path"), DenyReason::BadRequest);
+        assert!(parse_connect("example.com").is_err());
+        assert_eq!(parse_connect("[::1]:443").unwrap().1, 443);
+    }
+}

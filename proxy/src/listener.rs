@@ -1,0 +1,116 @@
+//! Accepting connections: the connection cap, backoff on accept errors, one span per connection.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use egress_config::{DenyReason, ListenerProtocols};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::detect;
+use crate::state::ProxyState;
+
+/// Refusals for "too many connections" are themselves capped, so a flood beyond the cap costs a
+/// bounded number of tiny tasks and the rest are simply closed.
+const MAX_BUSY_ANSWERS: usize = 64;
+/// How long a busy answer waits for the client's first byte (to pick HTTP or SOCKS5).
+const BUSY_ANSWER_WAIT: Duration = Duration::from_secs(1);
+const BACKOFF_START: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// Accepts until shutdown begins. Each accepted connection runs on the state's task tracker.
+pub async fn accept_loop(
+    listener: TcpListener,
+    protocols: ListenerProtocols,
+    state: Arc<ProxyState>,
+) {
+    let local = listener.local_addr().ok();
+    let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
+    let mut backoff = BACKOFF_START;
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            () = state.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = BACKOFF_START;
+                pair
+            }
+            Err(error) if is_resource_exhaustion(&error) => {
+                // EMFILE and friends: the listen queue stays full, so accepting again at once
+                // would spin. Back off, doubling, and let existing connections finish.
+                warn!(%error, backoff_ms = backoff.as_millis() as u64, "accept failed; backing off");
+                tokio::select! {
+                    () = state.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+            Err(error) => {
+                debug!(%error, "accept failed");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let span = info_span!(
+            "conn",
+            client = %peer,
+            listener = ?local,
+            protocol = tracing::field::Empty,
+            target = tracing::field::Empty,
+        );
+        match state.connections.clone().try_acquire_owned() {
+            Ok(permit) => {
+                span.in_scope(|| debug!("accepted"));
+                let snapshot = state.snapshot();
+                let shutdown = state.shutdown.clone();
+                state.tracker.spawn(
+                    async move {
+                        detect::serve(stream, peer, protocols, snapshot, shutdown).await;
+                        drop(permit);
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(_) => {
+                let Ok(answer_permit) = busy_answers.clone().try_acquire_owned() else {
+                    continue; // dropping the stream closes it
+                };
+                state.tracker.spawn(
+                    async move {
+                        warn!(
+                            reason = DenyReason::TooManyConnections.as_str(),
+                            "connection refused"
+                        );
+                        detect::refuse(
+                            stream,
+                            protocols,
+                            DenyReason::TooManyConnections,
+                            BUSY_ANSWER_WAIT,
+                        )
+                        .await;
+                        drop(answer_permit);
+                    }
+                    .instrument(span),
+                );
+            }
+        }
+    }
+}
+
+/// Errors that mean "the process or system is out of something": retrying at once cannot help.
+fn is_resource_exhaustion(error: &io::Error) -> bool {
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    const ENOBUFS: i32 = 105;
+    const ENOMEM: i32 = 12;
+    matches!(
+        error.raw_os_error(),
+        Some(EMFILE | ENFILE | ENOBUFS | ENOMEM)
+    )
+}

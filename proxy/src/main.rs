@@ -1,0 +1,165 @@
+//! `egress-proxy`: parse arguments, set up logging, bind, handle signals; the rest is the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use egress_config::Config;
+use egress_proxy::logging::{self, LogFormat};
+use egress_proxy::{BoundListener, ProxyState};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+mod check;
+
+/// An egress-filtering proxy: HTTP CONNECT, plain-HTTP forwarding and SOCKS5 on one port,
+/// allowing only the destinations its policy names.
+#[derive(Debug, Parser)]
+#[command(name = "egress-proxy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy (the default when no subcommand is given).
+    Run(RunArgs),
+    /// Validate a policy file without starting; prints a summary. Exit 0 when valid, 1 when not.
+    Check {
+        /// The policy file.
+        file: PathBuf,
+    },
+    /// Print the embedded default policy, as a starting point for your own file.
+    DefaultPolicy,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
+    /// Policy file (YAML). Without it, the embedded default policy is used. Reloaded on SIGHUP
+    /// and when the file changes.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Listen on ADDR instead of the file's `listen` (repeatable; http+socks5 on each).
+    #[arg(long, value_name = "ADDR")]
+    listen: Vec<std::net::SocketAddr>,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+    /// Log level or filter (e.g. `info`, `debug`, `egress_proxy=debug`); RUST_LOG overrides.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Check { file }) => check::run(&file),
+        Some(Command::DefaultPolicy) => {
+            print!("{}", egress_config::DEFAULT_POLICY_YAML);
+            ExitCode::SUCCESS
+        }
+        Some(Command::Run(args)) => serve(args),
+        None => serve(cli.run),
+    }
+}
+
+fn serve(args: RunArgs) -> ExitCode {
+    logging::init(args.log_format, &args.log_level);
+    let config = match &args.config {
+        Some(path) => match egress_config::load_file(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("egress-proxy: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => egress_config::default_config(),
+    };
+    let mut config = config;
+    let file_listeners = config.listeners.clone();
+    if !args.listen.is_empty() {
+        config.listeners = args
+            .listen
+            .iter()
+            .map(|&address| egress_config::Listener {
+                address,
+                protocols: egress_config::ListenerProtocols::Mixed,
+            })
+            .collect();
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("egress-proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve_config(config, args.config, file_listeners)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("egress-proxy: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve_config(
+    config: Config,
+    path: Option<PathBuf>,
+    file_listeners: Vec<egress_config::Listener>,
+) -> anyhow::Result<()> {
+    // Signal handlers and the file watch exist before we announce we are listening, so a signal
+    // or an edit right after start is never lost.
+    let stop = stop_signal()?;
+    let reloader = path.map(|path| egress_proxy::reload::Reloader::start(path, file_listeners));
+    let mut bound = Vec::with_capacity(config.listeners.len());
+    for listener in &config.listeners {
+        let socket = TcpListener::bind(listener.address)
+            .await
+            .with_context(|| format!("cannot listen on {}", listener.address))?;
+        let address = socket.local_addr()?;
+        info!(%address, protocols = listener.protocols.as_str(), "listening");
+        if !address.ip().is_loopback() {
+            warn!(%address, "listening beyond loopback: anyone who can reach this address may use the proxy");
+        }
+        bound.push(BoundListener {
+            listener: socket,
+            protocols: listener.protocols,
+        });
+    }
+    let policy = &config.policy;
+    info!(
+        source = %config.source,
+        mode = policy.mode().as_str(),
+        allow = policy.allow().len(),
+        deny = policy.deny().len(),
+        "policy in force"
+    );
+    let state = ProxyState::new(&config);
+    if let Some(reloader) = reloader {
+        tokio::spawn(reloader.run(state.clone()));
+    }
+    let drained = egress_proxy::run(bound, state, stop).await;
+    if !drained {
+        warn!("exiting with connections still open");
+    }
+    Ok(())
+}
+
+/// Registers for SIGTERM and SIGINT now; the returned future completes on the first of them.
+fn stop_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        info!(signal = name, "shutting down");
+    })
+}

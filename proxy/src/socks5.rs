@@ -1,0 +1,245 @@
+//! SOCKS5 (RFC 1928) with no-auth and username/password (RFC 1929). CONNECT only: BIND and UDP
+//! ASSOCIATE are answered "command not supported".
+//!
+//! Written here rather than taken from a crate because the handshake is small and hostile-input
+//! facing: every read is bounded by one deadline, every malformed message gets its exact reply,
+//! and the policy decision sits between parsing the request and dialing.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use egress_config::{DenyReason, Host, Protocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info};
+
+use crate::answer::{socks_code, socks_reply, Refusal};
+use crate::detect::ConnContext;
+use crate::{decide, dial, resolve, tunnel};
+
+const VERSION: u8 = 0x05;
+const METHOD_NO_AUTH: u8 = 0x00;
+const METHOD_PASSWORD: u8 = 0x02;
+const METHOD_NONE_ACCEPTABLE: u8 = 0xFF;
+const PASSWORD_VERSION: u8 = 0x01;
+const CMD_CONNECT: u8 = 0x01;
+const ATYP_IPV4: u8 = 0x01;
+const ATYP_DOMAIN: u8 = 0x03;
+const ATYP_IPV6: u8 = 0x04;
+/// How long a refused client may take to reach the point where it can read the refusal.
+const EARLY_REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Why a handshake stopped before a request was understood.
+#[derive(Debug)]
+enum Handshake {
+    /// The peer closed, stalled past the deadline or sent bytes we already answered; just close.
+    Gone,
+    /// Answer with this reply code, then close.
+    Reply(u8, &'static str),
+}
+
+impl From<std::io::Error> for Handshake {
+    fn from(_: std::io::Error) -> Self {
+        Handshake::Gone
+    }
+}
+
+pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
+    let protocol = Protocol::Socks5;
+    let span = tracing::Span::current();
+    span.record("protocol", protocol.as_str());
+    let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
+    let request = tokio::time::timeout_at(deadline, handshake(&mut stream)).await;
+    let (host, port) = match request {
+        Ok(Ok(target)) => target,
+        Ok(Err(Handshake::Reply(code, why))) => {
+            info!(
+                reason = DenyReason::BadRequest.as_str(),
+                detail = why,
+                "refused"
+            );
+            return reply(&mut stream, code, None).await;
+        }
+        Ok(Err(Handshake::Gone)) => return,
+        Err(_) => {
+            info!(
+                reason = DenyReason::RequestTimeout.as_str(),
+                "SOCKS5 handshake timed out"
+            );
+            return;
+        }
+    };
+    let authority = host.authority(port);
+    span.record("target", authority.as_str());
+    let snapshot = &ctx.snapshot;
+    if let Err(refusal) = decide::check(snapshot, &host, port, protocol) {
+        return reply(&mut stream, socks_code(refusal.reason), None).await;
+    }
+    let dialed = match resolve::resolve(&host, port, snapshot.timeouts.dial).await {
+        Ok(addrs) => dial::dial(&addrs, snapshot.timeouts.dial).await,
+        Err(refusal) => Err(refusal),
+    };
+    let mut upstream = match dialed {
+        Ok(upstream) => upstream,
+        Err(refusal) => return refuse_after_decision(&mut stream, &refusal).await,
+    };
+    let bound = upstream.local_addr().ok();
+    reply(&mut stream, socks_reply::SUCCEEDED, bound).await;
+    let started = std::time::Instant::now();
+    match tunnel::relay(&mut stream, &mut upstream, &[], snapshot.timeouts.idle).await {
+        Ok(moved) => info!(
+            bytes_up = moved.client_to_upstream,
+            bytes_down = moved.upstream_to_client,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "tunnel closed"
+        ),
+        Err(error) => debug!(%error, "tunnel ended with an error"),
+    }
+}
+
+/// Answers a SOCKS5 client we will not serve at all (e.g. over the connection cap): negotiate as
+/// usual, then reply to its request with `reason`'s code, so the client sees a clear failure
+/// instead of a dropped connection.
+pub async fn refuse_early(stream: &mut TcpStream, reason: DenyReason) {
+    if let Ok(Ok(_)) = tokio::time::timeout(EARLY_REFUSAL_WAIT, handshake(stream)).await {
+        reply(stream, socks_code(reason), None).await;
+    }
+}
+
+async fn refuse_after_decision(stream: &mut TcpStream, refusal: &Refusal) {
+    info!(reason = refusal.reason.as_str(), detail = %refusal.detail, "refused");
+    reply(stream, socks_code(refusal.reason), None).await;
+}
+
+/// Greeting, optional password sub-negotiation and the request; returns the target.
+async fn handshake(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
+    let mut greeting = [0u8; 2];
+    stream.read_exact(&mut greeting).await?;
+    if greeting[0] != VERSION {
+        // Only on a SOCKS5-only listener; a mixed one sends other first bytes to HTTP.
+        let _ = stream.write_all(&[VERSION, METHOD_NONE_ACCEPTABLE]).await;
+        return Err(Handshake::Gone);
+    }
+    let mut methods = [0u8; 255];
+    let methods = &mut methods[..usize::from(greeting[1])];
+    stream.read_exact(methods).await?;
+    let method = if methods.contains(&METHOD_NO_AUTH) {
+        METHOD_NO_AUTH
+    } else if methods.contains(&METHOD_PASSWORD) {
+        METHOD_PASSWORD
+    } else {
+        // Includes a greeting that offers zero methods.
+        let _ = stream.write_all(&[VERSION, METHOD_NONE_ACCEPTABLE]).await;
+        debug!(
+            reason = DenyReason::BadRequest.as_str(),
+            "no acceptable SOCKS5 method"
+        );
+        return Err(Handshake::Gone);
+    };
+    stream.write_all(&[VERSION, method]).await?;
+    if method == METHOD_PASSWORD {
+        password(stream).await?;
+    }
+    request(stream).await
+}
+
+/// RFC 1929. No identities are configured yet, so any credentials are accepted (the listener
+/// admits unauthenticated clients anyway); the username is recorded on the connection's span.
+async fn password(stream: &mut TcpStream) -> Result<(), Handshake> {
+    let mut version = [0u8; 2];
+    stream.read_exact(&mut version).await?;
+    if version[0] != PASSWORD_VERSION {
+        let _ = stream.write_all(&[PASSWORD_VERSION, 0x01]).await;
+        return Err(Handshake::Gone);
+    }
+    let mut user = vec![0u8; usize::from(version[1])];
+    stream.read_exact(&mut user).await?;
+    let mut len = [0u8; 1];
+    stream.read_exact(&mut len).await?;
+    let mut secret = vec![0u8; usize::from(len[0])];
+    stream.read_exact(&mut secret).await?;
+    debug!(user = %String::from_utf8_lossy(&user), "SOCKS5 username accepted");
+    stream.write_all(&[PASSWORD_VERSION, 0x00]).await?;
+    Ok(())
+}
+
+async fn request(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).await?;
+    let [version, command, _reserved, atyp] = head;
+    if version != VERSION {
+        return Err(Handshake::Reply(
+            socks_reply::GENERAL_FAILURE,
+            "request is not SOCKS version 5",
+        ));
+    }
+    let host = match atyp {
+        ATYP_IPV4 => {
+            let mut ip = [0u8; 4];
+            stream.read_exact(&mut ip).await?;
+            Host::Ip(IpAddr::V4(Ipv4Addr::from(ip)))
+        }
+        ATYP_IPV6 => {
+            let mut ip = [0u8; 16];
+            stream.read_exact(&mut ip).await?;
+            // Normalise like any other target (IPv4-mapped IPv6 becomes IPv4).
+            Host::parse(&Ipv6Addr::from(ip).to_string()).map_err(|_| {
+                Handshake::Reply(socks_reply::GENERAL_FAILURE, "invalid IPv6 address")
+            })?
+        }
+        ATYP_DOMAIN => {
+            let mut len = [0u8; 1];
+            stream.read_exact(&mut len).await?;
+            let mut name = vec![0u8; usize::from(len[0])];
+            stream.read_exact(&mut name).await?;
+            let name = std::str::from_utf8(&name).map_err(|_| {
+                Handshake::Reply(socks_reply::GENERAL_FAILURE, "domain is not UTF-8")
+            })?;
+            Host::parse(name).map_err(|_| {
+                Handshake::Reply(socks_reply::GENERAL_FAILURE, "invalid domain name")
+            })?
+        }
+        _ => {
+            return Err(Handshake::Reply(
+                socks_reply::ADDRESS_TYPE_NOT_SUPPORTED,
+                "unknown address type",
+            ))
+        }
+    };
+    let mut port = [0u8; 2];
+    stream.read_exact(&mut port).await?;
+    let port = u16::from_be_bytes(port);
+    if command != CMD_CONNECT {
+        return Err(Handshake::Reply(
+            socks_reply::COMMAND_NOT_SUPPORTED,
+            "only CONNECT is supported (not BIND or UDP ASSOCIATE)",
+        ));
+    }
+    if port == 0 {
+        return Err(Handshake::Reply(socks_reply::GENERAL_FAILURE, "port 0"));
+    }
+    Ok((host, port))
+}
+
+/// Sends a reply with the bound address (or 0.0.0.0:0 for failures).
+async fn reply(stream: &mut TcpStream, code: u8, bound: Option<SocketAddr>) {
+    let mut out = Vec::with_capacity(22);
+    out.extend_from_slice(&[VERSION, code, 0x00]);
+    match bound {
+        Some(SocketAddr::V6(addr)) => {
+            out.push(ATYP_IPV6);
+            out.extend_from_slice(&addr.ip().octets());
+            out.extend_from_slice(&addr.port().to_be_bytes());
+        }
+        Some(SocketAddr::V4(addr)) => {
+            out.push(ATYP_IPV4);
+            out.extend_from_slice(&addr.ip().octets());
+            out.extend_from_slice(&addr.port().to_be_bytes());
+        }
+        None => out.extend_from_slice(&[ATYP_IPV4, 0, 0, 0, 0, 0, 0]),
+    }
+    let _ = stream.write_all(&out).await;
+    if code != socks_reply::SUCCEEDED {
+        let _ = stream.shutdown().await;
+    }
+}
