@@ -1,0 +1,181 @@
+//! Who carries the traffic: nothing (direct), egress-proxy, Squid, tinyproxy. Each proxy runs as
+//! its own process on an ephemeral loopback port with a throwaway configuration.
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+pub enum Contender {
+    Direct,
+    Proxy {
+        name: &'static str,
+        addr: SocketAddr,
+        child: Child,
+        _dir: tempfile::TempDir,
+    },
+}
+
+impl Contender {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Contender::Direct => "direct",
+            Contender::Proxy { name, .. } => name,
+        }
+    }
+}
+
+impl Drop for Contender {
+    fn drop(&mut self) {
+        if let Contender::Proxy { child, .. } = self {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// egress-proxy allowing exactly the benchmark's servers, logging at its default level.
+pub fn egress(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    let dir = tempfile::tempdir()?;
+    let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let path = dir.path().join("policy.yaml");
+    std::fs::write(
+        &path,
+        format!("listen: 127.0.0.1:0\nallow: [{}]\n", allow.join(", ")),
+    )?;
+    let mut child = Command::new(binary)
+        .args(["--log-format", "json", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
+    let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .context("egress-proxy exited before listening")??;
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+        if event["message"] == "listening" {
+            break event["address"].as_str().context("address")?.parse()?;
+        }
+    };
+    // Keep draining the log, as a supervisor would, so the proxy never blocks on it.
+    std::thread::spawn(move || lines.for_each(drop));
+    Ok(Contender::Proxy {
+        name: "egress",
+        addr,
+        child,
+        _dir: dir,
+    })
+}
+
+/// Squid with a minimal configuration: no cache, no access log, CONNECT to any port.
+pub fn squid() -> anyhow::Result<Option<Contender>> {
+    if !installed("squid") {
+        eprintln!("squid not installed: left out (bench/run.sh installs it)");
+        return Ok(None);
+    }
+    let dir = world_writable_dir()?;
+    let port = free_port()?;
+    let d = dir.path().display();
+    let conf = dir.path().join("squid.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "http_port 127.0.0.1:{port}\nhttp_access allow all\ncache deny all\ncache_mem 8 MB\n\
+             access_log none\ncache_log {d}/cache.log\npid_filename {d}/squid.pid\ncoredump_dir {d}\n\
+             shutdown_lifetime 0 seconds\nmax_filedescriptors 16384\n"
+        ),
+    )?;
+    let child = Command::new("squid")
+        .args(["-N", "-f"])
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let contender = Contender::Proxy {
+        name: "squid",
+        addr,
+        child,
+        _dir: dir,
+    };
+    wait_listening(addr, "squid")?;
+    Ok(Some(contender))
+}
+
+/// tinyproxy with no filtering and no Via header.
+pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
+    if !installed("tinyproxy") {
+        eprintln!("tinyproxy not installed: left out (bench/run.sh installs it)");
+        return Ok(None);
+    }
+    let dir = world_writable_dir()?;
+    let port = free_port()?;
+    let conf = dir.path().join("tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1000\n\
+             LogLevel Critical\nPidFile \"{}/tinyproxy.pid\"\nDisableViaHeader Yes\n",
+            dir.path().display()
+        ),
+    )?;
+    let child = Command::new("tinyproxy")
+        .arg("-d")
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let contender = Contender::Proxy {
+        name: "tinyproxy",
+        addr,
+        child,
+        _dir: dir,
+    };
+    wait_listening(addr, "tinyproxy")?;
+    Ok(Some(contender))
+}
+
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {program} >/dev/null 2>&1 || test -x /usr/sbin/{program}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Squid and tinyproxy drop root for an unprivileged user that must still write here.
+fn world_writable_dir() -> anyhow::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir()?;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777))?;
+    Ok(dir)
+}
+
+/// A port that was free a moment ago (these proxies cannot report an ephemeral port back).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Polls until the daemon accepts, for at most 20 s: it has no readiness signal of its own.
+fn wait_listening(addr: SocketAddr, name: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if TcpStream::connect(addr).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    bail!("{name} did not start listening on {addr}")
+}

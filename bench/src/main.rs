@@ -1,0 +1,109 @@
+//! `egress-bench`: the same loopback workloads straight to the server, through egress-proxy, and
+//! through Squid and tinyproxy when they are installed, interleaved run by run so that machine
+//! noise hits every contender alike. Reports medians and ratios to direct.
+//!
+//! Workloads (all on 127.0.0.1, bounded in bytes and count):
+//! - bulk: one tunnel, the server sends `--bytes`, the client counts them (MiB/s);
+//! - tunnels: `--tunnels` short tunnels from `--workers` threads, each one byte echoed (per s).
+
+mod contenders;
+mod servers;
+mod workloads;
+
+use std::time::Duration;
+
+use clap::Parser;
+
+use contenders::Contender;
+
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Args {
+    /// Path of the egress-proxy binary (build it with --release).
+    #[arg(long, default_value = "target/release/egress-proxy")]
+    egress: String,
+    /// Runs per contender; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Bytes per bulk transfer.
+    #[arg(long, default_value_t = 1 << 30)]
+    bytes: u64,
+    /// Tunnels per tunnel-rate run.
+    #[arg(long, default_value_t = 2000)]
+    tunnels: usize,
+    /// Client threads opening tunnels concurrently.
+    #[arg(long, default_value_t = 4)]
+    workers: usize,
+    /// Leave out Squid and tinyproxy even when installed.
+    #[arg(long)]
+    egress_only: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let source = servers::source(args.bytes)?;
+    let echo = servers::echo()?;
+    let mut contenders = vec![
+        Contender::Direct,
+        contenders::egress(&args.egress, &[source, echo])?,
+    ];
+    if !args.egress_only {
+        contenders.extend(contenders::squid()?);
+        contenders.extend(contenders::tinyproxy()?);
+    }
+    let mut bulk: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    let mut rate: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    for run in 0..args.runs {
+        for (i, contender) in contenders.iter().enumerate() {
+            let mib_s = workloads::bulk(contender, source, args.bytes)?;
+            let per_s = workloads::tunnel_rate(contender, echo, args.tunnels, args.workers)?;
+            eprintln!(
+                "run {}: {:<10} bulk {:>8.0} MiB/s   tunnels {:>7.0}/s",
+                run + 1,
+                contender.name(),
+                mib_s,
+                per_s
+            );
+            bulk[i].push(mib_s);
+            rate[i].push(per_s);
+        }
+    }
+    let direct_bulk = median(&bulk[0]);
+    let direct_rate = median(&rate[0]);
+    println!(
+        "\n{} runs, bulk {} MiB per transfer, {} tunnels per run from {} workers (medians)\n",
+        args.runs,
+        args.bytes >> 20,
+        args.tunnels,
+        args.workers
+    );
+    println!("| contender | bulk MiB/s | vs direct | new tunnels/s | vs direct |");
+    println!("|---|---:|---:|---:|---:|");
+    for (i, contender) in contenders.iter().enumerate() {
+        let (b, r) = (median(&bulk[i]), median(&rate[i]));
+        println!(
+            "| {} | {:.0} | {:.2} | {:.0} | {:.2} |",
+            contender.name(),
+            b,
+            b / direct_bulk,
+            r,
+            r / direct_rate
+        );
+    }
+    drop(contenders);
+    Ok(())
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    if v.len() % 2 == 0 {
+        (v[mid - 1] + v[mid]) / 2.0
+    } else {
+        v[mid]
+    }
+}
+
+/// Every blocking wait in the benchmark is bounded by this.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
