@@ -68,7 +68,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: RunArgs) -> ExitCode {
-    logging::init(args.log_format, &args.log_level);
+    // Held to the end of `serve`: dropping it flushes queued log lines before exit.
+    let _log_writer = logging::init(args.log_format, &args.log_level);
     let config = match &args.config {
         Some(path) => match egress_config::load_file(path) {
             Ok(config) => config,

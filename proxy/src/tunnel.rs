@@ -1,16 +1,18 @@
 //! Copying bytes both ways between client and destination until both directions are done, or
 //! until neither direction has moved a byte for the idle timeout.
 
+#[cfg(not(target_os = "linux"))]
+mod copy;
+#[cfg(target_os = "linux")]
+mod splice;
+
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-
-/// Bytes a single read may move. Large enough that a bulk transfer costs few syscalls.
-const BUFFER_SIZE: usize = 128 * 1024;
 
 /// Bytes moved by a finished tunnel.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -32,11 +34,20 @@ pub async fn relay(
         upstream.write_all(early).await?;
     }
     let activity = Activity::new();
-    let (mut client_read, mut client_write) = client.split();
-    let (mut upstream_read, mut upstream_write) = upstream.split();
-    let up = copy_one_way(&mut client_read, &mut upstream_write, &activity, idle);
-    let down = copy_one_way(&mut upstream_read, &mut client_write, &activity, idle);
-    let (up, down) = tokio::try_join!(up, down)?;
+    #[cfg(target_os = "linux")]
+    let (up, down) = tokio::try_join!(
+        splice::one_way(client, upstream, &activity, idle),
+        splice::one_way(upstream, client, &activity, idle),
+    )?;
+    #[cfg(not(target_os = "linux"))]
+    let (up, down) = {
+        let (mut client_read, mut client_write) = client.split();
+        let (mut upstream_read, mut upstream_write) = upstream.split();
+        tokio::try_join!(
+            copy::one_way(&mut client_read, &mut upstream_write, &activity, idle),
+            copy::one_way(&mut upstream_read, &mut client_write, &activity, idle),
+        )?
+    };
     Ok(Transferred {
         client_to_upstream: up + early.len() as u64,
         upstream_to_client: down,
@@ -69,39 +80,5 @@ impl Activity {
     }
 }
 
-async fn copy_one_way<R, W>(
-    reader: &mut R,
-    writer: &mut W,
-    activity: &Activity,
-    idle: Duration,
-) -> io::Result<u64>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    let mut buf = vec![0u8; BUFFER_SIZE];
-    let mut total = 0u64;
-    loop {
-        let n = match tokio::time::timeout(idle, reader.read(&mut buf)).await {
-            Ok(read) => read?,
-            Err(_) if activity.idle_for() < idle => continue, // the other direction is busy
-            Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle")),
-        };
-        if n == 0 {
-            // Pass the half-close on; the other direction may still have a reply to deliver.
-            let _ = writer.shutdown().await;
-            return Ok(total);
-        }
-        match tokio::time::timeout(idle, writer.write_all(&buf[..n])).await {
-            Ok(written) => written?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "peer stopped reading",
-                ))
-            }
-        }
-        activity.touch();
-        total += n as u64;
-    }
-}
+#[cfg(test)]
+mod tests;
