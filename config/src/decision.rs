@@ -55,6 +55,9 @@ pub struct Verdict<'p> {
     pub action: Action,
     /// The pattern text that matched (`None` when no rule matched: the mode's default).
     pub rule: Option<&'p str>,
+    /// The allow entry names the target's address itself (an IP or CIDR entry) or `localhost`:
+    /// the one exception to the address guard that needs no `address_guard.allow_networks`.
+    pub explicit_address: bool,
 }
 
 impl Verdict<'_> {

@@ -5,6 +5,7 @@
 //! No I/O runtime lives here, so the proxy, the launcher and `egress-proxy check` share it.
 
 pub mod decision;
+pub mod guard;
 pub mod host;
 mod load;
 mod matcher;
@@ -20,4 +21,7 @@ pub use load::{default_config, load_file, load_str, ConfigError, DEFAULT_POLICY_
 pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};
-pub use settings::{Config, Limits, Listener, ListenerProtocols, Timeouts};
+pub use settings::{
+    AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck, Timeouts,
+    TlsInspection, WithoutSni,
+};

@@ -6,7 +6,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::raw::{RawFile, HINT_SEPARATOR};
-use crate::settings::{Config, Limits, Listener, ListenerProtocols, Timeouts};
+use crate::settings::{
+    AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts, TlsInspection,
+};
 use crate::{Mode, Policy};
 
 /// The built-in policy `egress-proxy` runs when given no file.
@@ -172,6 +174,36 @@ fn compile(raw: RawFile, origin: &str) -> Config {
             .limits
             .max_request_head_bytes
             .map_or(defaults.0.max_request_head_bytes, |b| b.0),
+        max_connections_per_client: raw
+            .limits
+            .max_connections_per_client
+            .map_or(defaults.0.max_connections_per_client, |b| b.0),
+    };
+    let dns_defaults = Dns::default();
+    let dns = Dns {
+        nameservers: raw
+            .dns
+            .nameservers
+            .map(|list| list.into_iter().map(|n| n.0).collect()),
+        timeout: raw.dns.timeout.map_or(dns_defaults.timeout, |d| d.0),
+        cache_size: raw.dns.cache_size.map_or(dns_defaults.cache_size, |b| b.0),
+    };
+    let address_guard = AddressGuardSettings {
+        enabled: raw.address_guard.enabled.unwrap_or(true),
+        allow_networks: raw
+            .address_guard
+            .allow_networks
+            .into_iter()
+            .map(|n| n.0)
+            .collect(),
+    };
+    let tls = TlsInspection {
+        sni: raw.tls.sni.unwrap_or_default(),
+        without_sni: raw.tls.without_sni.unwrap_or_default(),
+        ports: raw.tls.ports.map_or_else(
+            || TlsInspection::default().ports,
+            |ports| ports.into_iter().map(|p| p.0).collect(),
+        ),
     };
     let t = raw.timeouts;
     let pick = |value: Option<crate::raw::DurationEntry>, default| value.map_or(default, |d| d.0);
@@ -202,6 +234,9 @@ fn compile(raw: RawFile, origin: &str) -> Config {
         timeouts,
         policy,
         source: origin.to_string(),
+        dns,
+        address_guard,
+        tls,
     }
 }
 

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use crate::guard;
 use crate::host::{parse_port, Host};
 use crate::Protocol;
 
@@ -100,6 +101,23 @@ impl Pattern {
             host,
             ports,
         })
+    }
+
+    /// Whether this entry names `target`'s address on purpose, which exempts the target from the
+    /// address guard: an IP entry; a CIDR entry lying wholly in one special range (`10.0.0.0/8`,
+    /// not `0.0.0.0/0`), except for a cloud metadata address, which only its own IP entry names;
+    /// or exactly `localhost`.
+    pub fn names_address(&self, target: &Host) -> bool {
+        match (&self.host, target) {
+            (HostPattern::Ip(_), _) => true,
+            (HostPattern::Net(net), Host::Ip(ip)) => {
+                let metadata =
+                    guard::classify(*ip).is_some_and(|s| s.kind == guard::SpecialKind::Metadata);
+                guard::network_is_special(net) && !metadata
+            }
+            (HostPattern::Exact(name), _) => &**name == "localhost",
+            _ => false,
+        }
     }
 
     /// Whether the host part covers `host` (ports aside).
@@ -196,7 +214,8 @@ fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
             error(
                 format!("{text:?} is neither a host nor a CIDR"),
                 Some(
-                    "a CIDR is written like 10.0.0.0/8 or fd00::/8; for a URL, write the host only"
+                    "a CIDR is written like 10.0.0.0/8 or fd00::/8, with ports [fd00::/8]:443; \
+                     for a URL, write the host only"
                         .into(),
                 ),
             )

@@ -103,9 +103,11 @@ impl Policy {
                 *slot = Some(slot.map_or(p, |s| s.min(p)));
             });
         if let Some(p) = allowed {
+            let pattern = &inner.allow[p];
             return Verdict {
                 action: Action::Allow,
-                rule: Some(inner.allow[p].text()),
+                rule: Some(pattern.text()),
+                explicit_address: pattern.names_address(request.host),
             };
         }
         match host_only {
@@ -119,7 +121,11 @@ impl Policy {
             Mode::Enforce => Action::Deny(reason),
             Mode::Report => Action::Report(reason),
         };
-        Verdict { action, rule }
+        Verdict {
+            action,
+            rule,
+            explicit_address: false,
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::pattern::Pattern;
 use crate::policy::Mode;
-use crate::settings::{Listener, ListenerProtocols};
+use crate::settings::{Listener, ListenerProtocols, SniCheck, WithoutSni};
 
 /// Separates a message from its hint inside a serde custom error (which carries one string).
 pub const HINT_SEPARATOR: char = '\u{1f}';
@@ -31,6 +31,54 @@ pub struct RawFile {
     pub limits: RawLimits,
     #[serde(default)]
     pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub dns: RawDns,
+    #[serde(default)]
+    pub address_guard: RawAddressGuard,
+    #[serde(default)]
+    pub tls: RawTls,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    #[serde(default)]
+    pub nameservers: Option<Vec<NameserverEntry>>,
+    #[serde(default)]
+    pub timeout: Option<DurationEntry>,
+    #[serde(default)]
+    pub cache_size: Option<Bounded<0, 1_000_000>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAddressGuard {
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub allow_networks: Vec<NetworkEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    #[serde(default)]
+    pub sni: Option<SniCheck>,
+    #[serde(default)]
+    pub without_sni: Option<WithoutSni>,
+    #[serde(default)]
+    pub ports: Option<Vec<PortEntry>>,
+}
+
+/// A TCP port, 1-65535.
+#[derive(Debug, Clone, Copy)]
+pub struct PortEntry(pub u16);
+
+impl<'de> Deserialize<'de> for PortEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let port = Bounded::<1, 65535>::deserialize(d)?;
+        Ok(PortEntry(port.0 as u16))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,6 +88,8 @@ pub struct RawLimits {
     pub max_connections: Option<Bounded<1, { 1 << 20 }>>,
     #[serde(default)]
     pub max_request_head_bytes: Option<Bounded<1024, { 1 << 20 }>>,
+    #[serde(default)]
+    pub max_connections_per_client: Option<Bounded<1, { 1 << 20 }>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,4 +276,52 @@ fn parse_listener(text: &str) -> Result<Listener, String> {
         )
     })?;
     Ok(Listener { address, protocols })
+}
+
+/// A DNS server: `IP` (port 53) or `IP:PORT`.
+#[derive(Debug)]
+pub struct NameserverEntry(pub SocketAddr);
+
+impl<'de> Deserialize<'de> for NameserverEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(
+            d,
+            "a DNS server address like 192.0.2.53 or 127.0.0.1:5353",
+            |text| {
+                let text = text.trim();
+                if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+                    return Ok(NameserverEntry(SocketAddr::new(ip, 53)));
+                }
+                text.parse().map(NameserverEntry).map_err(|_| {
+                    hinted(
+                        format_args!("invalid nameserver {text:?}"),
+                        Some("write an IP address, optionally with a port: 10.0.0.2 or [::1]:5353"),
+                    )
+                })
+            },
+        )
+    }
+}
+
+/// A network in CIDR notation (a bare address is a network of one).
+#[derive(Debug)]
+pub struct NetworkEntry(pub ipnet::IpNet);
+
+impl<'de> Deserialize<'de> for NetworkEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "a network like 10.20.0.0/16", |text| {
+            let text = text.trim();
+            if let Ok(ip) = text.parse::<std::net::IpAddr>() {
+                return Ok(NetworkEntry(ipnet::IpNet::from(ip)));
+            }
+            text.parse::<ipnet::IpNet>()
+                .map(|net| NetworkEntry(net.trunc()))
+                .map_err(|_| {
+                    hinted(
+                        format_args!("invalid network {text:?}"),
+                        Some("write a CIDR like 10.20.0.0/16 or fd00:1::/64, or one address"),
+                    )
+                })
+        })
+    }
 }

@@ -16,6 +16,117 @@ pub struct Config {
     pub policy: Policy,
     /// Where the configuration came from: a path, or `<embedded default>`.
     pub source: String,
+    pub dns: Dns,
+    pub address_guard: AddressGuardSettings,
+    pub tls: TlsInspection,
+}
+
+/// The proxy's own resolver. Names are resolved once and only the checked addresses are dialed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns {
+    /// `None`: the system's (`/etc/resolv.conf`); `/etc/hosts` is consulted either way.
+    pub nameservers: Option<Vec<SocketAddr>>,
+    /// One whole lookup, all servers and retries included; beyond it: 502 `dns-failed`.
+    pub timeout: Duration,
+    /// Answers kept, each for its TTL.
+    pub cache_size: usize,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Self {
+            nameservers: None,
+            timeout: Duration::from_secs(5),
+            cache_size: 4096,
+        }
+    }
+}
+
+/// Refusing private, loopback, link-local and metadata destinations (`private-address`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddressGuardSettings {
+    pub enabled: bool,
+    /// Internal networks the proxy may reach despite the guard.
+    pub allow_networks: Vec<ipnet::IpNet>,
+}
+
+impl Default for AddressGuardSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            allow_networks: Vec::new(),
+        }
+    }
+}
+
+/// Checks on the first bytes a client sends into a CONNECT tunnel, before the destination is
+/// dialed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInspection {
+    pub sni: SniCheck,
+    pub without_sni: WithoutSni,
+    /// Ports whose tunnels must start with TLS: the ClientHello is read and checked before the
+    /// destination is dialed, and anything else falls under `without_sni`. On other ports the
+    /// destination is dialed first and a ClientHello, if the client sends one, is still checked.
+    pub ports: Vec<u16>,
+}
+
+impl Default for TlsInspection {
+    fn default() -> Self {
+        Self {
+            sni: SniCheck::default(),
+            without_sni: WithoutSni::default(),
+            ports: vec![443],
+        }
+    }
+}
+
+/// What the TLS server name of a tunnelled ClientHello must satisfy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SniCheck {
+    /// The SNI must be the CONNECT host (after normalisation). Stops domain fronting.
+    #[default]
+    Match,
+    /// The SNI may differ from the CONNECT host if the policy allows the SNI host itself.
+    Policy,
+    /// No check (the first bytes are still not required to be TLS).
+    Off,
+}
+
+/// What happens to a tunnel whose first bytes are a ClientHello without SNI, or are not TLS at
+/// all on one of `tls.ports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WithoutSni {
+    /// Always refuse (`sni-mismatch`).
+    Refuse,
+    /// Allow only when the target is an IP literal that an allow entry names explicitly (an IP or
+    /// CIDR entry); refuse otherwise.
+    #[default]
+    ExplicitIp,
+    /// Allow.
+    Allow,
+}
+
+impl SniCheck {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Match => "match",
+            Self::Policy => "policy",
+            Self::Off => "off",
+        }
+    }
+}
+
+impl WithoutSni {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Refuse => "refuse",
+            Self::ExplicitIp => "explicit-ip",
+            Self::Allow => "allow",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +159,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Largest request head (request line + headers) accepted; beyond it: 431.
     pub max_request_head_bytes: usize,
+    /// Concurrent connections from one client IP address; beyond it: 503 / SOCKS5 0x01. Keeps
+    /// one greedy or slow client from taking the whole `max_connections`.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +169,7 @@ impl Default for Limits {
         Self {
             max_connections: 4096,
             max_request_head_bytes: 32 * 1024,
+            max_connections_per_client: 512,
         }
     }
 }

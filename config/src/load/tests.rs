@@ -183,7 +183,7 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
         serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema_keys(&schema), loader_keys(""));
-    for section in ["limits", "timeouts"] {
+    for section in ["limits", "timeouts", "dns", "address_guard", "tls"] {
         let node = &schema["properties"][section];
         assert_eq!(node["additionalProperties"], false, "{section}");
         assert_eq!(
@@ -233,4 +233,63 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
     for mode in &modes {
         load_str(&format!("mode: {mode}\n"), "x").unwrap();
     }
+}
+
+#[test]
+fn destination_safety_settings_are_read() {
+    let config = load_str(
+        "dns:\n  nameservers: [10.0.0.2, \"127.0.0.1:5353\"]\n  timeout: 2s\n  cache_size: 10\n\
+         address_guard:\n  allow_networks: [10.20.0.0/16, 192.168.1.7]\n\
+         tls:\n  sni: policy\n  without_sni: refuse\n  ports: [443, 8443]\n\
+         limits:\n  max_connections_per_client: 8\n",
+        "policy.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        config.dns.nameservers,
+        Some(vec![
+            "10.0.0.2:53".parse().unwrap(),
+            "127.0.0.1:5353".parse().unwrap()
+        ])
+    );
+    assert_eq!(config.dns.timeout, Duration::from_secs(2));
+    assert_eq!(config.dns.cache_size, 10);
+    assert!(config.address_guard.enabled);
+    assert_eq!(
+        config.address_guard.allow_networks,
+        vec![
+            "10.20.0.0/16".parse().unwrap(),
+            "192.168.1.7/32".parse().unwrap()
+        ]
+    );
+    assert_eq!(config.tls.sni, crate::SniCheck::Policy);
+    assert_eq!(config.tls.without_sni, crate::WithoutSni::Refuse);
+    assert_eq!(config.tls.ports, vec![443, 8443]);
+    assert_eq!(config.limits.max_connections_per_client, 8);
+}
+
+#[test]
+fn destination_safety_defaults_are_safe() {
+    let config = load_str("", "policy.yaml").unwrap();
+    assert!(config.address_guard.enabled);
+    assert!(config.address_guard.allow_networks.is_empty());
+    assert_eq!(config.dns.nameservers, None);
+    assert_eq!(config.tls.sni, crate::SniCheck::Match);
+    assert_eq!(config.tls.without_sni, crate::WithoutSni::ExplicitIp);
+    assert_eq!(config.tls.ports, vec![443]);
+}
+
+#[test]
+fn bad_destination_safety_values_name_their_place() {
+    let e = err("dns:\n  nameservers: [resolver.example]\n");
+    assert_eq!((e.line, e.path.as_str()), (Some(2), "dns.nameservers[0]"));
+    assert!(e.hint.is_some());
+    let e = err("address_guard:\n  allow_networks: [10.0.0.0/33]\n");
+    assert_eq!(
+        (e.line, e.path.as_str()),
+        (Some(2), "address_guard.allow_networks[0]")
+    );
+    let e = err("tls:\n  sni: strict\n");
+    assert_eq!(e.line, Some(2));
+    assert!(e.message.contains("match"), "{e}");
 }
