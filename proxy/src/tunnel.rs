@@ -1,16 +1,17 @@
 //! Copying bytes both ways between client and destination until both directions are done, or
 //! until neither direction has moved a byte for the idle timeout.
 
-#[cfg(not(target_os = "linux"))]
-mod copy;
+mod one_way;
 #[cfg(target_os = "linux")]
 mod splice;
+
+pub use one_way::{one_way, write_all};
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
+use std::future::Future;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -25,50 +26,59 @@ pub struct Transferred {
 /// half-close), an error occurs, or the tunnel idles for `idle`. `early` holds bytes the client
 /// sent before the tunnel was established; they go first.
 pub async fn relay(
-    client: &mut TcpStream,
-    upstream: &mut TcpStream,
+    client: &TcpStream,
+    upstream: &TcpStream,
     early: &[u8],
     idle: Duration,
 ) -> io::Result<Transferred> {
-    if !early.is_empty() {
-        upstream.write_all(early).await?;
-    }
-    let activity = Activity::new();
-    #[cfg(target_os = "linux")]
-    let (up, down) = tokio::try_join!(
-        splice::one_way(client, upstream, &activity, idle),
-        splice::one_way(upstream, client, &activity, idle),
-    )?;
-    #[cfg(not(target_os = "linux"))]
-    let (up, down) = {
-        let (mut client_read, mut client_write) = client.split();
-        let (mut upstream_read, mut upstream_write) = upstream.split();
-        tokio::try_join!(
-            copy::one_way(&mut client_read, &mut upstream_write, &activity, idle),
-            copy::one_way(&mut upstream_read, &mut client_write, &activity, idle),
-        )?
+    relay_gated(client, upstream, idle, async { Ok(early) }).await
+}
+
+/// Like `relay`, but the client → destination direction starts only when `first` completes:
+/// it reads and judges the client's first bytes and yields them to be sent on (an error closes
+/// the tunnel before any of them reach the destination). The destination → client direction
+/// runs from the start, so protocols where the server speaks first are not delayed.
+pub async fn relay_gated<'a, B: AsRef<[u8]>>(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    idle: Duration,
+    first: impl Future<Output = io::Result<B>> + 'a,
+) -> io::Result<Transferred> {
+    let activity = Activity::default();
+    let up = async {
+        let early = first.await?;
+        let early = early.as_ref();
+        one_way::write_all(upstream, early, idle).await?;
+        if !early.is_empty() {
+            activity.touch();
+        }
+        Ok::<u64, io::Error>(one_way(client, upstream, &activity, idle).await? + early.len() as u64)
     };
+    let (up, down) = tokio::try_join!(up, one_way(upstream, client, &activity, idle))?;
     Ok(Transferred {
-        client_to_upstream: up + early.len() as u64,
+        client_to_upstream: up,
         upstream_to_client: down,
     })
 }
 
 /// The last time either direction moved bytes, shared by both, so a long one-way download is
 /// not mistaken for an idle tunnel.
-struct Activity {
+#[derive(Debug)]
+pub struct Activity {
     start: Instant,
     last_ms: AtomicU64,
 }
 
-impl Activity {
-    fn new() -> Self {
+impl Default for Activity {
+    fn default() -> Self {
         Self {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
         }
     }
+}
 
+impl Activity {
     fn touch(&self) {
         let now = self.start.elapsed().as_millis() as u64;
         self.last_ms.store(now, Ordering::Relaxed);

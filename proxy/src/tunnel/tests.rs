@@ -27,12 +27,12 @@ async fn tunnel(
     TcpStream,
     tokio::task::JoinHandle<io::Result<Transferred>>,
 ) {
-    let (client_outer, mut client_inner) = pair().await;
-    let (mut upstream_inner, upstream_outer) = pair().await;
+    let (client_outer, client_inner) = pair().await;
+    let (upstream_inner, upstream_outer) = pair().await;
     let relay = tokio::spawn(async move {
         relay(
-            &mut client_inner,
-            &mut upstream_inner,
+            &client_inner,
+            &upstream_inner,
             early,
             Duration::from_secs(30),
         )
@@ -106,15 +106,9 @@ async fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_tunnel_times_out() {
-    let (client_outer, mut client_inner) = pair().await;
-    let (mut upstream_inner, _upstream_outer) = pair().await;
-    let result = relay(
-        &mut client_inner,
-        &mut upstream_inner,
-        b"",
-        Duration::from_secs(5),
-    )
-    .await;
+    let (client_outer, client_inner) = pair().await;
+    let (upstream_inner, _upstream_outer) = pair().await;
+    let result = relay(&client_inner, &upstream_inner, b"", Duration::from_secs(5)).await;
     assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
     drop(client_outer);
 }

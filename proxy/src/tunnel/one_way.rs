@@ -1,0 +1,119 @@
+//! One direction of a tunnel, on shared `&TcpStream`s (tokio's readiness API), so both
+//! directions and the first-bytes inspection can run at once without splitting the sockets.
+//!
+//! Small exchanges are copied through a small buffer. On Linux, once a read fills that buffer the
+//! direction is a bulk transfer and switches to splice(2) (`splice.rs`).
+//!
+//! Written here rather than taken from a crate: it is the hottest loop of the proxy, it must keep
+//! the tunnel's shared idle clock and half-close semantics, and a would-block result must clear
+//! readiness (`try_io`) instead of spinning.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::Interest;
+use tokio::net::TcpStream;
+
+use super::Activity;
+
+/// Reads below this size are copied; on Linux a read that fills it marks the direction as bulk.
+const SMALL_BUFFER: usize = 16 * 1024;
+
+/// Relays `from` → `to` until EOF (passed on as a half-close of `to`), an error, or idleness.
+pub async fn one_way(
+    from: &TcpStream,
+    to: &TcpStream,
+    activity: &Activity,
+    idle: Duration,
+) -> io::Result<u64> {
+    let mut total = 0u64;
+    let mut buf = vec![0u8; SMALL_BUFFER];
+    let mut bulk_tried = false;
+    loop {
+        let n = read(from, &mut buf, activity, idle).await?;
+        if n == 0 {
+            half_close(to);
+            return Ok(total);
+        }
+        write_all(to, &buf[..n], idle).await?;
+        activity.touch();
+        total += n as u64;
+        #[cfg(target_os = "linux")]
+        if n == buf.len() && !bulk_tried {
+            bulk_tried = true;
+            // Without a pipe (out of descriptors) keep copying rather than failing the tunnel.
+            if let Some(rest) = super::splice::try_rest(from, to, activity, idle).await {
+                return rest.map(|n| n + total);
+            }
+        }
+    }
+}
+
+async fn read(
+    from: &TcpStream,
+    buf: &mut [u8],
+    activity: &Activity,
+    idle: Duration,
+) -> io::Result<usize> {
+    wait_for(from, Interest::READABLE, activity, idle, || {
+        from.try_read(buf)
+    })
+    .await
+}
+
+/// Writes all of `bytes` to a shared socket; fails when the peer has not read for `idle`.
+pub async fn write_all(to: &TcpStream, mut bytes: &[u8], idle: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let n = tokio::time::timeout(idle, async {
+            loop {
+                to.writable().await?;
+                match to.try_write(bytes) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "peer stopped reading"))??;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Waits until `stream` is ready for `interest` and `op` succeeds. A would-block result clears
+/// readiness (through `try_io`) and waits again. Waiting longer than `idle` fails, unless the
+/// other direction of the tunnel moved bytes meanwhile.
+pub(super) async fn wait_for<T>(
+    stream: &TcpStream,
+    interest: Interest,
+    activity: &Activity,
+    idle: Duration,
+    mut op: impl FnMut() -> io::Result<T>,
+) -> io::Result<T> {
+    loop {
+        match tokio::time::timeout(idle, stream.ready(interest)).await {
+            Ok(ready) => {
+                ready?;
+            }
+            Err(_) if interest.is_readable() && activity.idle_for() < idle => continue,
+            Err(_) if interest.is_readable() => {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "tunnel idle"))
+            }
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "peer stopped reading",
+                ))
+            }
+        }
+        match stream.try_io(interest, &mut op) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Passes an EOF on: the peer may still send its reply the other way.
+pub(super) fn half_close(to: &TcpStream) {
+    let _ = rustix::net::shutdown(to, rustix::net::Shutdown::Write);
+}
