@@ -32,8 +32,11 @@ fn summary(config: &Config) -> String {
     let secs = |d: std::time::Duration| format!("{}s", d.as_secs_f64());
     format!(
         "{source}: OK\n  listen:   {listen}\n  mode:     {mode}\n  allow:    {allow}\n  deny:     {deny}\n  \
-         limits:   max_connections {mc}, max_request_head_bytes {mh}\n  \
-         timeouts: request_head {rh}, handshake {hs}, dial {dial}, idle {idle}, shutdown_grace {grace}\n",
+         limits:   max_connections {mc}, max_connections_per_client {mpc}, max_request_head_bytes {mh}\n  \
+         timeouts: request_head {rh}, handshake {hs}, dial {dial}, idle {idle}, shutdown_grace {grace}\n  \
+         dns:      {dns}, timeout {dns_timeout}, cache {cache}\n  \
+         guard:    {guard}\n  \
+         tls:      sni {sni}, without_sni {without_sni}, ports {ports:?}\n",
         source = config.source,
         listen = listen.join(", "),
         mode = policy.mode().as_str(),
@@ -41,6 +44,24 @@ fn summary(config: &Config) -> String {
         deny = list(policy.deny()),
         mc = config.limits.max_connections,
         mh = config.limits.max_request_head_bytes,
+        mpc = config.limits.max_connections_per_client,
+        dns = match &config.dns.nameservers {
+            Some(servers) => servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(" "),
+            None => "system (/etc/resolv.conf)".to_string(),
+        },
+        dns_timeout = secs(config.dns.timeout),
+        cache = config.dns.cache_size,
+        guard = if !config.address_guard.enabled {
+            "OFF (private and metadata addresses are reachable)".to_string()
+        } else if config.address_guard.allow_networks.is_empty() {
+            "on".to_string()
+        } else {
+            let nets: Vec<String> = config.address_guard.allow_networks.iter().map(ToString::to_string).collect();
+            format!("on, except {}", nets.join(", "))
+        },
+        sni = config.tls.sni.as_str(),
+        without_sni = config.tls.without_sni.as_str(),
+        ports = config.tls.ports,
         rh = secs(t.request_head),
         hs = secs(t.handshake),
         dial = secs(t.dial),

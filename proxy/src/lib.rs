@@ -20,12 +20,17 @@
 //! the proxy in-process.
 
 pub mod answer;
+pub mod client_hello;
 pub mod decide;
+pub mod destination;
 pub mod detect;
 pub mod dial;
+pub mod establish;
 pub mod http;
+pub mod inspect;
 pub mod listener;
 pub mod logging;
+pub mod per_client;
 pub mod reload;
 pub mod resolve;
 pub mod shutdown;

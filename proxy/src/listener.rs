@@ -64,20 +64,31 @@ pub async fn accept_loop(
             protocol = tracing::field::Empty,
             target = tracing::field::Empty,
         );
-        match state.connections.clone().try_acquire_owned() {
-            Ok(permit) => {
+        let snapshot = state.snapshot();
+        let per_client_max = snapshot.limits.max_connections_per_client;
+        let admitted = state
+            .per_client
+            .try_acquire(peer.ip(), per_client_max)
+            .map(|slot| (slot, state.connections.clone().try_acquire_owned()));
+        match admitted {
+            Some((slot, Ok(permit))) => {
                 span.in_scope(|| debug!("accepted"));
-                let snapshot = state.snapshot();
                 let shutdown = state.shutdown.clone();
                 state.tracker.spawn(
                     async move {
                         detect::serve(stream, peer, protocols, snapshot, shutdown).await;
                         drop(permit);
+                        drop(slot);
                     }
                     .instrument(span),
                 );
             }
-            Err(_) => {
+            refused => {
+                let why: &'static str = if refused.is_none() {
+                    "this client's connection limit"
+                } else {
+                    "the connection limit"
+                };
                 let Ok(answer_permit) = busy_answers.clone().try_acquire_owned() else {
                     continue; // dropping the stream closes it
                 };
@@ -85,6 +96,7 @@ pub async fn accept_loop(
                     async move {
                         warn!(
                             reason = DenyReason::TooManyConnections.as_str(),
+                            limit = why,
                             "connection refused"
                         );
                         detect::refuse(

@@ -7,15 +7,18 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use bytes::BytesMut;
 use egress_config::{DenyReason, Host, Protocol};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
 use crate::answer::{socks_code, socks_reply, Refusal};
+use crate::decide;
 use crate::detect::ConnContext;
-use crate::{decide, dial, resolve, tunnel};
+use crate::establish::{self, Target};
+use crate::tunnel;
 
 const VERSION: u8 = 0x05;
 const METHOD_NO_AUTH: u8 = 0x00;
@@ -31,7 +34,7 @@ const EARLY_REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 
 /// Why a handshake stopped before a request was understood.
 #[derive(Debug)]
-enum Handshake {
+pub enum Handshake {
     /// The peer closed, stalled past the deadline or sent bytes we already answered; just close.
     Gone,
     /// Answer with this reply code, then close.
@@ -72,28 +75,30 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;
-    if let Err(refusal) = decide::check(snapshot, &host, port, protocol) {
-        return reply(&mut stream, socks_code(refusal.reason), None).await;
-    }
-    let dialed = match resolve::resolve(&host, port, snapshot.timeouts.dial).await {
-        Ok(addrs) => dial::dial(&addrs, snapshot.timeouts.dial).await,
-        Err(refusal) => Err(refusal),
+    let verdict = match decide::check(snapshot, &host, port, protocol) {
+        Ok(verdict) => verdict,
+        Err(refusal) => return reply(&mut stream, socks_code(refusal.reason), None).await,
     };
-    let mut upstream = match dialed {
-        Ok(upstream) => upstream,
-        Err(refusal) => return refuse_after_decision(&mut stream, &refusal).await,
+    let target = Target {
+        host: &host,
+        port,
+        protocol,
+        explicit_address: verdict.explicit_address,
     };
-    let bound = upstream.local_addr().ok();
-    reply(&mut stream, socks_reply::SUCCEEDED, bound).await;
-    let started = std::time::Instant::now();
-    match tunnel::relay(&mut stream, &mut upstream, &[], snapshot.timeouts.idle).await {
-        Ok(moved) => info!(
-            bytes_up = moved.client_to_upstream,
-            bytes_down = moved.upstream_to_client,
-            duration_ms = started.elapsed().as_millis() as u64,
-            "tunnel closed"
-        ),
-        Err(error) => debug!(%error, "tunnel ended with an error"),
+    let shared = &stream;
+    let opened = establish::open(
+        shared,
+        BytesMut::new(),
+        target,
+        snapshot,
+        |bound| async move {
+            let answer = reply_bytes(socks_reply::SUCCEEDED, bound);
+            tunnel::write_all(shared, &answer, snapshot.timeouts.idle).await
+        },
+    )
+    .await;
+    if let Err(refusal) = opened {
+        refuse_after_decision(&mut stream, &refusal).await;
     }
 }
 
@@ -111,8 +116,11 @@ async fn refuse_after_decision(stream: &mut TcpStream, refusal: &Refusal) {
     reply(stream, socks_code(refusal.reason), None).await;
 }
 
-/// Greeting, optional password sub-negotiation and the request; returns the target.
-async fn handshake(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
+/// Greeting, optional password sub-negotiation and the request; returns the target. Generic over
+/// the stream so the fuzz target can drive it with in-memory bytes.
+pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Result<(Host, u16), Handshake> {
     let mut greeting = [0u8; 2];
     stream.read_exact(&mut greeting).await?;
     if greeting[0] != VERSION {
@@ -145,7 +153,7 @@ async fn handshake(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
 
 /// RFC 1929. No identities are configured yet, so any credentials are accepted (the listener
 /// admits unauthenticated clients anyway); the username is recorded on the connection's span.
-async fn password(stream: &mut TcpStream) -> Result<(), Handshake> {
+async fn password<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<(), Handshake> {
     let mut version = [0u8; 2];
     stream.read_exact(&mut version).await?;
     if version[0] != PASSWORD_VERSION {
@@ -163,7 +171,9 @@ async fn password(stream: &mut TcpStream) -> Result<(), Handshake> {
     Ok(())
 }
 
-async fn request(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
+async fn request<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Result<(Host, u16), Handshake> {
     let mut head = [0u8; 4];
     stream.read_exact(&mut head).await?;
     let [version, command, _reserved, atyp] = head;
@@ -221,8 +231,16 @@ async fn request(stream: &mut TcpStream) -> Result<(Host, u16), Handshake> {
     Ok((host, port))
 }
 
-/// Sends a reply with the bound address (or 0.0.0.0:0 for failures).
+/// Sends a reply with the bound address (or 0.0.0.0:0 for failures); after a failure, closes
+/// our sending half.
 async fn reply(stream: &mut TcpStream, code: u8, bound: Option<SocketAddr>) {
+    let _ = stream.write_all(&reply_bytes(code, bound)).await;
+    if code != socks_reply::SUCCEEDED {
+        let _ = stream.shutdown().await;
+    }
+}
+
+fn reply_bytes(code: u8, bound: Option<SocketAddr>) -> Vec<u8> {
     let mut out = Vec::with_capacity(22);
     out.extend_from_slice(&[VERSION, code, 0x00]);
     match bound {
@@ -238,8 +256,5 @@ async fn reply(stream: &mut TcpStream, code: u8, bound: Option<SocketAddr>) {
         }
         None => out.extend_from_slice(&[ATYP_IPV4, 0, 0, 0, 0, 0, 0]),
     }
-    let _ = stream.write_all(&out).await;
-    if code != socks_reply::SUCCEEDED {
-        let _ = stream.shutdown().await;
-    }
+    out
 }

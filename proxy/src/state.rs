@@ -4,11 +4,15 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use egress_config::{Config, Limits, ListenerProtocols, Policy, Timeouts};
+use egress_config::guard::AddressGuard;
+use egress_config::{Config, Limits, ListenerProtocols, Policy, Timeouts, TlsInspection};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::per_client::ClientCounts;
+use crate::resolve::Resolver;
 
 /// The part of a configuration that a reload may replace. A connection takes the snapshot current
 /// at accept and keeps it to the end, so a reload never changes the rules under an open tunnel.
@@ -19,6 +23,9 @@ pub struct Snapshot {
     pub timeouts: Timeouts,
     /// Where the rules came from, for logs and `X-Egress-Error` bodies.
     pub source: String,
+    pub resolver: Resolver,
+    pub guard: AddressGuard,
+    pub tls: TlsInspection,
 }
 
 impl Snapshot {
@@ -28,8 +35,27 @@ impl Snapshot {
             limits: config.limits,
             timeouts: config.timeouts,
             source: config.source.clone(),
+            resolver: Resolver::new(&config.dns),
+            guard: address_guard(config),
+            tls: config.tls.clone(),
         }
     }
+}
+
+/// The guard the configuration asks for, knowing this host's own interface addresses (read
+/// again at every reload, so a new interface is covered from the next reload on).
+fn address_guard(config: &Config) -> AddressGuard {
+    if !config.address_guard.enabled {
+        return AddressGuard::disabled();
+    }
+    let own = match if_addrs::get_if_addrs() {
+        Ok(interfaces) => interfaces.into_iter().map(|i| i.ip()).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "cannot list this host's interface addresses; the guard covers the standard ranges only");
+            Vec::new()
+        }
+    };
+    AddressGuard::new(config.address_guard.allow_networks.clone()).with_own_addresses(own)
 }
 
 /// A socket already bound by the caller, and what it speaks.
@@ -45,6 +71,8 @@ pub struct ProxyState {
     snapshot: ArcSwap<Snapshot>,
     /// Permits for client connections; sized once at start (`limits.max_connections`).
     pub connections: Arc<Semaphore>,
+    /// Open connections per client address (`limits.max_connections_per_client`).
+    pub per_client: Arc<ClientCounts>,
     /// Cancelled when shutdown begins: accept loops stop, keep-alive connections finish.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to drain.
@@ -56,6 +84,7 @@ impl ProxyState {
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::from_config(config)),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+            per_client: Arc::new(ClientCounts::default()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
         })

@@ -16,7 +16,7 @@ use super::{rewrite, target};
 use crate::answer::Refusal;
 use crate::decide;
 use crate::detect::ConnContext;
-use crate::{dial, resolve};
+use crate::{destination, dial};
 
 /// Response heads from destinations may be larger than what we accept from clients.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -65,16 +65,21 @@ pub async fn exchange(
     tracing::Span::current().record("target", authority.as_str());
     target::check_host_header(&req.headers, &target)
         .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
-    decide::check(snapshot, &target.host, target.port, Protocol::HttpForward)
+    let verdict = decide::check(snapshot, &target.host, target.port, Protocol::HttpForward)
         .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
     let request_framing = body::request_framing(&req.headers)
         .map_err(|e| Refusal::new(DenyReason::BadRequest, e.0))?;
 
     let mut dest = take_reusable(upstream, &target.host, target.port);
     if dest.is_none() {
-        let addrs = resolve::resolve(&target.host, target.port, snapshot.timeouts.dial)
-            .await
-            .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
+        let addrs = destination::resolve_checked(
+            snapshot,
+            &target.host,
+            target.port,
+            verdict.explicit_address,
+        )
+        .await
+        .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
         let stream = dial::dial(&addrs, snapshot.timeouts.dial)
             .await
             .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
@@ -111,6 +116,16 @@ pub async fn exchange(
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) if started.load(Ordering::Relaxed) => return Err(Failure::Broken(e)),
+        Err(e)
+            if e.get_ref()
+                .is_some_and(|inner| inner.is::<BadRequestBody>()) =>
+        {
+            return Err(Failure::Refused(
+                Refusal::new(DenyReason::BadRequest, format!("request body: {e}")),
+                Some(authority),
+                None,
+            ))
+        }
         Err(e) => {
             return Err(Failure::Refused(
                 Refusal::new(DenyReason::UpstreamBadResponse, e.to_string()),
@@ -149,6 +164,19 @@ fn take_reusable(upstream: &mut Option<Upstream>, host: &Host, port: u16) -> Opt
         _ => None,
     }
 }
+
+/// The client's request body broke its own framing (e.g. an invalid chunk size): the client's
+/// fault, answered 400, not the destination's.
+#[derive(Debug)]
+struct BadRequestBody(String);
+
+impl std::fmt::Display for BadRequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadRequestBody {}
 
 struct Outcome {
     status: u16,
@@ -241,7 +269,7 @@ async fn relay(
                 result = &mut send, if sent.is_none() => match result {
                     Ok(n) => sent = Some(n),
                     // A broken request body: the destination would wait for the rest forever.
-                    Err(e) => break Err(e),
+                    Err(e) => break Err(io::Error::new(e.kind(), BadRequestBody(e.to_string()))),
                 },
                 result = &mut receive => break result.map(|r| (r, sent)),
             }

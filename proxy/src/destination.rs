@@ -1,0 +1,54 @@
+//! The "resolve + check" step: the target's addresses, each checked by the address guard, so that
+//! only checked addresses are ever dialed. A name with any special address among its answers is
+//! refused as a whole: mixing public and private answers is how DNS rebinding starts.
+
+use std::net::SocketAddr;
+
+use egress_config::guard::SpecialKind;
+use egress_config::{DenyReason, Host};
+use tracing::warn;
+
+use crate::answer::Refusal;
+use crate::state::Snapshot;
+
+/// Resolves `host:port` once and checks every address. `explicit_address`: the allow entry
+/// names this target's address (an IP or CIDR entry, or `localhost`), which exempts it.
+pub async fn resolve_checked(
+    snapshot: &Snapshot,
+    host: &Host,
+    port: u16,
+    explicit_address: bool,
+) -> Result<Vec<SocketAddr>, Refusal> {
+    let addrs = snapshot.resolver.resolve(host, port).await?;
+    for addr in &addrs {
+        let Err(special) = snapshot.guard.check(addr.ip()) else {
+            continue;
+        };
+        if exempt(host, explicit_address, special.kind) {
+            continue;
+        }
+        let detail = match host {
+            Host::Ip(ip) => format!("{ip} is a {special} address"),
+            Host::Name(name) => format!("{name} resolves to {}, a {special} address", addr.ip()),
+        };
+        warn!(
+            decision = "deny",
+            reason = DenyReason::PrivateAddress.as_str(),
+            address = %addr.ip(),
+            kind = special.kind.as_str(),
+            "address guard"
+        );
+        return Err(Refusal::new(DenyReason::PrivateAddress, detail));
+    }
+    Ok(addrs)
+}
+
+/// An allow entry written for the address itself is a deliberate exception: an IP or CIDR entry
+/// for an IP-literal target, or `localhost` for the loopback addresses it resolves to.
+fn exempt(host: &Host, explicit_address: bool, kind: SpecialKind) -> bool {
+    explicit_address
+        && match host {
+            Host::Ip(_) => true,
+            Host::Name(name) => &**name == "localhost" && kind == SpecialKind::Loopback,
+        }
+}

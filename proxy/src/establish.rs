@@ -1,0 +1,152 @@
+//! Opening a tunnel the policy allowed, for CONNECT and SOCKS5 alike: resolve once and check
+//! every address, judge the client's first bytes, dial only checked addresses, relay.
+//!
+//! TLS ports (`tls.ports`, 443 by default): the client is told the tunnel is up, its ClientHello is read and checked, and only
+//! then is the destination dialed — a refused tunnel never touches the destination. Other ports:
+//! dial first (the destination may speak first), then hold the client's first bytes until they
+//! pass the same check.
+
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use egress_config::{Host, Protocol};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use crate::answer::Refusal;
+use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
+use crate::state::Snapshot;
+use crate::tunnel::{self, Transferred};
+use crate::{destination, dial};
+
+/// Where the tunnel goes and what the policy said about it.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub host: &'a Host,
+    pub port: u16,
+    pub protocol: Protocol,
+    /// The allow entry names the target's address itself (see `Verdict::explicit_address`).
+    pub explicit_address: bool,
+}
+
+/// A refusal raised before the client was told the tunnel is up: the caller answers it in its
+/// protocol (HTTP status, SOCKS5 reply). Refusals after that point are handled here (logged, and
+/// the connection closed).
+pub type Unanswered = Refusal;
+
+/// Opens the tunnel and relays until it ends. `early` holds client bytes read past the request;
+/// `established` writes the protocol's success answer (given the local address of the dialed
+/// connection, when there is one yet).
+pub async fn open<E, F>(
+    client: &TcpStream,
+    early: BytesMut,
+    target: Target<'_>,
+    snapshot: &Snapshot,
+    established: E,
+) -> Result<(), Unanswered>
+where
+    E: FnOnce(Option<SocketAddr>) -> F,
+    F: std::future::Future<Output = io::Result<()>>,
+{
+    let addrs =
+        destination::resolve_checked(snapshot, target.host, target.port, target.explicit_address)
+            .await?;
+    let started = std::time::Instant::now();
+    if snapshot.tls.ports.contains(&target.port) {
+        if established(None).await.is_err() {
+            return Ok(());
+        }
+        let mut buf = early;
+        let deadline = Instant::now() + inspect::hello_wait(snapshot);
+        let first = inspect::read_first(client, &mut buf, deadline).await;
+        if let Err(refusal) = first.and_then(|first| judge(snapshot, &first, target)) {
+            refuse_in_tunnel(client, &buf, &refusal);
+            return Ok(());
+        }
+        let upstream = match dial::dial(&addrs, snapshot.timeouts.dial).await {
+            Ok(upstream) => upstream,
+            Err(refusal) => {
+                // The client was already told the tunnel is up; all that is left is to close.
+                warn!(reason = refusal.reason.as_str(), detail = %refusal.detail, "tunnel failed after inspection");
+                return Ok(());
+            }
+        };
+        let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle).await;
+        log_end(moved, started);
+        return Ok(());
+    }
+    let upstream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
+    if established(upstream.local_addr().ok()).await.is_err() {
+        return Ok(());
+    }
+    let idle = snapshot.timeouts.idle;
+    let gate = async {
+        let mut buf = early;
+        let first = inspect::read_first(client, &mut buf, Instant::now() + idle).await;
+        match first.and_then(|first| judge(snapshot, &first, target)) {
+            Ok(()) => Ok(buf),
+            Err(refusal) => {
+                refuse_in_tunnel(client, &buf, &refusal);
+                Err(io::Error::other(Refused))
+            }
+        }
+    };
+    let moved = tunnel::relay_gated(client, &upstream, idle, gate).await;
+    match moved {
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {}
+        moved => log_end(moved, started),
+    }
+    Ok(())
+}
+
+/// Marks a tunnel closed by the first-bytes check (already logged) among relay errors.
+#[derive(Debug)]
+struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("refused by the first-bytes check")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+fn judge(snapshot: &Snapshot, first: &FirstBytes, target: Target<'_>) -> Result<(), Refusal> {
+    inspect::check(
+        snapshot,
+        first,
+        target.host,
+        target.port,
+        target.protocol,
+        target.explicit_address,
+    )
+}
+
+/// Logs the refusal and, when the client spoke TLS, sends it a fatal alert so it reports
+/// "access denied" instead of a reset. The caller then closes the connection.
+fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal) {
+    warn!(
+        decision = "deny",
+        reason = refusal.reason.as_str(),
+        detail = %refusal.detail,
+        "tunnel refused"
+    );
+    if sent.first() == Some(&0x16) {
+        // Best effort: 7 bytes into an empty send buffer do not block.
+        let _ = client.try_write(&TLS_ACCESS_DENIED_ALERT);
+    }
+}
+
+fn log_end(moved: io::Result<Transferred>, started: std::time::Instant) {
+    match moved {
+        Ok(moved) => info!(
+            bytes_up = moved.client_to_upstream,
+            bytes_down = moved.upstream_to_client,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "tunnel closed"
+        ),
+        Err(error) => debug!(%error, "tunnel ended with an error"),
+    }
+}
