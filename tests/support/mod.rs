@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod dns;
 pub mod origin;
 
 use std::io::{BufRead, BufReader, Read, Write};

@@ -53,9 +53,14 @@ impl Servers {
 
     /// TLS origin on 127.0.0.1:0 with a fresh certificate for `localhost` and 127.0.0.1.
     pub fn tls_origin(&self, dir: &std::path::Path) -> TlsOrigin {
+        self.tls_origin_for(dir, &["localhost", "127.0.0.1"])
+    }
+
+    /// TLS origin on 127.0.0.1:0 with a fresh certificate for `names`.
+    pub fn tls_origin_for(&self, dir: &std::path::Path, names: &[&str]) -> TlsOrigin {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params =
-            rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
         let cert = params.self_signed(&key).unwrap();
         let ca_path = dir.join("origin-ca.pem");
         std::fs::write(&ca_path, cert.pem()).unwrap();
