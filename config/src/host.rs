@@ -68,7 +68,14 @@ impl Host {
         if looks_numeric(trimmed) {
             return parse_ipv4(trimmed).map(|ip| Host::Ip(IpAddr::V4(ip)));
         }
-        normalise_name(trimmed).map(|n| Host::Name(n.into_boxed_str()))
+        let name = normalise_name(trimmed)?;
+        // IDNA maps some characters to digits and letters (fullwidth `１２７`, `ˣ`), so the
+        // mapped name gets the same "is it an address?" check as typed ASCII (as WHATWG URL
+        // does); otherwise two spellings of one host could be judged differently.
+        if looks_numeric(&name) {
+            return parse_ipv4(&name).map(|ip| Host::Ip(IpAddr::V4(ip)));
+        }
+        Ok(Host::Name(name.into_boxed_str()))
     }
 
     /// An address, with IPv4-mapped IPv6 (`::ffff:a.b.c.d`) unwrapped to IPv4.
@@ -240,3 +247,6 @@ fn normalise_name(name: &str) -> Result<String, HostError> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;

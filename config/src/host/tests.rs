@@ -124,3 +124,20 @@ fn authorities_split_host_and_port() {
         assert!(p(bad).is_err(), "{bad}");
     }
 }
+
+#[test]
+fn characters_idna_maps_to_digits_make_an_address_not_a_name() {
+    // Fullwidth digits and full stops map to ASCII: the result is an address, as typed ASCII is.
+    assert_eq!(
+        Host::parse("１２７.０.０.１"),
+        Ok(Host::Ip("127.0.0.1".parse().unwrap()))
+    );
+    assert_eq!(
+        Host::parse("１２７．０．０．１"),
+        Ok(Host::Ip("127.0.0.1".parse().unwrap()))
+    );
+    // Found by the `host` fuzz target: `ˣ` maps to `x`, making the last label `21x7`, which
+    // typed in ASCII is an invalid address.
+    assert_eq!(Host::parse("ȧ7.21ˣ7"), Err(HostError::InvalidIpv4));
+    assert_eq!(Host::parse("xn--7-gya.21x7"), Err(HostError::InvalidIpv4));
+}
