@@ -10,7 +10,7 @@ mod support;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,10 +28,12 @@ fn ip(text: &str) -> IpAddr {
 
 /// A TCP server that only counts: connections accepted and bytes received. Stands where a
 /// destination would be, to prove that a refused tunnel never reached it (or sent it nothing).
+/// Each connection's byte total is also reported when the connection ends.
 struct Sink {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
     received: Arc<AtomicUsize>,
+    totals: Mutex<mpsc::Receiver<usize>>,
 }
 
 impl Sink {
@@ -41,19 +43,23 @@ impl Sink {
         let accepted = Arc::new(AtomicUsize::new(0));
         let received = Arc::new(AtomicUsize::new(0));
         let (a, r) = (accepted.clone(), received.clone());
+        let (totals_tx, totals) = mpsc::channel();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut stream) = stream else { return };
                 a.fetch_add(1, Ordering::SeqCst);
-                let r = r.clone();
+                let (r, totals_tx) = (r.clone(), totals_tx.clone());
                 thread::spawn(move || {
                     let mut buf = [0u8; 4096];
+                    let mut total = 0;
                     while let Ok(n) = stream.read(&mut buf) {
                         if n == 0 {
-                            return;
+                            break;
                         }
+                        total += n;
                         r.fetch_add(n, Ordering::SeqCst);
                     }
+                    let _ = totals_tx.send(total);
                 });
             }
         });
@@ -61,13 +67,29 @@ impl Sink {
             addr,
             accepted,
             received,
+            totals: Mutex::new(totals),
         }
+    }
+
+    /// The byte total of the next connection to end.
+    fn next_total(&self) -> usize {
+        self.totals
+            .lock()
+            .unwrap()
+            .recv_timeout(WAIT)
+            .expect("a sink connection ended")
     }
 }
 
 /// A syntactically valid TLS 1.2/1.3 ClientHello record with the given raw server_name (or none),
 /// built by hand so that invalid names can be sent too.
 fn hello(server_name: Option<&[u8]>) -> Vec<u8> {
+    hello_in_records(server_name, 0, usize::MAX)
+}
+
+/// The same, with a key_share extension of `key_share` bytes (X25519MLKEM768 sends 1216) and the
+/// handshake message cut into records of at most `record` bytes.
+fn hello_in_records(server_name: Option<&[u8]>, key_share: usize, record: usize) -> Vec<u8> {
     let mut extensions = Vec::new();
     if let Some(name) = server_name {
         let mut list = vec![0u8];
@@ -81,6 +103,17 @@ fn hello(server_name: Option<&[u8]>) -> Vec<u8> {
     }
     // supported_versions: TLS 1.3, TLS 1.2
     extensions.extend_from_slice(&[0x00, 0x2b, 0x00, 0x05, 0x04, 0x03, 0x04, 0x03, 0x03]);
+    if key_share > 0 {
+        // One entry: group X25519MLKEM768 (0x11ec), `key_share` bytes of key.
+        let mut entry = vec![0x11, 0xec];
+        entry.extend_from_slice(&(key_share as u16).to_be_bytes());
+        entry.extend(std::iter::repeat_n(0x5a, key_share));
+        let mut data = (entry.len() as u16).to_be_bytes().to_vec();
+        data.extend_from_slice(&entry);
+        extensions.extend_from_slice(&[0x00, 0x33]);
+        extensions.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        extensions.extend_from_slice(&data);
+    }
     let mut body = vec![0x03, 0x03];
     body.extend_from_slice(&[7u8; 32]); // random
     body.push(0); // session id
@@ -91,10 +124,13 @@ fn hello(server_name: Option<&[u8]>) -> Vec<u8> {
     let mut handshake = vec![0x01];
     handshake.extend_from_slice(&(body.len() as u32).to_be_bytes()[1..]);
     handshake.extend_from_slice(&body);
-    let mut record = vec![0x16, 0x03, 0x01];
-    record.extend_from_slice(&(handshake.len() as u16).to_be_bytes());
-    record.extend_from_slice(&handshake);
-    record
+    let mut records = Vec::new();
+    for part in handshake.chunks(record.min(16384)) {
+        records.extend_from_slice(&[0x16, 0x03, 0x01]);
+        records.extend_from_slice(&(part.len() as u16).to_be_bytes());
+        records.extend_from_slice(part);
+    }
+    records
 }
 
 fn connect_with(target: &str, first: &[u8]) -> Vec<u8> {
@@ -195,6 +231,8 @@ const NAMES: &[(&str, &[&str])] = &[
     ("mixed.test", &["1.1.1.1", "10.0.0.1"]),
     ("linklocal6.test", &["fe80::1"]),
     ("cgnat.test", &["100.64.0.1"]),
+    // A black-holed first address (excepted from the guard), then the origin's.
+    ("fallback.test", &["127.0.0.3", "127.0.0.1"]),
 ];
 
 impl World {
@@ -224,7 +262,7 @@ impl World {
         let policy = format!(
             "allow: [{allow}]\n\
              dns:\n  nameservers: [\"{dns}\"]\n  timeout: 3s\n\
-             address_guard:\n  allow_networks: [127.0.0.1/32]\n\
+             address_guard:\n  allow_networks: [127.0.0.1/32, 127.0.0.3/32]\n\
              tls:\n  ports: [{tls_port}, {sink_port}]\n\
              timeouts: {{ request_head: 2s, handshake: 2s, dial: 3s }}\n",
             allow = allow.join(", "),
@@ -720,4 +758,115 @@ fn a_slowloris_battery_cannot_starve_another_client() {
         started.elapsed()
     );
     drop(slow);
+}
+
+#[test]
+fn a_large_hello_split_over_records_and_segments_reaches_the_destination_whole() {
+    let w = World::start(60);
+    // A post-quantum sized key share, the handshake cut into two records, and the bytes written
+    // 64 at a time with Nagle off, so the proxy sees the ClientHello arrive in many segments.
+    let hello = hello_in_records(Some(b"allowed.test"), 1216, 700);
+    assert!(hello.len() > 1300);
+    let mut stream = TcpStream::connect(w.proxy.addr).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let target = format!("allowed.test:{}", w.tls_sink.addr.port());
+    stream.write_all(&connect_with(&target, b"")).unwrap();
+    let mut answer = vec![0u8; ESTABLISHED.len()];
+    stream.read_exact(&mut answer).unwrap();
+    assert_eq!(answer, ESTABLISHED);
+    for piece in hello.chunks(64) {
+        stream.write_all(piece).unwrap();
+    }
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(
+        w.tls_sink.next_total(),
+        hello.len(),
+        "every byte of the hello passed, once"
+    );
+}
+
+#[test]
+fn a_silent_nameserver_gives_dns_failed_and_the_proxy_keeps_serving() {
+    // Bound but never read: queries go unanswered, as with a dead resolver.
+    let silent = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let proxy = Proxy::start(&format!(
+        "allow: [\"silent.test:*\", \"127.0.0.1:{port}\"]\n\
+         dns: {{ nameservers: [\"{dns}\"], timeout: 1s }}\n",
+        dns = silent.local_addr().unwrap(),
+    ));
+    let r = curl(&[
+        "-x",
+        &proxy.url(),
+        "-D",
+        "-",
+        "--max-time",
+        "20",
+        &format!("http://silent.test:{port}/"),
+    ]);
+    assert!(r.stdout.starts_with("HTTP/1.1 502"), "{r:?}");
+    assert_eq!(
+        header(&r.stdout, "x-egress-error"),
+        Some("dns-failed"),
+        "{r:?}"
+    );
+    let socks = curl(&[
+        "--socks5-hostname",
+        &proxy.addr.to_string(),
+        "--max-time",
+        "20",
+        &format!("http://silent.test:{port}/"),
+    ]);
+    assert_eq!(
+        socks.code, 97,
+        "SOCKS5 reply 0x04 (host unreachable): {socks:?}"
+    );
+    assert!(
+        socks.stderr.contains("connection to silent.test. (4)"),
+        "{socks:?}"
+    );
+    let r = curl(&[
+        "-x",
+        &proxy.url(),
+        &format!("http://127.0.0.1:{port}/hello"),
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hello from origin\n"),
+        "{r:?}"
+    );
+}
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to it hangs
+/// as one to a black-holed address does, without sending anything off the machine.
+fn black_hole(addr: SocketAddr) -> Vec<Box<dyn std::any::Any>> {
+    use rustix::net::{bind, listen, socket, AddressFamily, SocketType};
+    let fd = socket(AddressFamily::INET, SocketType::STREAM, None).unwrap();
+    bind(&fd, &addr).unwrap();
+    listen(&fd, 0).unwrap();
+    let mut keep: Vec<Box<dyn std::any::Any>> = vec![Box::new(fd)];
+    // Fill the queue until a connect goes unanswered (bounded: the queue holds one or two).
+    for _ in 0..8 {
+        match TcpStream::connect_timeout(&addr, Duration::from_millis(300)) {
+            Ok(stream) => keep.push(Box::new(stream)),
+            Err(_) => return keep,
+        }
+    }
+    panic!("the accept queue of {addr} never filled");
+}
+
+#[test]
+fn a_black_holed_first_address_leaves_time_for_the_next() {
+    let w = World::start(60);
+    let _hole = black_hole(SocketAddr::new(ip("127.0.0.3"), w.origin_port));
+    // dial: 3s; each of the two addresses gets at most half, so the second is reached in time.
+    let url = format!("http://fallback.test:{}/hello", w.origin_port);
+    let r = curl(&["-x", &w.proxy.url(), "--max-time", "20", &url]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hello from origin\n"),
+        "{r:?}"
+    );
 }
