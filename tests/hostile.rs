@@ -738,6 +738,23 @@ fn a_slowloris_battery_cannot_starve_another_client() {
     proxy.wait_for_log("refusals", |v| {
         message(v) == "connection refused" && v["limit"] == "this client's connection limit"
     });
+    // One more from the same address, with a whole request, gets the precise answer.
+    let mut extra = TcpStream::connect(proxy.addr).unwrap();
+    extra.set_read_timeout(Some(WAIT)).unwrap();
+    extra
+        .write_all(
+            format!("GET http://127.0.0.1:{port}/hello HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut answer = String::new();
+    let _ = extra.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert_eq!(
+        header(&answer, "x-egress-error"),
+        Some("too-many-connections"),
+        "{answer}"
+    );
     // Another client (another loopback address) is served promptly.
     let started = Instant::now();
     let r = curl(&[
