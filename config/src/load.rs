@@ -90,7 +90,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     } else {
         let deserializer = serde_yaml_ng::Deserializer::from_str(text);
         serde_path_to_error::deserialize::<_, RawFile>(deserializer)
-            .map_err(|e| to_config_error(e, origin))?
+            .map_err(|e| to_config_error(e, text, origin))?
     };
     Ok(compile(raw, origin))
 }
@@ -104,6 +104,7 @@ fn is_blank(text: &str) -> bool {
 
 fn to_config_error(
     error: serde_path_to_error::Error<serde_yaml_ng::Error>,
+    source: &str,
     origin: &str,
 ) -> ConfigError {
     let path = error.path().to_string();
@@ -126,14 +127,28 @@ fn to_config_error(
         Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
         None => (text.to_string(), unknown_key_hint(text)),
     };
+    let position = location.map(|l| within(source, l.line(), l.column()));
     ConfigError {
         origin: origin.to_string(),
-        line: location.as_ref().map(|l| l.line()),
-        column: location.as_ref().map(|l| l.column()),
+        line: position.map(|(line, _)| line),
+        column: position.map(|(_, column)| column),
         path: if path == "." { String::new() } else { path },
         message,
         hint,
     }
+}
+
+/// The YAML parser reports an error at the end of a file without a final newline one line past
+/// the end; an editor cannot go there, so such a position becomes the end of the last line.
+fn within(source: &str, line: usize, column: usize) -> (usize, usize) {
+    // YAML breaks lines at LF, CRLF and a lone CR alike.
+    let normalised = source.replace("\r\n", "\n").replace('\r', "\n");
+    let last = normalised.split('\n').count();
+    if line <= last {
+        return (line, column);
+    }
+    let end = normalised.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    (last, end)
 }
 
 /// For `unknown field `dail`, expected one of ...`: suggest the closest valid key.

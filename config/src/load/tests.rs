@@ -293,3 +293,13 @@ fn bad_destination_safety_values_name_their_place() {
     assert_eq!(e.line, Some(2));
     assert!(e.message.contains("match"), "{e}");
 }
+
+#[test]
+fn an_error_at_the_end_of_a_file_without_a_final_newline_points_inside_the_file() {
+    // Found by the `policy_load` fuzz target: the parser reported line 3 of a 2-line file.
+    let e = err("limits:\n  max_connections: 9\n  max_from trh");
+    assert_eq!((e.line, e.column), (Some(3), Some(15)), "{e}");
+    // Lone CRs are line breaks to YAML, and so to the position.
+    let e = err("limits:\r  max_connections: 9\r  max_from trh");
+    assert_eq!((e.line, e.column), (Some(3), Some(15)), "{e}");
+}
