@@ -195,6 +195,16 @@ pub struct Curl {
     pub stderr: String,
 }
 
+/// The local origin's `/hello` answer arrived through the proxy, whole.
+#[track_caller]
+pub fn assert_served(r: &Curl) {
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "hello from origin\n"),
+        "{r:?}"
+    );
+}
+
 /// Runs curl with `args`, never reading any proxy settings from the environment.
 pub fn curl(args: &[&str]) -> Curl {
     let out = Command::new("curl")
