@@ -58,6 +58,8 @@ pub struct Verdict<'p> {
     /// The allow entry names the target's address itself (an IP or CIDR entry) or `localhost`:
     /// the one exception to the address guard that needs no `address_guard.allow_networks`.
     pub explicit_address: bool,
+    /// The route the allow entry names (`via:`): an upstream's name or `direct`.
+    pub via: Option<&'p str>,
 }
 
 impl Verdict<'_> {

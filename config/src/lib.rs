@@ -14,6 +14,7 @@ mod policy;
 mod raw;
 pub mod reason;
 pub mod settings;
+pub mod upstream;
 
 pub use decision::{Action, Protocol, Request, Verdict};
 pub use host::{parse_authority, Host, HostError};
@@ -25,3 +26,4 @@ pub use settings::{
     AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck, Timeouts,
     TlsInspection, WithoutSni,
 };
+pub use upstream::{RouteChoice, Routing, Secret, Upstream, UpstreamKind};

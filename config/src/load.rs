@@ -5,10 +5,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::raw::{RawFile, HINT_SEPARATOR};
+use crate::raw::{RawFile, UpstreamName, HINT_SEPARATOR};
 use crate::settings::{
     AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts, TlsInspection,
 };
+use crate::upstream::{RouteChoice, Routing, Upstream, DIRECT};
 use crate::{Mode, Policy};
 
 /// The built-in policy `egress-proxy` runs when given no file.
@@ -92,7 +93,89 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         serde_path_to_error::deserialize::<_, RawFile>(deserializer)
             .map_err(|e| to_config_error(e, text, origin))?
     };
+    check_routes(&raw, origin)?;
     Ok(compile(raw, origin))
+}
+
+/// What serde cannot see: names that must refer to a defined upstream, and one password source.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+fn check_routes(raw: &RawFile, origin: &str) -> Result<(), ConfigError> {
+    let fail = |path: String, message: String, hint: Option<&str>| ConfigError {
+        origin: origin.to_string(),
+        line: None,
+        column: None,
+        path,
+        message,
+        hint: hint.map(str::to_string),
+    };
+    let defined = |name: &UpstreamName| name.0 == DIRECT || raw.upstreams.contains_key(name);
+    let known = || {
+        let mut names: Vec<&str> = raw.upstreams.keys().map(|n| n.0.as_str()).collect();
+        names.push(DIRECT);
+        format!("defined: {}", names.join(", "))
+    };
+    for (name, upstream) in &raw.upstreams {
+        let path = format!("upstreams.{}", name.0);
+        if name.0 == DIRECT {
+            return Err(fail(
+                path,
+                "\"direct\" is reserved for \"no parent\"".into(),
+                None,
+            ));
+        }
+        let sources = [
+            upstream.url.0.password.is_some(),
+            upstream.password_env.is_some(),
+            upstream.password_file.is_some(),
+        ];
+        if sources.iter().filter(|s| **s).count() > 1 {
+            return Err(fail(
+                path,
+                "the password is given more than once (url, password_env, password_file)".into(),
+                Some("keep one: password_env or password_file keep it out of the file"),
+            ));
+        }
+        if sources.iter().any(|s| *s) && upstream.url.0.user.is_none() {
+            return Err(fail(
+                format!("{path}.url"),
+                "a password needs a user name in the url".into(),
+                Some("write http://user@host:port"),
+            ));
+        }
+        for (i, next) in upstream.fallback.iter().enumerate() {
+            if next == name || next.0 == DIRECT || !raw.upstreams.contains_key(next) {
+                return Err(fail(
+                    format!("{path}.fallback[{i}]"),
+                    format!("{:?} is not another defined upstream", next.0),
+                    Some(&known()),
+                ));
+            }
+        }
+    }
+    if let Some(default) = &raw.route.default {
+        if !defined(default) {
+            return Err(fail(
+                "route.default".into(),
+                format!("unknown upstream {:?}", default.0),
+                Some(&known()),
+            ));
+        }
+    }
+    for (i, entry) in raw.allow.iter().enumerate() {
+        if let Some(via) = &entry.via {
+            if !defined(via) {
+                return Err(fail(
+                    format!("allow[{i}].via"),
+                    format!("unknown upstream {:?}", via.0),
+                    Some(&known()),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Only comments, blank lines and document markers: every default applies.
@@ -117,10 +200,12 @@ fn to_config_error(
         None => &text[..],
     };
     // serde_yaml also prefixes the enclosing map's path ("allow: …"); the path is reported apart.
-    let first = path.split(['.', '[']).next().unwrap_or("");
-    let text = [path.as_str(), first]
-        .iter()
-        .filter(|p| !p.is_empty() && **p != ".")
+    let prefixes = path
+        .match_indices(['.', '['])
+        .map(|(i, _)| &path[..i])
+        .chain([path.as_str()]);
+    let text = prefixes
+        .filter(|p| !p.is_empty() && *p != ".")
         .find_map(|p| text.strip_prefix(p).and_then(|t| t.strip_prefix(": ")))
         .unwrap_or(text);
     let (message, hint) = match text.split_once(HINT_SEPARATOR) {
@@ -238,11 +323,42 @@ fn compile(raw: RawFile, origin: &str) -> Config {
         },
         |l| l.0,
     );
-    let policy = Policy::new(
+    let policy = Policy::with_routes(
         raw.mode.unwrap_or(Mode::Enforce),
-        raw.allow.into_iter().map(|p| p.0).collect(),
+        raw.allow
+            .into_iter()
+            .map(|entry| (entry.pattern, entry.via.map(|v| v.0)))
+            .collect(),
         raw.deny.into_iter().map(|p| p.0).collect(),
     );
+    let routing = Routing {
+        upstreams: raw
+            .upstreams
+            .into_iter()
+            .map(|(name, raw)| {
+                let url = raw.url.0;
+                let password = url
+                    .password
+                    .or(raw.password_env.map(|e| e.0))
+                    .or(raw.password_file.map(|f| f.0));
+                Upstream {
+                    name: name.0,
+                    kind: url.kind,
+                    host: url.host,
+                    port: url.port,
+                    user: url.user,
+                    password,
+                    fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
+                    health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
+                }
+            })
+            .collect(),
+        default: raw
+            .route
+            .default
+            .map_or(RouteChoice::Direct, |n| RouteChoice::parse(&n.0)),
+        direct: raw.route.direct.into_iter().map(|p| p.0).collect(),
+    };
     Config {
         listeners,
         limits,
@@ -252,8 +368,12 @@ fn compile(raw: RawFile, origin: &str) -> Config {
         dns,
         address_guard,
         tls,
+        routing,
     }
 }
+
+/// How often each parent is probed when its file does not say.
+const DEFAULT_HEALTH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[cfg(test)]
 mod tests;

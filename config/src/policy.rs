@@ -42,6 +42,8 @@ pub struct Policy {
 struct Inner {
     mode: Mode,
     allow: Vec<Pattern>,
+    /// The route each allow entry names (`via:`), by the entry's index.
+    allow_via: Vec<Option<Box<str>>>,
     deny: Vec<Pattern>,
     allow_index: Index,
     deny_index: Index,
@@ -49,11 +51,26 @@ struct Inner {
 
 impl Policy {
     pub fn new(mode: Mode, allow: Vec<Pattern>, deny: Vec<Pattern>) -> Policy {
+        let allow = allow.into_iter().map(|p| (p, None)).collect();
+        Policy::with_routes(mode, allow, deny)
+    }
+
+    /// Allow entries with the route (`via:`) each one names, if any.
+    pub fn with_routes(
+        mode: Mode,
+        allow: Vec<(Pattern, Option<String>)>,
+        deny: Vec<Pattern>,
+    ) -> Policy {
+        let (allow, allow_via): (Vec<Pattern>, Vec<Option<Box<str>>>) = allow
+            .into_iter()
+            .map(|(p, via)| (p, via.map(String::into_boxed_str)))
+            .unzip();
         let inner = Inner {
             mode,
             allow_index: Index::new(&allow),
             deny_index: Index::new(&deny),
             allow,
+            allow_via,
             deny,
         };
         Policy {
@@ -108,6 +125,7 @@ impl Policy {
                 action: Action::Allow,
                 rule: Some(pattern.text()),
                 explicit_address: pattern.names_address(request.host),
+                via: inner.allow_via[p].as_deref(),
             };
         }
         match host_only {
@@ -125,6 +143,7 @@ impl Policy {
             action,
             rule,
             explicit_address: false,
+            via: None,
         }
     }
 }

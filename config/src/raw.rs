@@ -2,6 +2,7 @@
 //! than a type check (patterns, addresses, durations, bounds) are validated while they are
 //! deserialised, so each error carries the line and column of the offending value.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use serde::Deserialize;
 use crate::pattern::Pattern;
 use crate::policy::Mode;
 use crate::settings::{Listener, ListenerProtocols, SniCheck, WithoutSni};
+use crate::upstream::{parse_upstream_url, Secret, UpstreamUrl};
 
 /// Separates a message from its hint inside a serde custom error (which carries one string).
 pub const HINT_SEPARATOR: char = '\u{1f}';
@@ -24,7 +26,7 @@ pub struct RawFile {
     #[serde(default)]
     pub mode: Option<Mode>,
     #[serde(default)]
-    pub allow: Vec<PatternEntry>,
+    pub allow: Vec<AllowEntry>,
     #[serde(default)]
     pub deny: Vec<PatternEntry>,
     #[serde(default)]
@@ -37,6 +39,159 @@ pub struct RawFile {
     pub address_guard: RawAddressGuard,
     #[serde(default)]
     pub tls: RawTls,
+    #[serde(default)]
+    pub upstreams: BTreeMap<UpstreamName, RawUpstream>,
+    #[serde(default)]
+    pub route: RawRoute,
+}
+
+/// A parent proxy as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: UpstreamUrlEntry,
+    #[serde(default)]
+    pub password_env: Option<EnvSecret>,
+    #[serde(default)]
+    pub password_file: Option<FileSecret>,
+    #[serde(default)]
+    pub fallback: Vec<UpstreamName>,
+    #[serde(default)]
+    pub health_check: Option<DurationEntry>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    #[serde(default)]
+    pub default: Option<UpstreamName>,
+    #[serde(default)]
+    pub direct: Vec<PatternEntry>,
+}
+
+/// An `allow` entry: a pattern, or `{ host: PATTERN, via: UPSTREAM }` to pick its route.
+#[derive(Debug)]
+pub struct AllowEntry {
+    pub pattern: Pattern,
+    pub via: Option<UpstreamName>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowRule {
+    host: PatternEntry,
+    #[serde(default)]
+    via: Option<UpstreamName>,
+}
+
+impl<'de> Deserialize<'de> for AllowEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = AllowEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a host pattern, or { host: PATTERN, via: UPSTREAM }")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<AllowEntry, E> {
+                PatternEntry::parse(text)
+                    .map(|p| AllowEntry {
+                        pattern: p.0,
+                        via: None,
+                    })
+                    .map_err(E::custom)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AllowEntry, A::Error> {
+                let rule = AllowRule::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(AllowEntry {
+                    pattern: rule.host.0,
+                    via: rule.via,
+                })
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+/// The name of an upstream (or `direct` where a route is expected): lowercase letters, digits,
+/// `-` and `_`, so it is safe as a metric label and in logs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UpstreamName(pub String);
+
+impl<'de> Deserialize<'de> for UpstreamName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "an upstream name like corp-squid", |text| {
+            let valid = !text.is_empty()
+                && text.len() <= 64
+                && text.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if valid {
+                Ok(UpstreamName(text.to_string()))
+            } else {
+                Err(hinted(
+                    format_args!("invalid upstream name {text:?}"),
+                    Some("use lowercase letters, digits, - and _ (at most 64)"),
+                ))
+            }
+        })
+    }
+}
+
+/// An upstream URL, checked as it is read; errors never repeat its password.
+#[derive(Debug)]
+pub struct UpstreamUrlEntry(pub UpstreamUrl);
+
+impl<'de> Deserialize<'de> for UpstreamUrlEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "a URL like http://user@squid.example:3128", |text| {
+            parse_upstream_url(text.trim())
+                .map(UpstreamUrlEntry)
+                .map_err(|(message, hint)| hinted(message, hint))
+        })
+    }
+}
+
+/// `password_env: NAME`: the password is read from that environment variable when the file loads.
+#[derive(Debug)]
+pub struct EnvSecret(pub Secret);
+
+impl<'de> Deserialize<'de> for EnvSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(
+            d,
+            "an environment variable name",
+            |name| match std::env::var(name) {
+                Ok(value) if !value.is_empty() => Ok(EnvSecret(Secret::new(value))),
+                _ => Err(hinted(
+                    format_args!("environment variable {name:?} is not set (or empty)"),
+                    Some("export it before starting egress-proxy, or use password_file"),
+                )),
+            },
+        )
+    }
+}
+
+/// `password_file: PATH`: the password is the file's content (one trailing newline dropped).
+#[derive(Debug)]
+pub struct FileSecret(pub Secret);
+
+impl<'de> Deserialize<'de> for FileSecret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        from_str_with(d, "a path to a file holding the password", |path| {
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    let value = text.strip_suffix('\n').unwrap_or(&text);
+                    let value = value.strip_suffix('\r').unwrap_or(value);
+                    if value.is_empty() {
+                        Err(format!("password file {path:?} is empty"))
+                    } else {
+                        Ok(FileSecret(Secret::new(value)))
+                    }
+                }
+                Err(e) => Err(format!("cannot read password file {path:?}: {e}")),
+            }
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,19 +300,23 @@ fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
 #[derive(Debug)]
 pub struct PatternEntry(pub Pattern);
 
+impl PatternEntry {
+    fn parse(text: &str) -> Result<PatternEntry, String> {
+        Pattern::parse(text).map(PatternEntry).map_err(|e| {
+            hinted(
+                format_args!("invalid pattern {text:?}: {}", e.message),
+                e.hint.as_deref(),
+            )
+        })
+    }
+}
+
 impl<'de> Deserialize<'de> for PatternEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_str_with(
             d,
             "a host pattern like example.com or *.example.com:443",
-            |text| {
-                Pattern::parse(text).map(PatternEntry).map_err(|e| {
-                    hinted(
-                        format_args!("invalid pattern {text:?}: {}", e.message),
-                        e.hint.as_deref(),
-                    )
-                })
-            },
+            PatternEntry::parse,
         )
     }
 }

@@ -45,6 +45,10 @@ pub enum DenyReason {
     UpstreamTimeout,
     /// The destination answered with something that is not valid HTTP.
     UpstreamBadResponse,
+    /// The parent proxy refused the destination (its own policy, e.g. Squid's `dstdomain`).
+    UpstreamDenied,
+    /// The parent proxy rejected egress's credentials (407).
+    UpstreamAuthFailed,
 }
 
 /// Who caused a refusal; decides the status family (4xx for client and policy, 5xx otherwise).
@@ -58,7 +62,7 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 17] = [
+    pub const ALL: [DenyReason; 19] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -76,6 +80,8 @@ impl DenyReason {
         Self::UpstreamUnreachable,
         Self::UpstreamTimeout,
         Self::UpstreamBadResponse,
+        Self::UpstreamDenied,
+        Self::UpstreamAuthFailed,
     ];
 
     /// The stable kebab-case name.
@@ -98,6 +104,8 @@ impl DenyReason {
             Self::UpstreamUnreachable => "upstream-unreachable",
             Self::UpstreamTimeout => "upstream-timeout",
             Self::UpstreamBadResponse => "upstream-bad-response",
+            Self::UpstreamDenied => "upstream-denied",
+            Self::UpstreamAuthFailed => "upstream-auth-failed",
         }
     }
 
@@ -108,7 +116,8 @@ impl DenyReason {
             | Self::PortNotAllowed
             | Self::PrivateAddress
             | Self::SniMismatch
-            | Self::HostMismatch => Fault::Policy,
+            | Self::HostMismatch
+            | Self::UpstreamDenied => Fault::Policy,
             Self::BadRequest
             | Self::HeaderTooLarge
             | Self::RequestTimeout
@@ -119,7 +128,8 @@ impl DenyReason {
             | Self::UpstreamRefused
             | Self::UpstreamUnreachable
             | Self::UpstreamTimeout
-            | Self::UpstreamBadResponse => Fault::Upstream,
+            | Self::UpstreamBadResponse
+            | Self::UpstreamAuthFailed => Fault::Upstream,
         }
     }
 
@@ -147,6 +157,12 @@ impl DenyReason {
             Self::UpstreamUnreachable => "the destination could not be reached",
             Self::UpstreamTimeout => "the destination did not answer in time",
             Self::UpstreamBadResponse => "the destination sent an invalid HTTP response",
+            Self::UpstreamDenied => {
+                "the parent proxy refused this destination; its own error is in the response headers"
+            }
+            Self::UpstreamAuthFailed => {
+                "the parent proxy rejected egress's credentials; the proxy's operator must fix them"
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::Policy;
+use crate::{Policy, Routing};
 
 /// A fully validated configuration file.
 #[derive(Debug, Clone)]
@@ -19,6 +19,8 @@ pub struct Config {
     pub dns: Dns,
     pub address_guard: AddressGuardSettings,
     pub tls: TlsInspection,
+    /// Parent proxies and which traffic goes through them.
+    pub routing: Routing,
 }
 
 /// The proxy's own resolver. Names are resolved once and only the checked addresses are dialed.

@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::{Host, Protocol, Request};
 
 fn err(text: &str) -> ConfigError {
     match load_str(text, "policy.yaml") {
@@ -183,7 +184,7 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
         serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema_keys(&schema), loader_keys(""));
-    for section in ["limits", "timeouts", "dns", "address_guard", "tls"] {
+    for section in ["limits", "timeouts", "dns", "address_guard", "tls", "route"] {
         let node = &schema["properties"][section];
         assert_eq!(node["additionalProperties"], false, "{section}");
         assert_eq!(
@@ -192,6 +193,11 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
             "{section}"
         );
     }
+    let upstream = &schema["properties"]["upstreams"]["additionalProperties"];
+    assert_eq!(
+        schema_keys(upstream),
+        loader_keys("upstreams:\n  corp:\n    ")
+    );
     // Documented defaults agree with the code's.
     let limits = &schema["properties"]["limits"]["properties"];
     assert_eq!(
@@ -302,4 +308,123 @@ fn an_error_at_the_end_of_a_file_without_a_final_newline_points_inside_the_file(
     // Lone CRs are line breaks to YAML, and so to the position.
     let e = err("limits:\r  max_connections: 9\r  max_from trh");
     assert_eq!((e.line, e.column), (Some(3), Some(15)), "{e}");
+}
+
+const CHAINED: &str = "\
+upstreams:
+  corp:
+    url: http://egress@squid.corp.example:3128
+    password_env: EGRESS_TEST_CORP_PASSWORD
+    fallback: [corp-backup]
+  corp-backup:
+    url: socks5://10.9.9.9
+    health_check: 2s
+route:
+  default: corp
+  direct: [.internal.example, 10.0.0.0/8]
+allow:
+  - github.com
+  - { host: .eu.example.com, via: corp-backup }
+  - { host: intranet.example.com, via: direct }
+";
+
+#[test]
+fn the_issue_upstream_example_loads_with_its_routes() {
+    std::env::set_var("EGRESS_TEST_CORP_PASSWORD", "hunter2");
+    let config = load_str(CHAINED, "policy.yaml").unwrap();
+    let routing = &config.routing;
+    let corp = routing.upstream("corp").unwrap();
+    assert_eq!(corp.display_url(), "http://egress@squid.corp.example:3128");
+    assert_eq!(corp.password.as_ref().map(|p| p.expose()), Some("hunter2"));
+    assert_eq!(corp.fallback, ["corp-backup"]);
+    assert_eq!(corp.health_check, std::time::Duration::from_secs(5));
+    let backup = routing.upstream("corp-backup").unwrap();
+    assert_eq!(
+        (backup.kind, backup.port),
+        (crate::UpstreamKind::Socks5, 1080)
+    );
+    assert!(
+        !format!("{config:?}").contains("hunter2"),
+        "password in Debug output"
+    );
+    let decide = |host: &str| {
+        let host = Host::parse(host).unwrap();
+        let verdict = config.policy.decide(&Request {
+            host: &host,
+            port: 443,
+            protocol: Protocol::HttpConnect,
+        });
+        routing.choose(verdict.via, &host)
+    };
+    assert_eq!(
+        decide("github.com"),
+        crate::RouteChoice::Upstream("corp".into())
+    );
+    assert_eq!(
+        decide("a.eu.example.com"),
+        crate::RouteChoice::Upstream("corp-backup".into())
+    );
+    assert_eq!(decide("intranet.example.com"), crate::RouteChoice::Direct);
+}
+
+#[test]
+fn upstream_mistakes_are_named_precisely() {
+    std::env::set_var("EGRESS_TEST_SET_PASSWORD", "x");
+    for (text, path, message) in [
+        ("upstreams:\n  corp:\n    url: squid:3128\n", "upstreams.corp.url", "is not a URL"),
+        ("upstreams:\n  Corp:\n    url: http://s\n", "upstreams.Corp", "invalid upstream name"),
+        ("upstreams:\n  direct:\n    url: http://s\n", "upstreams.direct", "reserved"),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    fallback: [nope]\n",
+            "upstreams.corp.fallback[0]",
+            "not another defined upstream",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    fallback: [corp]\n",
+            "upstreams.corp.fallback[0]",
+            "not another defined upstream",
+        ),
+        ("route:\n  default: corp\n", "route.default", "unknown upstream \"corp\""),
+        ("allow:\n  - { host: a.example, via: corp }\n", "allow[0].via", "unknown upstream"),
+        ("allow:\n  - { host: a.example, by: corp }\n", "allow[0].by", "unknown field `by`"),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\n",
+            "upstreams.corp.password_env",
+            "is not set",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://u:secret1@s\n    password_env: EGRESS_TEST_SET_PASSWORD\n",
+            "upstreams.corp",
+            "more than once",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    password_env: EGRESS_TEST_SET_PASSWORD\n",
+            "upstreams.corp.url",
+            "needs a user name",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    password_file: /nonexistent/egress-pw\n",
+            "upstreams.corp.password_file",
+            "cannot read password file",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, path, "{text}\n{e}");
+        assert!(e.message.contains(message), "{text}\n{e}");
+        assert!(!e.to_string().contains("secret1"), "{e}");
+    }
+}
+
+#[test]
+fn a_password_file_is_read_without_its_newline() {
+    let dir = std::env::temp_dir().join(format!("egress-pw-{}", std::process::id()));
+    std::fs::write(&dir, "s3cret\n").unwrap();
+    let text = format!(
+        "upstreams:\n  corp:\n    url: http://egress@s\n    password_file: {}\n",
+        dir.display()
+    );
+    let config = load_str(&text, "x").unwrap();
+    std::fs::remove_file(&dir).unwrap();
+    let corp = config.routing.upstream("corp").unwrap();
+    assert_eq!(corp.password.as_ref().map(|p| p.expose()), Some("s3cret"));
 }
