@@ -13,6 +13,9 @@ use egress_config::{DenyReason, Fault, Protocol};
 pub struct Refusal {
     pub reason: DenyReason,
     pub detail: Cow<'static, str>,
+    /// Headers of a parent proxy's own answer that are passed on to the client (its error
+    /// name, like `X-Squid-Error`), already checked to be safe to write into a header.
+    pub passed_on: Vec<(String, String)>,
 }
 
 impl Refusal {
@@ -20,7 +23,13 @@ impl Refusal {
         Self {
             reason,
             detail: detail.into(),
+            passed_on: Vec::new(),
         }
+    }
+
+    pub fn passing_on(mut self, headers: Vec<(String, String)>) -> Self {
+        self.passed_on = headers;
+        self
     }
 }
 
@@ -43,17 +52,15 @@ pub struct Asked<'a> {
 pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
     use DenyReason::*;
     match reason {
-        BlockedByDenylist | NotAllowlisted | PortNotAllowed | PrivateAddress | SniMismatch => {
-            (403, "Forbidden")
-        }
+        BlockedByDenylist | NotAllowlisted | PortNotAllowed | PrivateAddress | SniMismatch
+        | UpstreamDenied => (403, "Forbidden"),
         HostMismatch | BadRequest | NotAProxyRequest => (400, "Bad Request"),
         HeaderTooLarge => (431, "Request Header Fields Too Large"),
         RequestTimeout => (408, "Request Timeout"),
         UnsupportedMethod => (501, "Not Implemented"),
         TooManyConnections => (503, "Service Unavailable"),
-        DnsFailed | UpstreamRefused | UpstreamUnreachable | UpstreamBadResponse => {
-            (502, "Bad Gateway")
-        }
+        DnsFailed | UpstreamRefused | UpstreamUnreachable | UpstreamBadResponse
+        | UpstreamAuthFailed => (502, "Bad Gateway"),
         UpstreamTimeout => (504, "Gateway Timeout"),
     }
 }
@@ -82,6 +89,7 @@ pub const fn socks_code(reason: DenyReason) -> u8 {
         Fault::Upstream => match reason {
             UpstreamRefused => socks_reply::CONNECTION_REFUSED,
             UpstreamUnreachable => socks_reply::NETWORK_UNREACHABLE,
+            UpstreamAuthFailed => socks_reply::GENERAL_FAILURE,
             _ => socks_reply::HOST_UNREACHABLE,
         },
     }
@@ -93,10 +101,13 @@ pub fn http_response(refusal: &Refusal, asked: &Asked<'_>) -> Vec<u8> {
     let (code, text) = http_status(refusal.reason);
     let body = body_text(refusal, asked);
     let mut out = String::with_capacity(256 + body.len());
+    let _ = write!(out, "HTTP/1.1 {code} {text}\r\n");
+    for (name, value) in &refusal.passed_on {
+        let _ = write!(out, "{name}: {value}\r\n");
+    }
     let _ = write!(
         out,
-        "HTTP/1.1 {code} {text}\r\n\
-         X-Egress-Error: {reason}\r\n\
+        "X-Egress-Error: {reason}\r\n\
          Content-Type: text/plain; charset=utf-8\r\n\
          Content-Length: {len}\r\n\
          Cache-Control: no-store\r\n\

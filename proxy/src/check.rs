@@ -36,7 +36,7 @@ fn summary(config: &Config) -> String {
          timeouts: request_head {rh}, handshake {hs}, dial {dial}, idle {idle}, shutdown_grace {grace}\n  \
          dns:      {dns}, timeout {dns_timeout}, cache {cache}\n  \
          guard:    {guard}\n  \
-         tls:      sni {sni}, without_sni {without_sni}, ports {ports:?}\n",
+         tls:      sni {sni}, without_sni {without_sni}, ports {ports:?}\n{parents}",
         source = config.source,
         listen = listen.join(", "),
         mode = policy.mode().as_str(),
@@ -62,12 +62,42 @@ fn summary(config: &Config) -> String {
         sni = config.tls.sni.as_str(),
         without_sni = config.tls.without_sni.as_str(),
         ports = config.tls.ports,
+        parents = parents(config),
         rh = secs(t.request_head),
         hs = secs(t.handshake),
         dial = secs(t.dial),
         idle = secs(t.idle),
         grace = secs(t.shutdown_grace),
     )
+}
+
+/// The route and each parent, passwords never shown (only whether one is set).
+fn parents(config: &Config) -> String {
+    let routing = &config.routing;
+    let mut out = format!(
+        "  route:    default {}, direct {}\n",
+        routing.default.as_str(),
+        list(&routing.direct)
+    );
+    for upstream in &routing.upstreams {
+        let password = if upstream.password.is_some() {
+            ", password set"
+        } else {
+            ""
+        };
+        let fallback = if upstream.fallback.is_empty() {
+            String::new()
+        } else {
+            format!(", fallback {}", upstream.fallback.join(" → "))
+        };
+        out.push_str(&format!(
+            "  upstream: {} = {}{password}{fallback}, health check every {}s\n",
+            upstream.name,
+            upstream.display_url(),
+            upstream.health_check.as_secs_f64()
+        ));
+    }
+    out
 }
 
 fn list(patterns: &[Pattern]) -> String {

@@ -10,13 +10,14 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{Host, Protocol};
+use egress_config::{Host, Protocol, RouteChoice};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
+use crate::parent::{self, Purpose};
 use crate::state::Snapshot;
 use crate::tunnel::{self, Transferred};
 use crate::{destination, dial};
@@ -29,6 +30,8 @@ pub struct Target<'a> {
     pub protocol: Protocol,
     /// The allow entry names the target's address itself (see `Verdict::explicit_address`).
     pub explicit_address: bool,
+    /// The route the allow entry names, if any (see `Verdict::via`).
+    pub via: Option<&'a str>,
 }
 
 /// A refusal raised before the client was told the tunnel is up: the caller answers it in its
@@ -50,6 +53,9 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
+    if let RouteChoice::Upstream(name) = snapshot.parents.route(target.via, target.host) {
+        return open_via(client, early, target, snapshot, &name, established).await;
+    }
     let addrs =
         destination::resolve_checked(snapshot, target.host, target.port, target.explicit_address)
             .await?;
@@ -81,6 +87,57 @@ where
     if established(upstream.local_addr().ok()).await.is_err() {
         return Ok(());
     }
+    relay_checked(client, &upstream, early, target, snapshot, started).await;
+    Ok(())
+}
+
+/// Through a parent proxy. The parent is asked first, on every port, because its answer (a
+/// refusal, say) must reach the client as an answer; the client's first bytes are then held
+/// back until they pass the same check as on a direct tunnel.
+async fn open_via<E, F>(
+    client: &TcpStream,
+    early: BytesMut,
+    target: Target<'_>,
+    snapshot: &Snapshot,
+    route: &str,
+    established: E,
+) -> Result<(), Unanswered>
+where
+    E: FnOnce(Option<SocketAddr>) -> F,
+    F: std::future::Future<Output = io::Result<()>>,
+{
+    if let Host::Ip(_) = target.host {
+        // No lookup for a literal: this only runs the address guard over it.
+        destination::resolve_checked(snapshot, target.host, target.port, target.explicit_address)
+            .await?;
+    }
+    let started = std::time::Instant::now();
+    let via = parent::open(snapshot, route, target.host, target.port, Purpose::Tunnel).await?;
+    debug!(route, "tunnel opened through the parent");
+    if established(via.stream.local_addr().ok()).await.is_err() {
+        return Ok(());
+    }
+    if !via.pending.is_empty()
+        && tunnel::write_all(client, &via.pending, snapshot.timeouts.idle)
+            .await
+            .is_err()
+    {
+        return Ok(());
+    }
+    relay_checked(client, &via.stream, early, target, snapshot, started).await;
+    Ok(())
+}
+
+/// Relays between the client and an already connected destination (or parent), holding the
+/// client's first bytes until they pass the first-bytes check.
+async fn relay_checked(
+    client: &TcpStream,
+    upstream: &TcpStream,
+    early: BytesMut,
+    target: Target<'_>,
+    snapshot: &Snapshot,
+    started: std::time::Instant,
+) {
     let idle = snapshot.timeouts.idle;
     let gate = async {
         let mut buf = early;
@@ -93,12 +150,11 @@ where
             }
         }
     };
-    let moved = tunnel::relay_gated(client, &upstream, idle, gate).await;
+    let moved = tunnel::relay_gated(client, upstream, idle, gate).await;
     match moved {
         Err(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {}
         moved => log_end(moved, started),
     }
-    Ok(())
 }
 
 /// Marks a tunnel closed by the first-bytes check (already logged) among relay errors.

@@ -30,6 +30,7 @@ pub mod http;
 pub mod inspect;
 pub mod listener;
 pub mod logging;
+pub mod parent;
 pub mod per_client;
 pub mod reload;
 pub mod resolve;

@@ -123,7 +123,7 @@ fn apply(path: &Path, text: &[u8], state: &ProxyState, listeners: &[egress_confi
                 deny = policy.deny().len(),
                 "policy reloaded"
             );
-            state.replace(Snapshot::from_config(&config));
+            state.replace(Snapshot::from_config(&config, &state.parent_health));
         }
         Err(e) => error!(error = %e, kept = "the current policy", "policy reload rejected"),
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::listener;
 use crate::state::{BoundListener, ProxyState};
+use crate::{listener, parent};
 
 /// Serves `listeners` until `shutdown` completes, then drains for `timeouts.shutdown_grace`.
 /// Returns whether every connection finished within the grace period.
@@ -24,6 +24,8 @@ pub async fn run(
             state.clone(),
         )));
     }
+    // Ends by itself when shutdown begins.
+    tokio::spawn(parent::health::probe_loop(state.clone()));
     tokio::select! {
         () = shutdown => {}
         () = state.shutdown.cancelled() => {}

@@ -84,6 +84,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
         port,
         protocol,
         explicit_address: verdict.explicit_address,
+        via: verdict.via,
     };
     let shared = &stream;
     let opened = establish::open(

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::parent::{HealthTable, Parents};
 use crate::per_client::ClientCounts;
 use crate::resolve::Resolver;
 
@@ -26,10 +27,13 @@ pub struct Snapshot {
     pub resolver: Resolver,
     pub guard: AddressGuard,
     pub tls: TlsInspection,
+    /// Parent proxies, the routes to them, and their health.
+    pub parents: Parents,
 }
 
 impl Snapshot {
-    pub fn from_config(config: &Config) -> Self {
+    /// `health` keeps each parent's up/down state across reloads.
+    pub fn from_config(config: &Config, health: &HealthTable) -> Self {
         Self {
             policy: config.policy.clone(),
             limits: config.limits,
@@ -38,6 +42,7 @@ impl Snapshot {
             resolver: Resolver::new(&config.dns),
             guard: address_guard(config),
             tls: config.tls.clone(),
+            parents: Parents::new(&config.routing, health),
         }
     }
 }
@@ -77,16 +82,20 @@ pub struct ProxyState {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to drain.
     pub tracker: TaskTracker,
+    /// Parent proxies' health, outliving any one snapshot.
+    pub parent_health: HealthTable,
 }
 
 impl ProxyState {
     pub fn new(config: &Config) -> Arc<Self> {
+        let parent_health = HealthTable::default();
         Arc::new(Self {
-            snapshot: ArcSwap::from_pointee(Snapshot::from_config(config)),
+            snapshot: ArcSwap::from_pointee(Snapshot::from_config(config, &parent_health)),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             per_client: Arc::new(ClientCounts::default()),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
+            parent_health,
         })
     }
 

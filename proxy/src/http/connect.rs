@@ -37,6 +37,7 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
         port,
         protocol,
         explicit_address: verdict.explicit_address,
+        via: verdict.via,
     };
     let opened = establish::open(&client, early, target, snapshot, |_bound| {
         tunnel::write_all(&client, ESTABLISHED, snapshot.timeouts.idle)

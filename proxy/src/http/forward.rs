@@ -4,7 +4,7 @@
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use egress_config::{DenyReason, Host, Protocol};
+use egress_config::{DenyReason, Host, Protocol, RouteChoice};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -16,17 +16,22 @@ use super::{rewrite, target};
 use crate::answer::Refusal;
 use crate::decide;
 use crate::detect::ConnContext;
+use crate::parent::{self, Purpose};
 use crate::{destination, dial};
 
 /// Response heads from destinations may be larger than what we accept from clients.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// A kept-alive connection to a destination, reusable for the next request to the same place.
+/// A kept-alive connection to a destination or an HTTP parent, reusable for the next request
+/// that would open the same connection.
 #[derive(Debug)]
 pub struct Upstream {
-    host: Host,
-    port: u16,
+    /// What the connection goes to: `direct host:port`, `parent NAME` (any destination), or
+    /// `tunnel NAME host:port` (through a SOCKS5 parent).
+    key: String,
     conn: Buffered<TcpStream>,
+    /// The HTTP parent this connection goes to, when it does: requests go in absolute form.
+    through: Option<egress_config::Upstream>,
 }
 
 /// What the connection does after this exchange.
@@ -70,28 +75,81 @@ pub async fn exchange(
     let request_framing = body::request_framing(&req.headers)
         .map_err(|e| Refusal::new(DenyReason::BadRequest, e.0))?;
 
-    let mut dest = take_reusable(upstream, &target.host, target.port);
+    let route = snapshot.parents.route(verdict.via, &target.host);
+    let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
+    let key = match &route {
+        RouteChoice::Direct => format!("direct {authority}"),
+        RouteChoice::Upstream(name) => format!("via {name} {authority}"),
+    };
+    let mut dest = take_reusable(upstream, &key).or_else(|| {
+        // An HTTP parent's connection serves every destination.
+        let RouteChoice::Upstream(name) = &route else {
+            return None;
+        };
+        take_reusable(upstream, &format!("parent {name}"))
+    });
     if dest.is_none() {
-        let addrs = destination::resolve_checked(
-            snapshot,
-            &target.host,
-            target.port,
-            verdict.explicit_address,
-        )
-        .await
-        .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
-        let stream = dial::dial(&addrs, snapshot.timeouts.dial)
-            .await
-            .map_err(|r| Failure::Refused(r, Some(authority.clone()), None))?;
-        dest = Some(Upstream {
-            host: target.host.clone(),
-            port: target.port,
-            conn: Buffered::new(stream),
-        });
+        let opened = match &route {
+            RouteChoice::Direct => {
+                let addrs = destination::resolve_checked(
+                    snapshot,
+                    &target.host,
+                    target.port,
+                    verdict.explicit_address,
+                )
+                .await
+                .map_err(refused)?;
+                let stream = dial::dial(&addrs, snapshot.timeouts.dial)
+                    .await
+                    .map_err(refused)?;
+                Upstream {
+                    key,
+                    conn: Buffered::new(stream),
+                    through: None,
+                }
+            }
+            RouteChoice::Upstream(name) => {
+                if let Host::Ip(_) = target.host {
+                    // No lookup for a literal: this only runs the address guard over it.
+                    destination::resolve_checked(
+                        snapshot,
+                        &target.host,
+                        target.port,
+                        verdict.explicit_address,
+                    )
+                    .await
+                    .map_err(refused)?;
+                }
+                let via = parent::open(snapshot, name, &target.host, target.port, Purpose::Forward)
+                    .await
+                    .map_err(refused)?;
+                let key = match via.forward_through {
+                    Some(_) => format!("parent {name}"),
+                    None => key,
+                };
+                let mut conn = Buffered::new(via.stream);
+                conn.buf = via.pending;
+                Upstream {
+                    key,
+                    conn,
+                    through: via.forward_through,
+                }
+            }
+        };
+        dest = Some(opened);
     }
     let mut dest = dest.expect("set above");
 
-    let head = rewrite::request_head(&req.method, target.path, &authority, &req.headers);
+    let head = match &dest.through {
+        None => rewrite::request_head(&req.method, target.path, &authority, &req.headers),
+        Some(parent) => rewrite::parent_request_head(
+            &req.method,
+            target.path,
+            &authority,
+            &req.headers,
+            parent::authorization(parent).as_deref(),
+        ),
+    };
     dest.conn.io.write_all(&head).await.map_err(|e| {
         Refusal::new(
             DenyReason::UpstreamUnreachable,
@@ -103,19 +161,21 @@ pub async fn exchange(
         rewrite::wants_close(req.minor_version, &req.headers) || ctx.shutdown.is_cancelled();
     // Whether anything reached the client; shared with the relay future (which must be Send).
     let started = AtomicBool::new(false);
-    let outcome = relay(
-        client,
-        &mut dest.conn,
-        req,
+    let plan = Plan {
         request_framing,
         client_close,
         idle,
-        &started,
-    )
-    .await;
+        parent: dest.through.as_ref().map(|p| (p, authority.as_str())),
+    };
+    let outcome = relay(client, &mut dest.conn, req, plan, &started).await;
     let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(e) if started.load(Ordering::Relaxed) => return Err(Failure::Broken(e)),
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<ParentRefusal>()) => {
+            let inner = e.into_inner().expect("checked above");
+            let ParentRefusal(refusal) = *inner.downcast::<ParentRefusal>().expect("checked above");
+            return Err(Failure::Refused(refusal, Some(authority), None));
+        }
         Err(e)
             if e.get_ref()
                 .is_some_and(|inner| inner.is::<BadRequestBody>()) =>
@@ -153,9 +213,12 @@ pub async fn exchange(
 
 /// The kept-alive connection if it goes to `host:port` and the destination has not closed it
 /// meanwhile (a cheap non-blocking read: data or EOF both mean "do not reuse").
-fn take_reusable(upstream: &mut Option<Upstream>, host: &Host, port: u16) -> Option<Upstream> {
+fn take_reusable(upstream: &mut Option<Upstream>, key: &str) -> Option<Upstream> {
+    if upstream.as_ref()?.key != key {
+        return None;
+    }
     let kept = upstream.take()?;
-    if kept.host != *host || kept.port != port || !kept.conn.buf.is_empty() {
+    if !kept.conn.buf.is_empty() {
         return None;
     }
     let mut probe = [0u8; 1];
@@ -164,6 +227,19 @@ fn take_reusable(upstream: &mut Option<Upstream>, host: &Host, port: u16) -> Opt
         _ => None,
     }
 }
+
+/// An HTTP parent refused the request itself (407, or 403 with its error header): the client
+/// gets egress's answer for it, not the parent's page.
+#[derive(Debug)]
+struct ParentRefusal(Refusal);
+
+impl std::fmt::Display for ParentRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.detail)
+    }
+}
+
+impl std::error::Error for ParentRefusal {}
 
 /// The client's request body broke its own framing (e.g. an invalid chunk size): the client's
 /// fault, answered 400, not the destination's.
@@ -177,6 +253,15 @@ impl std::fmt::Display for BadRequestBody {
 }
 
 impl std::error::Error for BadRequestBody {}
+
+/// How one exchange is to be relayed.
+struct Plan<'a> {
+    request_framing: Framing,
+    client_close: bool,
+    idle: std::time::Duration,
+    /// The HTTP parent the request goes through, and the target's authority.
+    parent: Option<(&'a egress_config::Upstream, &'a str)>,
+}
 
 struct Outcome {
     status: u16,
@@ -192,11 +277,15 @@ async fn relay(
     client: &mut Buffered<TcpStream>,
     dest: &mut Buffered<TcpStream>,
     req: &RequestHead,
-    request_framing: Framing,
-    client_close: bool,
-    idle: std::time::Duration,
+    plan: Plan<'_>,
     started: &AtomicBool,
 ) -> io::Result<Outcome> {
+    let Plan {
+        request_framing,
+        client_close,
+        idle,
+        parent,
+    } = plan;
     let (client_read, mut client_write) = client.io.split();
     let (dest_read, mut dest_write) = dest.io.split();
     let mut from_client = Buffered {
@@ -244,6 +333,13 @@ async fn relay(
                     client_write.write_all(&interim).await?;
                     started.store(true, Ordering::Relaxed);
                     continue;
+                }
+                if let Some((parent, target)) = parent {
+                    if let Some(refusal) =
+                        parent::forward_refusal(parent, response.code, &response.headers, target)
+                    {
+                        return Err(io::Error::other(ParentRefusal(refusal)));
+                    }
                 }
                 let framing = body::response_framing(&req.method, response.code, &response.headers)
                     .map_err(|e| invalid(e.0))?;

@@ -72,6 +72,28 @@ pub fn request_head(method: &[u8], path: &str, authority: &str, headers: &[Heade
     out
 }
 
+/// The request head for an HTTP parent proxy: absolute-form target, the parent's own
+/// credentials (`authorization`, a whole header line) in place of the client's.
+pub fn parent_request_head(
+    method: &[u8],
+    path: &str,
+    authority: &str,
+    headers: &[Header],
+    authorization: Option<&str>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(method);
+    let slash = if path.starts_with('/') { "" } else { "/" };
+    let _ = write!(
+        out,
+        " http://{authority}{slash}{path} HTTP/1.1\r\nHost: {authority}\r\n{}",
+        authorization.unwrap_or("")
+    );
+    write_end_to_end(&mut out, headers);
+    let _ = write!(out, "Via: {VIA}\r\n\r\n");
+    out
+}
+
 /// The response head for the client. `close` adds `Connection: close`.
 pub fn response_head(code: u16, reason: &[u8], headers: &[Header], close: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);

@@ -1,0 +1,224 @@
+//! The "via parent" half of dialing: the route an allowed connection takes, and opening it
+//! through a parent proxy with failover. A parent that cannot be reached is marked down and the
+//! next of its chain is tried; a parent that answers (even with a refusal) is up, and its answer
+//! is the client's.
+//!
+//! Through a parent the destination name is not resolved here: the parent resolves it (and its
+//! own `dstdomain`-style rules see the name). The parent's own address is exempt from the
+//! address guard; an IP-literal destination is still checked by it.
+
+pub mod health;
+mod http;
+mod socks5;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use egress_config::{DenyReason, Host, RouteChoice, Routing, Upstream, UpstreamKind};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+pub use self::health::{Health, HealthTable};
+pub use self::http::authorization;
+use crate::answer::Refusal;
+use crate::dial;
+use crate::state::Snapshot;
+
+/// The parents of one snapshot with their (shared, long-lived) health.
+#[derive(Debug, Default)]
+pub struct Parents {
+    routing: Routing,
+    health: Vec<Arc<Health>>,
+}
+
+impl Parents {
+    pub fn new(routing: &Routing, table: &HealthTable) -> Self {
+        Self {
+            routing: routing.clone(),
+            health: routing.upstreams.iter().map(|u| table.entry(u)).collect(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&Upstream, &Arc<Health>)> {
+        self.routing.upstreams.iter().zip(&self.health)
+    }
+
+    /// The route for an allowed target (see `Routing::choose`).
+    pub fn route(&self, via: Option<&str>, host: &Host) -> RouteChoice {
+        self.routing.choose(via, host)
+    }
+
+    /// The parents to try for route `name`: its chain in order, the ones believed up first. The
+    /// ones marked down come last rather than never: when every parent seems down, trying them
+    /// beats refusing without trying.
+    fn candidates(&self, name: &str) -> Vec<(&Upstream, &Arc<Health>)> {
+        let chain: Vec<(&Upstream, &Arc<Health>)> = self
+            .routing
+            .chain(name)
+            .into_iter()
+            .filter_map(|u| self.iter().find(|(known, _)| known.name == u.name))
+            .collect();
+        let (up, down): (Vec<_>, Vec<_>) = chain.into_iter().partition(|(_, h)| h.is_up());
+        up.into_iter().chain(down).collect()
+    }
+}
+
+/// How one parent attempt ended, when it did not give a connection.
+#[derive(Debug)]
+enum Attempt {
+    /// The parent itself could not be used (refused, unreachable, broken): try the next.
+    ParentFailed(Refusal),
+    /// The parent answered; its answer is final.
+    Answered(Refusal),
+}
+
+/// A connection through a parent.
+#[derive(Debug)]
+pub struct Via {
+    pub stream: TcpStream,
+    /// Bytes the parent already sent after its answer (from the destination).
+    pub pending: BytesMut,
+    /// `Some` when the parent is an HTTP proxy and the connection is to the proxy itself (plain
+    /// HTTP forwarding): requests go in absolute form with these credentials.
+    pub forward_through: Option<Upstream>,
+}
+
+/// What the connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A tunnel to the destination (CONNECT, SOCKS5).
+    Tunnel,
+    /// Plain-HTTP requests: to an HTTP parent, a connection to the parent itself.
+    Forward,
+}
+
+/// Opens a connection for `host:port` through route `name`, with failover along its chain.
+pub async fn open(
+    snapshot: &Snapshot,
+    name: &str,
+    host: &Host,
+    port: u16,
+    purpose: Purpose,
+) -> Result<Via, Refusal> {
+    let candidates = snapshot.parents.candidates(name);
+    let mut last: Option<Refusal> = None;
+    for (upstream, health) in candidates {
+        match attempt(snapshot, upstream, host, port, purpose).await {
+            Ok(via) => {
+                health.mark_up(&upstream.name);
+                return Ok(via);
+            }
+            Err(Attempt::Answered(refusal)) => {
+                health.mark_up(&upstream.name);
+                return Err(refusal);
+            }
+            Err(Attempt::ParentFailed(refusal)) => {
+                health.mark_down(&upstream.name, &refusal.detail);
+                last = Some(refusal);
+            }
+        }
+    }
+    let last = last.unwrap_or_else(|| {
+        Refusal::new(
+            DenyReason::UpstreamUnreachable,
+            format!("no parent named {name:?}"),
+        )
+    });
+    // Whatever failed at the parents, for the client the way out is unreachable (or slow).
+    let reason = match last.reason {
+        DenyReason::UpstreamTimeout => DenyReason::UpstreamTimeout,
+        _ => DenyReason::UpstreamUnreachable,
+    };
+    Err(Refusal::new(
+        reason,
+        format!(
+            "no parent of route {name:?} could be reached; last: {}",
+            last.detail
+        ),
+    ))
+}
+
+async fn attempt(
+    snapshot: &Snapshot,
+    upstream: &Upstream,
+    host: &Host,
+    port: u16,
+    purpose: Purpose,
+) -> Result<Via, Attempt> {
+    let failed = |r: Refusal| {
+        Attempt::ParentFailed(Refusal::new(
+            r.reason,
+            format!(
+                "parent {} ({}): {}",
+                upstream.name,
+                upstream.display_url(),
+                r.detail
+            ),
+        ))
+    };
+    let addrs = snapshot
+        .resolver
+        .resolve(&upstream.host, upstream.port)
+        .await
+        .map_err(failed)?;
+    let mut stream = dial::dial(&addrs, snapshot.timeouts.dial)
+        .await
+        .map_err(failed)?;
+    let deadline = Instant::now() + snapshot.timeouts.dial;
+    match (upstream.kind, purpose) {
+        (UpstreamKind::Http, Purpose::Forward) => Ok(Via {
+            stream,
+            pending: BytesMut::new(),
+            forward_through: Some(upstream.clone()),
+        }),
+        (UpstreamKind::Http, Purpose::Tunnel) => {
+            let pending = http::connect(&mut stream, upstream, host, port, deadline).await?;
+            Ok(Via {
+                stream,
+                pending,
+                forward_through: None,
+            })
+        }
+        (UpstreamKind::Socks5, _) => {
+            match tokio::time::timeout_at(
+                deadline,
+                socks5::connect(&mut stream, upstream, host, port),
+            )
+            .await
+            {
+                Ok(result) => result?,
+                Err(_) => {
+                    return Err(Attempt::Answered(Refusal::new(
+                        DenyReason::UpstreamTimeout,
+                        format!(
+                            "parent {} did not open {} in time",
+                            upstream.name,
+                            host.authority(port)
+                        ),
+                    )))
+                }
+            }
+            Ok(Via {
+                stream,
+                pending: BytesMut::new(),
+                forward_through: None,
+            })
+        }
+    }
+}
+
+/// What a plain-HTTP answer from an HTTP parent means: `Some` refusal for the parent's own
+/// refusals (407 always; 403 when it carries the parent's error header), `None` for an answer
+/// that is the destination's and is passed on as it is.
+pub fn forward_refusal(
+    upstream: &Upstream,
+    code: u16,
+    headers: &[crate::http::head::Header],
+    target: &str,
+) -> Option<Refusal> {
+    let from_parent = headers
+        .iter()
+        .any(|h| h.is("x-squid-error") || h.is("proxy-status"));
+    (code == 407 || (code == 403 && from_parent))
+        .then(|| http::refusal_for(upstream, code, headers, target))
+}

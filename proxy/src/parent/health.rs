@@ -1,0 +1,115 @@
+//! Whether each parent proxy is up: marked down by a failed connection, probed (a TCP connect)
+//! every `health_check`, and logged on every change. Kept across reloads for parents whose URL
+//! did not change, so a reload does not forget that a parent is down.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use egress_config::Upstream;
+use tokio::time::Instant;
+use tracing::{info, warn};
+
+use crate::dial;
+use crate::state::ProxyState;
+
+/// One parent's state.
+#[derive(Debug)]
+pub struct Health {
+    /// The URL (without password) this state belongs to; a changed URL is a new parent.
+    url: String,
+    up: AtomicBool,
+    /// When the prober looks at this parent next.
+    next_probe: Mutex<Instant>,
+}
+
+impl Health {
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Records a failed connection (or probe); logs only the change.
+    pub fn mark_down(&self, name: &str, why: &str) {
+        if self.up.swap(false, Ordering::Relaxed) {
+            warn!(upstream = name, url = %self.url, reason = why, "upstream down");
+        }
+    }
+
+    /// Records a working connection (or probe); logs only the change.
+    pub fn mark_up(&self, name: &str) {
+        if !self.up.swap(true, Ordering::Relaxed) {
+            info!(upstream = name, url = %self.url, "upstream up");
+        }
+    }
+}
+
+/// Every parent's state by name, shared by all snapshots.
+#[derive(Debug, Default)]
+pub struct HealthTable {
+    by_name: Mutex<HashMap<String, Arc<Health>>>,
+}
+
+impl HealthTable {
+    /// The state for `upstream`: the existing one if its URL is unchanged, else a fresh one
+    /// (up until shown otherwise: a new parent gets traffic at once).
+    pub fn entry(&self, upstream: &Upstream) -> Arc<Health> {
+        let url = upstream.display_url();
+        let mut table = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
+        match table.get(&upstream.name) {
+            Some(existing) if existing.url == url => existing.clone(),
+            _ => {
+                let fresh = Arc::new(Health {
+                    url,
+                    up: AtomicBool::new(true),
+                    next_probe: Mutex::new(Instant::now()),
+                });
+                table.insert(upstream.name.clone(), fresh.clone());
+                fresh
+            }
+        }
+    }
+}
+
+/// How often the prober wakes to see which parents are due.
+const TICK: Duration = Duration::from_millis(250);
+
+/// Probes every parent of the current snapshot on its own `health_check` schedule until
+/// shutdown. Probes run concurrently, so a black-holed parent does not delay the others.
+pub async fn probe_loop(state: Arc<ProxyState>) {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = state.shutdown.cancelled() => return,
+        }
+        let snapshot = state.snapshot();
+        let now = Instant::now();
+        for (upstream, health) in snapshot.parents.iter() {
+            {
+                let mut next = health.next_probe.lock().unwrap_or_else(|e| e.into_inner());
+                if *next > now {
+                    continue;
+                }
+                *next = now + upstream.health_check;
+            }
+            let (upstream, health, snapshot) = (upstream.clone(), health.clone(), snapshot.clone());
+            tokio::spawn(async move {
+                let timeout = upstream.health_check.min(snapshot.timeouts.dial);
+                let reached = match snapshot
+                    .resolver
+                    .resolve(&upstream.host, upstream.port)
+                    .await
+                {
+                    Ok(addrs) => dial::dial(&addrs, timeout).await.map(drop),
+                    Err(refusal) => Err(refusal),
+                };
+                match reached {
+                    Ok(()) => health.mark_up(&upstream.name),
+                    Err(refusal) => health.mark_down(&upstream.name, &refusal.detail),
+                }
+            });
+        }
+    }
+}
