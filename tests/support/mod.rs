@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod origin;
+pub mod squid;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,6 +44,11 @@ impl Proxy {
 
     /// Starts with a complete policy file and extra arguments.
     pub fn start_with(file: &str, args: &[&str]) -> Proxy {
+        Self::start_with_env(file, args, &[])
+    }
+
+    /// Like `start_with`, with extra environment variables (secrets go there, never in argv).
+    pub fn start_with_env(file: &str, args: &[&str], env: &[(&str, &str)]) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("policy.yaml");
         std::fs::write(&path, file).expect("write policy");
@@ -51,7 +57,8 @@ impl Proxy {
             .arg("--config")
             .arg(&path)
             .args(["--log-format", "json", "--log-level", "debug"])
-            .args(args);
+            .args(args)
+            .envs(env.iter().copied());
         Self::spawn(command, dir)
     }
 

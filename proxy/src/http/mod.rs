@@ -119,7 +119,10 @@ pub async fn refuse(
     target: Option<&str>,
     rule: Option<&str>,
 ) {
-    if refusal.reason.fault() != egress_config::Fault::Policy {
+    // A parent's refusal is policy too, but its own: `decide` has not logged it.
+    let logged = refusal.reason.fault() == egress_config::Fault::Policy
+        && refusal.reason != egress_config::DenyReason::UpstreamDenied;
+    if !logged {
         info!(
             reason = refusal.reason.as_str(),
             detail = %refusal.detail,

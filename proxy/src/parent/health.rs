@@ -1,5 +1,5 @@
-//! Whether each parent proxy is up: marked down by a failed connection, probed (a TCP connect)
-//! every `health_check`, and logged on every change. Kept across reloads for parents whose URL
+//! Whether each parent proxy is up: marked down by a failed connection, then probed (a TCP
+//! connect) every `health_check` until it answers, and logged on every change. Kept across reloads for parents whose URL
 //! did not change, so a reload does not forget that a parent is down.
 
 use std::collections::HashMap;
@@ -74,8 +74,10 @@ impl HealthTable {
 /// How often the prober wakes to see which parents are due.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Probes every parent of the current snapshot on its own `health_check` schedule until
-/// shutdown. Probes run concurrently, so a black-holed parent does not delay the others.
+/// Probes every parent marked down, on its own `health_check` schedule, until shutdown. Parents
+/// believed up are not probed: real traffic tells soon enough when one fails, and a corporate
+/// Squid should not log an empty connection from every egress every few seconds. Probes run
+/// concurrently, so a black-holed parent does not delay the others.
 pub async fn probe_loop(state: Arc<ProxyState>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -87,6 +89,9 @@ pub async fn probe_loop(state: Arc<ProxyState>) {
         let snapshot = state.snapshot();
         let now = Instant::now();
         for (upstream, health) in snapshot.parents.iter() {
+            if health.is_up() {
+                continue;
+            }
             {
                 let mut next = health.next_probe.lock().unwrap_or_else(|e| e.into_inner());
                 if *next > now {
