@@ -370,3 +370,44 @@ fn the_claude_code_example_serves_http_and_socks5_on_one_port_through_squid() {
         ]
     );
 }
+
+#[test]
+fn a_parent_that_never_answers_is_504_upstream_timeout() {
+    // Accepts and holds every connection without a word, like a wedged proxy.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let parent = hung.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in hung.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let egress = egress_via(parent, PASSWORD, "", "timeouts: { dial: 1s, idle: 1s }\n");
+    let url = format!("http://allowed.test:{port}/hello");
+    for args in [vec![], vec!["-p"]] {
+        let r = curl(
+            &[
+                &args[..],
+                &[
+                    "-x",
+                    &egress.url(),
+                    "-s",
+                    "-D",
+                    "-",
+                    "--max-time",
+                    "20",
+                    &url,
+                ],
+            ]
+            .concat(),
+        );
+        assert!(r.stdout.starts_with("HTTP/1.1 504 "), "{r:?}");
+        assert_eq!(
+            header(&r.stdout, "x-egress-error"),
+            Some("upstream-timeout"),
+            "{r:?}"
+        );
+    }
+}

@@ -38,12 +38,36 @@ impl Drop for Contender {
 
 /// egress-proxy allowing exactly the benchmark's servers, logging at its default level.
 pub fn egress(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    egress_with(binary, targets, "", "egress")
+}
+
+/// egress-proxy chained to `parent` (an HTTP proxy such as the Squid contender): every allowed
+/// tunnel goes through it as `CONNECT`.
+pub fn egress_via(
+    binary: &str,
+    targets: &[SocketAddr],
+    parent: SocketAddr,
+) -> anyhow::Result<Contender> {
+    let upstream =
+        format!("upstreams:\n  parent:\n    url: http://{parent}\nroute:\n  default: parent\n");
+    egress_with(binary, targets, &upstream, "egress→squid")
+}
+
+fn egress_with(
+    binary: &str,
+    targets: &[SocketAddr],
+    extra: &str,
+    name: &'static str,
+) -> anyhow::Result<Contender> {
     let dir = tempfile::tempdir()?;
     let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
     let path = dir.path().join("policy.yaml");
     std::fs::write(
         &path,
-        format!("listen: 127.0.0.1:0\nallow: [{}]\n", allow.join(", ")),
+        format!(
+            "listen: 127.0.0.1:0\nallow: [{}]\n{extra}",
+            allow.join(", ")
+        ),
     )?;
     let mut child = Command::new(binary)
         .args(["--log-format", "json", "--config"])
@@ -66,11 +90,21 @@ pub fn egress(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender>
     // Keep draining the log, as a supervisor would, so the proxy never blocks on it.
     std::thread::spawn(move || lines.for_each(drop));
     Ok(Contender::Proxy {
-        name: "egress",
+        name,
         addr,
         child,
         _dir: dir,
     })
+}
+
+impl Contender {
+    /// The proxy's address, for chaining another proxy to it.
+    pub fn addr(&self) -> Option<SocketAddr> {
+        match self {
+            Contender::Direct => None,
+            Contender::Proxy { addr, .. } => Some(*addr),
+        }
+    }
 }
 
 /// Squid with a minimal configuration: no cache, no access log, CONNECT to any port.

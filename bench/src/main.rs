@@ -5,6 +5,9 @@
 //! Workloads (all on 127.0.0.1, bounded in bytes and count):
 //! - bulk: one tunnel, the server sends `--bytes`, the client counts them (MiB/s);
 //! - tunnels: `--tunnels` short tunnels from `--workers` threads, each one byte echoed (per s).
+//!
+//! With Squid installed, egress chained to that Squid (`egress→squid`) runs too, and its ratio
+//! to Squid alone is printed: the cost of filtering in front of a corporate parent.
 
 mod contenders;
 mod servers;
@@ -48,7 +51,17 @@ fn main() -> anyhow::Result<()> {
         contenders::egress(&args.egress, &[source, echo])?,
     ];
     if !args.egress_only {
-        contenders.extend(contenders::squid()?);
+        if let Some(squid) = contenders::squid()? {
+            // egress chained to that same Squid, against Squid alone: the cost of filtering in
+            // front of a corporate parent.
+            let parent = squid.addr().expect("a proxy has an address");
+            contenders.push(squid);
+            contenders.push(contenders::egress_via(
+                &args.egress,
+                &[source, echo],
+                parent,
+            )?);
+        }
         contenders.extend(contenders::tinyproxy()?);
     }
     let mut bulk: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
@@ -88,6 +101,14 @@ fn main() -> anyhow::Result<()> {
             b / direct_bulk,
             r,
             r / direct_rate
+        );
+    }
+    let position = |name: &str| contenders.iter().position(|c| c.name() == name);
+    if let (Some(squid), Some(chained)) = (position("squid"), position("egress→squid")) {
+        println!(
+            "\negress→squid vs squid alone: bulk {:.2}, new tunnels {:.2}",
+            median(&bulk[chained]) / median(&bulk[squid]),
+            median(&rate[chained]) / median(&rate[squid]),
         );
     }
     drop(contenders);

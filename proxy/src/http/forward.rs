@@ -187,11 +187,15 @@ pub async fn exchange(
             ))
         }
         Err(e) => {
+            let reason = match e.kind() {
+                io::ErrorKind::TimedOut => DenyReason::UpstreamTimeout,
+                _ => DenyReason::UpstreamBadResponse,
+            };
             return Err(Failure::Refused(
-                Refusal::new(DenyReason::UpstreamBadResponse, e.to_string()),
+                Refusal::new(reason, e.to_string()),
                 Some(authority),
                 None,
-            ))
+            ));
         }
     };
     info!(
