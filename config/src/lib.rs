@@ -23,7 +23,7 @@ pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};
 pub use settings::{
-    AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck, Timeouts,
-    TlsInspection, WithoutSni,
+    AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck,
+    Timeouts, TlsInspection, WithoutSni,
 };
 pub use upstream::{RouteChoice, Routing, Secret, Upstream, UpstreamKind};

@@ -7,7 +7,8 @@ use std::path::Path;
 
 use crate::raw::{RawFile, UpstreamName, HINT_SEPARATOR};
 use crate::settings::{
-    AddressGuardSettings, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts, TlsInspection,
+    AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts,
+    TlsInspection,
 };
 use crate::upstream::{RouteChoice, Routing, Upstream, DIRECT};
 use crate::{Mode, Policy};
@@ -369,6 +370,14 @@ fn compile(raw: RawFile, origin: &str) -> Config {
         address_guard,
         tls,
         routing,
+        admin: raw.admin.map(|a| Admin {
+            listen: a.listen,
+            blocked_domains_cap: a.blocked_domains_cap.unwrap_or(1000),
+        }),
+        audit: raw.audit.map(|a| Audit {
+            path: (a.path != "-").then(|| std::path::PathBuf::from(a.path)),
+            buffer: a.buffer.map_or(8192, |b| b.0),
+        }),
     }
 }
 

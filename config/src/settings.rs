@@ -21,6 +21,29 @@ pub struct Config {
     pub tls: TlsInspection,
     /// Parent proxies and which traffic goes through them.
     pub routing: Routing,
+    /// `/metrics`, `/livez`, `/readyz`; off unless configured. Takes effect at restart.
+    pub admin: Option<Admin>,
+    /// One JSON line per decision; off unless configured. Takes effect at restart.
+    pub audit: Option<Audit>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    /// Always a loopback address.
+    pub listen: SocketAddr,
+    /// Distinct registrable domains labelled in `egress_blocked_domains_total`; the rest are
+    /// counted as `other`.
+    pub blocked_domains_cap: usize,
+}
+
+/// The audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// `None`: standard output.
+    pub path: Option<std::path::PathBuf>,
+    /// Lines queued for the writer; beyond it lines are dropped (and counted), never waited for.
+    pub buffer: usize,
 }
 
 /// The proxy's own resolver. Names are resolved once and only the checked addresses are dialed.

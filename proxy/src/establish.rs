@@ -10,11 +10,12 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{Host, Protocol, RouteChoice};
+use egress_config::{Host, Protocol, RouteChoice, Verdict};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
+use crate::account::{self, Outcome};
 use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
 use crate::parent::{self, Purpose};
@@ -32,6 +33,8 @@ pub struct Target<'a> {
     pub explicit_address: bool,
     /// The route the allow entry names, if any (see `Verdict::via`).
     pub via: Option<&'a str>,
+    /// The policy's verdict, for the request's account when it ends.
+    pub verdict: Verdict<'a>,
 }
 
 /// A refusal raised before the client was told the tunnel is up: the caller answers it in its
@@ -68,22 +71,34 @@ where
         let deadline = Instant::now() + inspect::hello_wait(snapshot);
         let first = inspect::read_first(client, &mut buf, deadline).await;
         if let Err(refusal) = first.and_then(|first| judge(snapshot, &first, target)) {
-            refuse_in_tunnel(client, &buf, &refusal);
+            refuse_in_tunnel(client, &buf, &refusal, target);
             return Ok(());
         }
+        let dialed = std::time::Instant::now();
         let upstream = match dial::dial(&addrs, snapshot.timeouts.dial).await {
-            Ok(upstream) => upstream,
+            Ok(upstream) => {
+                crate::metrics::connect_duration(dialed.elapsed());
+                upstream
+            }
             Err(refusal) => {
                 // The client was already told the tunnel is up; all that is left is to close.
                 warn!(reason = refusal.reason.as_str(), detail = %refusal.detail, "tunnel failed after inspection");
+                account::record(&Outcome::refused(
+                    client.peer_addr().ok(),
+                    target.protocol,
+                    Some((target.host, target.port)),
+                    refusal.reason,
+                    target.verdict.rule,
+                ));
                 return Ok(());
             }
         };
         let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle).await;
-        log_end(moved, started);
+        log_end(client, target, moved, started);
         return Ok(());
     }
     let upstream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
+    crate::metrics::connect_duration(started.elapsed());
     if established(upstream.local_addr().ok()).await.is_err() {
         return Ok(());
     }
@@ -113,6 +128,7 @@ where
     }
     let started = std::time::Instant::now();
     let via = parent::open(snapshot, route, target.host, target.port, Purpose::Tunnel).await?;
+    crate::metrics::connect_duration(started.elapsed());
     debug!(route, "tunnel opened through the parent");
     if established(via.stream.local_addr().ok()).await.is_err() {
         return Ok(());
@@ -145,7 +161,7 @@ async fn relay_checked(
         match first.and_then(|first| judge(snapshot, &first, target)) {
             Ok(()) => Ok(buf),
             Err(refusal) => {
-                refuse_in_tunnel(client, &buf, &refusal);
+                refuse_in_tunnel(client, &buf, &refusal, target);
                 Err(io::Error::other(Refused))
             }
         }
@@ -153,7 +169,7 @@ async fn relay_checked(
     let moved = tunnel::relay_gated(client, upstream, idle, gate).await;
     match moved {
         Err(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {}
-        moved => log_end(moved, started),
+        moved => log_end(client, target, moved, started),
     }
 }
 
@@ -182,7 +198,14 @@ fn judge(snapshot: &Snapshot, first: &FirstBytes, target: Target<'_>) -> Result<
 
 /// Logs the refusal and, when the client spoke TLS, sends it a fatal alert so it reports
 /// "access denied" instead of a reset. The caller then closes the connection.
-fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal) {
+fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: Target<'_>) {
+    account::record(&Outcome::refused(
+        client.peer_addr().ok(),
+        target.protocol,
+        Some((target.host, target.port)),
+        refusal.reason,
+        target.verdict.rule,
+    ));
     warn!(
         decision = "deny",
         reason = refusal.reason.as_str(),
@@ -195,7 +218,24 @@ fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal) {
     }
 }
 
-fn log_end(moved: io::Result<Transferred>, started: std::time::Instant) {
+fn log_end(
+    client: &TcpStream,
+    target: Target<'_>,
+    moved: io::Result<Transferred>,
+    started: std::time::Instant,
+) {
+    let bytes = match &moved {
+        Ok(moved) => (moved.client_to_upstream, moved.upstream_to_client),
+        Err(_) => (0, 0),
+    };
+    account::record(&Outcome::served(
+        client.peer_addr().ok(),
+        target.protocol,
+        (target.host, target.port),
+        &target.verdict,
+        bytes,
+        started.elapsed(),
+    ));
     match moved {
         Ok(moved) => info!(
             bytes_up = moved.client_to_upstream,

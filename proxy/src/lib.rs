@@ -19,7 +19,10 @@
 //! [`run`] takes already-bound listeners, so tests bind `127.0.0.1:0` and the launcher can embed
 //! the proxy in-process.
 
+pub mod account;
+pub mod admin;
 pub mod answer;
+pub mod audit;
 pub mod client_hello;
 pub mod decide;
 pub mod destination;
@@ -30,6 +33,7 @@ pub mod http;
 pub mod inspect;
 pub mod listener;
 pub mod logging;
+pub mod metrics;
 pub mod parent;
 pub mod per_client;
 pub mod reload;

@@ -99,6 +99,19 @@ pub async fn accept_loop(
                             limit = why,
                             "connection refused"
                         );
+                        let protocol = match protocols {
+                            egress_config::ListenerProtocols::Socks5 => {
+                                egress_config::Protocol::Socks5
+                            }
+                            _ => egress_config::Protocol::HttpForward,
+                        };
+                        crate::account::record(&crate::account::Outcome::refused(
+                            Some(peer),
+                            protocol,
+                            None,
+                            DenyReason::TooManyConnections,
+                            None,
+                        ));
                         detect::refuse(
                             stream,
                             protocols,

@@ -140,7 +140,30 @@ async fn serve_config(
         deny = policy.deny().len(),
         "policy in force"
     );
+    // Metrics and the audit log exist before the first connection, so nothing goes uncounted.
+    let admin = match config.admin {
+        Some(admin) => {
+            egress_proxy::metrics::install(admin.blocked_domains_cap);
+            let socket = TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (admin)", admin.listen))?;
+            info!(address = %socket.local_addr()?, "admin listening");
+            Some(socket)
+        }
+        None => None,
+    };
+    if let Some(audit) = &config.audit {
+        egress_proxy::audit::install(audit).with_context(|| match &audit.path {
+            Some(path) => format!("cannot open the audit log {}", path.display()),
+            None => "cannot start the audit log".to_string(),
+        })?;
+        reopen_audit_on_sigusr1()?;
+    }
     let state = ProxyState::new(&config);
+    egress_proxy::metrics::loaded_now();
+    if let Some(socket) = admin {
+        tokio::spawn(egress_proxy::admin::serve(socket, state.clone()));
+    }
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));
     }
@@ -148,6 +171,18 @@ async fn serve_config(
     if !drained {
         warn!("exiting with connections still open");
     }
+    Ok(())
+}
+
+/// SIGUSR1 reopens the audit log file (after logrotate moved it).
+fn reopen_audit_on_sigusr1() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = signal(SignalKind::user_defined1()).context("cannot handle SIGUSR1")?;
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            egress_proxy::audit::reopen();
+        }
+    });
     Ok(())
 }
 

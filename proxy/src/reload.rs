@@ -124,7 +124,11 @@ fn apply(path: &Path, text: &[u8], state: &ProxyState, listeners: &[egress_confi
                 "policy reloaded"
             );
             state.replace(Snapshot::from_config(&config, &state.parent_health));
+            crate::metrics::reload(true);
         }
-        Err(e) => error!(error = %e, kept = "the current policy", "policy reload rejected"),
+        Err(e) => {
+            error!(error = %e, kept = "the current policy", "policy reload rejected");
+            crate::metrics::reload(false);
+        }
     }
 }

@@ -73,7 +73,10 @@ impl Resolver {
         // Absolute, so no search domain is appended.
         let absolute = format!("{name}.");
         let failed = |detail: String| Refusal::new(DenyReason::DnsFailed, detail);
-        match tokio::time::timeout(self.timeout, self.inner.lookup_ip(absolute)).await {
+        let started = std::time::Instant::now();
+        let answer = tokio::time::timeout(self.timeout, self.inner.lookup_ip(absolute)).await;
+        crate::metrics::dns_duration(started.elapsed());
+        match answer {
             Ok(Ok(answer)) => {
                 let addrs: Vec<SocketAddr> =
                     answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();

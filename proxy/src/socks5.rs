@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
+use crate::account::{self, Outcome};
 use crate::answer::{socks_code, socks_reply, Refusal};
 use crate::decide;
 use crate::detect::ConnContext;
@@ -49,6 +50,7 @@ impl From<std::io::Error> for Handshake {
 
 pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let protocol = Protocol::Socks5;
+    let _active = crate::metrics::connection(protocol);
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
     let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
@@ -61,6 +63,18 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 detail = why,
                 "refused"
             );
+            let reason = if code == socks_reply::COMMAND_NOT_SUPPORTED {
+                DenyReason::UnsupportedMethod
+            } else {
+                DenyReason::BadRequest
+            };
+            account::record(&Outcome::refused(
+                stream.peer_addr().ok(),
+                protocol,
+                None,
+                reason,
+                None,
+            ));
             return reply(&mut stream, code, None).await;
         }
         Ok(Err(Handshake::Gone)) => return,
@@ -69,6 +83,14 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 reason = DenyReason::RequestTimeout.as_str(),
                 "SOCKS5 handshake timed out"
             );
+            let client = stream.peer_addr().ok();
+            account::record(&Outcome::refused(
+                client,
+                protocol,
+                None,
+                DenyReason::RequestTimeout,
+                None,
+            ));
             return;
         }
     };
@@ -77,7 +99,17 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let snapshot = &ctx.snapshot;
     let verdict = match decide::check(snapshot, &host, port, protocol) {
         Ok(verdict) => verdict,
-        Err(refusal) => return reply(&mut stream, socks_code(refusal.reason), None).await,
+        Err(refusal) => {
+            let client = stream.peer_addr().ok();
+            account::record(&Outcome::refused(
+                client,
+                protocol,
+                Some((&host, port)),
+                refusal.reason,
+                None,
+            ));
+            return reply(&mut stream, socks_code(refusal.reason), None).await;
+        }
     };
     let target = Target {
         host: &host,
@@ -85,6 +117,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
         protocol,
         explicit_address: verdict.explicit_address,
         via: verdict.via,
+        verdict,
     };
     let shared = &stream;
     let opened = establish::open(
@@ -99,6 +132,14 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     )
     .await;
     if let Err(refusal) = opened {
+        let client = stream.peer_addr().ok();
+        account::record(&Outcome::refused(
+            client,
+            protocol,
+            Some((&host, port)),
+            refusal.reason,
+            verdict.rule,
+        ));
         refuse_after_decision(&mut stream, &refusal).await;
     }
 }

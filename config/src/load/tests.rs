@@ -184,7 +184,15 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
         serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");
     assert_eq!(schema["additionalProperties"], false);
     assert_eq!(schema_keys(&schema), loader_keys(""));
-    for section in ["limits", "timeouts", "dns", "address_guard", "tls", "route"] {
+    for section in [
+        "limits",
+        "timeouts",
+        "dns",
+        "address_guard",
+        "tls",
+        "route",
+        "audit",
+    ] {
         let node = &schema["properties"][section];
         assert_eq!(node["additionalProperties"], false, "{section}");
         assert_eq!(
@@ -427,4 +435,32 @@ fn a_password_file_is_read_without_its_newline() {
     std::fs::remove_file(&dir).unwrap();
     let corp = config.routing.upstream("corp").unwrap();
     assert_eq!(corp.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+}
+
+#[test]
+fn admin_and_audit_load_and_admin_stays_on_loopback() {
+    let config = load_str("admin: 127.0.0.1:9090\naudit: { path: \"-\" }\n", "x").unwrap();
+    let admin = config.admin.unwrap();
+    assert_eq!(
+        (admin.listen.port(), admin.blocked_domains_cap),
+        (9090, 1000)
+    );
+    assert_eq!(config.audit.unwrap().path, None);
+    let config = load_str(
+        "admin: { listen: \"[::1]:9100\", blocked_domains_cap: 50 }\naudit: { path: /var/log/egress.jsonl, buffer: 100 }\n",
+        "x",
+    )
+    .unwrap();
+    assert_eq!(config.admin.unwrap().blocked_domains_cap, 50);
+    let audit = config.audit.unwrap();
+    assert_eq!(
+        (audit.path.unwrap().to_str().unwrap(), audit.buffer),
+        ("/var/log/egress.jsonl", 100)
+    );
+    assert!(load_str("", "x").unwrap().admin.is_none());
+    let e = err("admin: 0.0.0.0:9090\n");
+    assert_eq!((e.line, e.path.as_str()), (Some(1), "admin"));
+    assert!(e.message.contains("must be on loopback"), "{e}");
+    let e = err("admin: { listen: 10.0.0.1:9090 }\n");
+    assert!(e.message.contains("must be on loopback"), "{e}");
 }

@@ -17,6 +17,7 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
         buf: early,
     } = client;
     let protocol = Protocol::HttpConnect;
+    let _active = crate::metrics::connection(protocol);
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
     let (host, port) = match target::parse_connect(req.target_str()) {
@@ -38,12 +39,20 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
         protocol,
         explicit_address: verdict.explicit_address,
         via: verdict.via,
+        verdict,
     };
     let opened = establish::open(&client, early, target, snapshot, |_bound| {
         tunnel::write_all(&client, ESTABLISHED, snapshot.timeouts.idle)
     })
     .await;
     if let Err(refusal) = opened {
-        refuse(&mut client, &refusal, protocol, Some(&authority), None).await;
+        refuse(
+            &mut client,
+            &refusal,
+            protocol,
+            Some(&authority),
+            verdict.rule,
+        )
+        .await;
     }
 }

@@ -64,6 +64,7 @@ pub async fn exchange(
     ctx: &ConnContext,
 ) -> Result<Next, Failure> {
     let snapshot = &ctx.snapshot;
+    let exchange_started = std::time::Instant::now();
     let idle = snapshot.timeouts.idle;
     let target = target::parse_absolute(req.target_str())?;
     let authority = target.host.authority(target.port);
@@ -89,6 +90,7 @@ pub async fn exchange(
         take_reusable(upstream, &format!("parent {name}"))
     });
     if dest.is_none() {
+        let connecting = std::time::Instant::now();
         let opened = match &route {
             RouteChoice::Direct => {
                 let addrs = destination::resolve_checked(
@@ -136,6 +138,7 @@ pub async fn exchange(
                 }
             }
         };
+        crate::metrics::connect_duration(connecting.elapsed());
         dest = Some(opened);
     }
     let mut dest = dest.expect("set above");
@@ -205,6 +208,14 @@ pub async fn exchange(
         bytes_down = outcome.received,
         "forwarded"
     );
+    crate::account::record(&crate::account::Outcome::served(
+        client.io.peer_addr().ok(),
+        Protocol::HttpForward,
+        (&target.host, target.port),
+        &verdict,
+        (outcome.sent, outcome.received),
+        exchange_started.elapsed(),
+    ));
     if outcome.upstream_reusable {
         *upstream = Some(dest);
     }

@@ -34,6 +34,7 @@ impl Health {
         if self.up.swap(false, Ordering::Relaxed) {
             warn!(upstream = name, url = %self.url, reason = why, "upstream down");
         }
+        crate::metrics::upstream_up(name, false);
     }
 
     /// Records a working connection (or probe); logs only the change.
@@ -41,6 +42,7 @@ impl Health {
         if !self.up.swap(true, Ordering::Relaxed) {
             info!(upstream = name, url = %self.url, "upstream up");
         }
+        crate::metrics::upstream_up(name, true);
     }
 }
 
@@ -54,6 +56,12 @@ impl HealthTable {
     /// The state for `upstream`: the existing one if its URL is unchanged, else a fresh one
     /// (up until shown otherwise: a new parent gets traffic at once).
     pub fn entry(&self, upstream: &Upstream) -> Arc<Health> {
+        let entry = self.entry_inner(upstream);
+        crate::metrics::upstream_up(&upstream.name, entry.is_up());
+        entry
+    }
+
+    fn entry_inner(&self, upstream: &Upstream) -> Arc<Health> {
         let url = upstream.display_url();
         let mut table = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
         match table.get(&upstream.name) {

@@ -1,0 +1,124 @@
+//! The "account" step: each request's outcome, once, into the metrics and the audit log. A
+//! request is accounted where it ends — refused (at whichever step refused it), or served (when
+//! its tunnel closes or its response is relayed, with the bytes moved) — so every request counts
+//! exactly once, with its final decision and reason.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use egress_config::{parse_authority, DenyReason, Host, Protocol, Verdict};
+
+use crate::{audit, metrics};
+
+/// How a request ended.
+#[derive(Debug)]
+pub struct Outcome<'a> {
+    pub client: Option<SocketAddr>,
+    pub protocol: Protocol,
+    pub target: Option<(&'a Host, u16)>,
+    /// `allow`, `deny` or `report`.
+    pub decision: &'static str,
+    pub reason: Option<DenyReason>,
+    pub rule: Option<&'a str>,
+    pub upload: u64,
+    pub download: u64,
+    pub duration: Duration,
+}
+
+impl<'a> Outcome<'a> {
+    /// A request the policy let through, ended after moving these bytes.
+    pub fn served(
+        client: Option<SocketAddr>,
+        protocol: Protocol,
+        target: (&'a Host, u16),
+        verdict: &Verdict<'a>,
+        (upload, download): (u64, u64),
+        duration: Duration,
+    ) -> Self {
+        Self {
+            client,
+            protocol,
+            target: Some(target),
+            decision: verdict.decision(),
+            reason: verdict.reason(),
+            rule: verdict.rule,
+            upload,
+            download,
+            duration,
+        }
+    }
+
+    /// A refused request. Refusals are denials, whatever the step that refused.
+    pub fn refused(
+        client: Option<SocketAddr>,
+        protocol: Protocol,
+        target: Option<(&'a Host, u16)>,
+        reason: DenyReason,
+        rule: Option<&'a str>,
+    ) -> Self {
+        Self {
+            client,
+            protocol,
+            target,
+            decision: "deny",
+            reason: Some(reason),
+            rule,
+            upload: 0,
+            download: 0,
+            duration: Duration::ZERO,
+        }
+    }
+}
+
+/// Records `outcome` in the metrics and the audit log.
+pub fn record(outcome: &Outcome<'_>) {
+    metrics::decision(
+        outcome.protocol,
+        outcome.decision,
+        outcome.reason,
+        outcome.target.map(|t| t.0),
+    );
+    metrics::bytes(outcome.upload, outcome.download);
+    if audit::enabled() {
+        audit::write(audit_line(outcome));
+    }
+}
+
+/// For refusal paths that kept the target only as the `host:port` text they answer with.
+pub fn refused_at(
+    client: Option<SocketAddr>,
+    protocol: Protocol,
+    authority: Option<&str>,
+    reason: DenyReason,
+    rule: Option<&str>,
+) {
+    let target = authority.and_then(|a| match parse_authority(a) {
+        Ok((host, Some(port))) => Some((host, port)),
+        _ => None,
+    });
+    record(&Outcome::refused(
+        client,
+        protocol,
+        target.as_ref().map(|(h, p)| (h, *p)),
+        reason,
+        rule,
+    ));
+}
+
+fn audit_line(o: &Outcome<'_>) -> String {
+    let line = serde_json::json!({
+        "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        "client": o.client.map(|c| c.to_string()),
+        "identity": null,
+        "protocol": o.protocol.as_str(),
+        "host": o.target.map(|(h, _)| h.to_string()),
+        "port": o.target.map(|(_, p)| p),
+        "decision": o.decision,
+        "reason": o.reason.map(DenyReason::as_str),
+        "rule": o.rule,
+        "bytes_up": o.upload,
+        "bytes_down": o.download,
+        "duration_ms": o.duration.as_millis() as u64,
+    });
+    line.to_string()
+}

@@ -1,0 +1,123 @@
+//! The audit log: one JSON line per decision, for SIEMs and for answering "who tried to reach
+//! what". Lines are handed to a writer thread through a bounded queue; when the queue is full
+//! the line is dropped and counted (`egress_audit_lines_dropped_total`) — a slow disk must never
+//! slow down connections. SIGUSR1 reopens the file, for logrotate.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::OnceLock;
+
+use egress_config::Audit;
+use tracing::{info, warn};
+
+static QUEUE: OnceLock<SyncSender<String>> = OnceLock::new();
+static REOPEN: AtomicBool = AtomicBool::new(false);
+
+/// Starts the writer (once per process). The file is opened now, so a bad path fails the start.
+pub fn install(settings: &Audit) -> io::Result<()> {
+    let sink = Sink::open(settings.path.clone())?;
+    let (tx, rx) = mpsc::sync_channel(settings.buffer);
+    if QUEUE.set(tx).is_err() {
+        return Ok(()); // already running (an embedding started it)
+    }
+    std::thread::Builder::new()
+        .name("egress-audit".into())
+        .spawn(move || write_loop(sink, rx))?;
+    Ok(())
+}
+
+/// Asks the writer to reopen its file before the next line (SIGUSR1).
+pub fn reopen() {
+    REOPEN.store(true, Ordering::Relaxed);
+}
+
+/// Queues one line; never waits.
+pub fn write(line: String) {
+    let Some(queue) = QUEUE.get() else { return };
+    match queue.try_send(line) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => crate::metrics::audit_dropped(),
+        Err(TrySendError::Disconnected(_)) => {}
+    }
+}
+
+/// Whether audit lines are being written at all (callers skip building them otherwise).
+pub fn enabled() -> bool {
+    QUEUE.get().is_some()
+}
+
+enum Sink {
+    Stdout(io::Stdout),
+    File { path: PathBuf, out: BufWriter<File> },
+}
+
+impl Sink {
+    fn open(path: Option<PathBuf>) -> io::Result<Sink> {
+        Ok(match path {
+            None => Sink::Stdout(io::stdout()),
+            Some(path) => {
+                let file = OpenOptions::new().create(true).append(true).open(&path)?;
+                Sink::File {
+                    path,
+                    out: BufWriter::new(file),
+                }
+            }
+        })
+    }
+
+    fn write_line(&mut self, line: &str) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => {
+                let mut out = out.lock();
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")
+            }
+            Sink::File { out, .. } => {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Sink::Stdout(out) => out.flush(),
+            Sink::File { out, .. } => out.flush(),
+        }
+    }
+
+    fn reopen(&mut self) {
+        if let Sink::File { path, out } = self {
+            let _ = out.flush();
+            match OpenOptions::new().create(true).append(true).open(&*path) {
+                Ok(file) => {
+                    *out = BufWriter::new(file);
+                    info!(file = %path.display(), "audit log reopened");
+                }
+                Err(error) => {
+                    warn!(%error, file = %path.display(), "cannot reopen the audit log; writing to the old file")
+                }
+            }
+        }
+    }
+}
+
+fn write_loop(mut sink: Sink, lines: Receiver<String>) {
+    // Blocks for the first line, then takes whatever else is queued before one flush, so a
+    // burst costs one write(2), and a single line is on disk at once.
+    while let Ok(first) = lines.recv() {
+        if REOPEN.swap(false, Ordering::Relaxed) {
+            sink.reopen();
+        }
+        let mut result = sink.write_line(&first);
+        while let Ok(next) = lines.try_recv() {
+            result = result.and_then(|()| sink.write_line(&next));
+        }
+        if let Err(error) = result.and_then(|()| sink.flush()) {
+            warn!(%error, "cannot write the audit log");
+        }
+    }
+}
