@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as "command:package".
-needs=(curl:curl git:git squid:squid openssl:openssl)
+needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus)
 missing=()
 for need in "${needs[@]}"; do
   command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")

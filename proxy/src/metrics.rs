@@ -12,6 +12,7 @@
 //! | `egress_upstream_up` | gauge | `upstream` (configured parent names) |
 //! | `egress_config_reloads_total` | counter | `result` (success, failure) |
 //! | `egress_config_last_reload_success_timestamp_seconds` | gauge | – |
+//! | `egress_config_last_reload_failure_timestamp_seconds` | gauge | – (0 until a reload fails) |
 //! | `egress_build_info` | gauge (1) | `version` |
 //! | `egress_audit_lines_dropped_total` | counter | – |
 //!
@@ -85,6 +86,7 @@ pub struct Metrics {
     upstream_up: Family<UpstreamLabel, Gauge>,
     reloads: Family<ResultLabel, Counter>,
     last_reload_success: Gauge<f64, AtomicU64>,
+    last_reload_failure: Gauge<f64, AtomicU64>,
     audit_dropped: Counter,
 }
 
@@ -121,6 +123,7 @@ impl Metrics {
         let upstream_up = Family::<UpstreamLabel, Gauge>::default();
         let reloads = Family::<ResultLabel, Counter>::default();
         let last_reload_success = Gauge::<f64, AtomicU64>::default();
+        let last_reload_failure = Gauge::<f64, AtomicU64>::default();
         let audit_dropped = Counter::default();
         let build_info = Family::<VersionLabel, Gauge>::default();
 
@@ -168,6 +171,11 @@ impl Metrics {
             "config_last_reload_success_timestamp_seconds",
             "When the policy in force was loaded (Unix time)",
             last_reload_success.clone(),
+        );
+        registry.register(
+            "config_last_reload_failure_timestamp_seconds",
+            "When a policy file was last rejected (Unix time; 0: never). Newer than the last success: the file on disk is not in force",
+            last_reload_failure.clone(),
         );
         registry.register("build_info", "The running build", build_info.clone());
         registry.register(
@@ -223,6 +231,7 @@ impl Metrics {
             upstream_up,
             reloads,
             last_reload_success,
+            last_reload_failure,
             audit_dropped,
         }
     }
@@ -388,17 +397,23 @@ pub fn reload(success: bool) {
     m.reloads.get_or_create(&ResultLabel { result }).inc();
     if success {
         loaded_now();
+    } else {
+        m.last_reload_failure.set(unix_now());
     }
 }
 
 /// Sets the last-successful-load time to now.
 pub fn loaded_now() {
     if let Some(m) = get() {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        m.last_reload_success.set(now.as_secs_f64());
+        m.last_reload_success.set(unix_now());
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 pub fn audit_dropped() {

@@ -6,6 +6,7 @@
 
 pub mod dns;
 pub mod origin;
+pub mod prometheus;
 pub mod squid;
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -178,6 +179,20 @@ impl Proxy {
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The admin listener's address, from its log line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let event = self.wait_for_log("the admin listener", |v| message(v) == "admin listening");
+        event["address"]
+            .as_str()
+            .expect("address")
+            .parse()
+            .expect("admin address")
     }
 }
 

@@ -27,6 +27,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             "egress_blocked_domains",
             "egress_build_info",
             "egress_bytes",
+            "egress_config_last_reload_failure_timestamp_seconds",
             "egress_config_last_reload_success_timestamp_seconds",
             "egress_config_reloads",
             "egress_connect_duration_seconds",
