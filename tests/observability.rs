@@ -387,3 +387,25 @@ fn rss_kib(pid: u32) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap()
 }
+
+#[test]
+fn the_alert_rules_pass_promtool_and_their_unit_tests() {
+    let dashboards = repo().join("dashboards");
+    for args in [
+        ["check", "rules", "alerts.yml"],
+        ["test", "rules", "alerts_test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dashboards)
+            .output()
+            .expect("promtool (from the prometheus package)");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "promtool {}: {said}", args.join(" "));
+        assert!(said.contains("SUCCESS"), "{said}");
+    }
+}

@@ -53,6 +53,14 @@ pub fn egress_via(
     egress_with(binary, targets, &upstream, "egress→squid")
 }
 
+/// egress-proxy with the admin listener (metrics) and the audit log (to a file) on: against
+/// plain `egress`, the cost of observability on the hot path.
+pub fn egress_observed(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    let extra = "admin: 127.0.0.1:0\naudit: { path: \"{dir}/audit.jsonl\" }\n";
+    egress_with(binary, targets, extra, "egress+metrics+audit")
+}
+
+/// `extra` is appended to the policy, with `{dir}` standing for the proxy's own temp directory.
 fn egress_with(
     binary: &str,
     targets: &[SocketAddr],
@@ -60,6 +68,7 @@ fn egress_with(
     name: &'static str,
 ) -> anyhow::Result<Contender> {
     let dir = tempfile::tempdir()?;
+    let extra = extra.replace("{dir}", &dir.path().display().to_string());
     let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
     let path = dir.path().join("policy.yaml");
     std::fs::write(

@@ -49,6 +49,7 @@ fn main() -> anyhow::Result<()> {
     let mut contenders = vec![
         Contender::Direct,
         contenders::egress(&args.egress, &[source, echo])?,
+        contenders::egress_observed(&args.egress, &[source, echo])?,
     ];
     if !args.egress_only {
         if let Some(squid) = contenders::squid()? {
@@ -104,6 +105,13 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let position = |name: &str| contenders.iter().position(|c| c.name() == name);
+    if let (Some(plain), Some(observed)) = (position("egress"), position("egress+metrics+audit")) {
+        println!(
+            "\nmetrics and audit on vs off: bulk {:.2}, new tunnels {:.2}",
+            median(&bulk[observed]) / median(&bulk[plain]),
+            median(&rate[observed]) / median(&rate[plain]),
+        );
+    }
     if let (Some(squid), Some(chained)) = (position("squid"), position("egress→squid")) {
         println!(
             "\negress→squid vs squid alone: bulk {:.2}, new tunnels {:.2}",
