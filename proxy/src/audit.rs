@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use egress_config::Audit;
 use tracing::{info, warn};
@@ -50,14 +51,14 @@ pub fn enabled() -> bool {
 }
 
 enum Sink {
-    Stdout(io::Stdout),
+    Stdout(BufWriter<io::Stdout>),
     File { path: PathBuf, out: BufWriter<File> },
 }
 
 impl Sink {
     fn open(path: Option<PathBuf>) -> io::Result<Sink> {
         Ok(match path {
-            None => Sink::Stdout(io::stdout()),
+            None => Sink::Stdout(BufWriter::new(io::stdout())),
             Some(path) => {
                 let file = OpenOptions::new().create(true).append(true).open(&path)?;
                 Sink::File {
@@ -70,15 +71,8 @@ impl Sink {
 
     fn write_line(&mut self, line: &str) -> io::Result<()> {
         match self {
-            Sink::Stdout(out) => {
-                let mut out = out.lock();
-                out.write_all(line.as_bytes())?;
-                out.write_all(b"\n")
-            }
-            Sink::File { out, .. } => {
-                out.write_all(line.as_bytes())?;
-                out.write_all(b"\n")
-            }
+            Sink::Stdout(out) => writeln!(out, "{line}"),
+            Sink::File { out, .. } => writeln!(out, "{line}"),
         }
     }
 
@@ -105,19 +99,37 @@ impl Sink {
     }
 }
 
+/// Under load, how long the writer lets lines gather before it drains them.
+const BATCH: Duration = Duration::from_millis(50);
+
 fn write_loop(mut sink: Sink, lines: Receiver<String>) {
-    // Blocks for the first line, then takes whatever else is queued before one flush, so a
-    // burst costs one write(2), and a single line is on disk at once.
-    while let Ok(first) = lines.recv() {
-        if REOPEN.swap(false, Ordering::Relaxed) {
-            sink.reopen();
-        }
-        let mut result = sink.write_line(&first);
-        while let Ok(next) = lines.try_recv() {
-            result = result.and_then(|()| sink.write_line(&next));
-        }
-        if let Err(error) = result.and_then(|()| sink.flush()) {
-            warn!(%error, "cannot write the audit log");
+    // Idle, the writer blocks for the next line. Busy, it drains whatever is queued, writes it
+    // with one flush, and then sleeps for `BATCH` instead of blocking, so senders find it awake
+    // and never pay a wake-up per line: a burst of tunnels costs a few syscalls per batch, not
+    // several per line. A line is on disk at most `BATCH` after it was queued.
+    loop {
+        let first = match lines.recv() {
+            Ok(line) => line,
+            Err(_) => return,
+        };
+        let mut batch = vec![first];
+        loop {
+            batch.extend(lines.try_iter());
+            if REOPEN.swap(false, Ordering::Relaxed) {
+                sink.reopen();
+            }
+            let result = batch
+                .drain(..)
+                .try_for_each(|line| sink.write_line(&line))
+                .and_then(|()| sink.flush());
+            if let Err(error) = result {
+                warn!(%error, "cannot write the audit log");
+            }
+            std::thread::sleep(BATCH);
+            batch.extend(lines.try_iter());
+            if batch.is_empty() {
+                break; // quiet again: block for the next line
+            }
         }
     }
 }
