@@ -3,18 +3,22 @@
 //! A connection's way through this crate, one module per step:
 //!
 //! ```text
-//! listener ─► detect ─► http::{head,connect,forward} | socks5 ─► decide ─► resolve ─► dial ─► tunnel
+//! listener ─► detect ─► http::{head,connect,forward} | socks5 ─► decide ─► destination ─► dial | parent
+//!          ─► inspect ─► establish/tunnel ─► account
 //! ```
 //!
-//! - [`listener`]: accept, the connection cap, accept-error backoff, one span per connection.
+//! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each.
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
 //! - [`socks5`]: RFC 1928 with RFC 1929 username/password.
 //! - [`decide`]: asks the policy snapshot and logs the one decision event.
-//! - [`resolve`], [`dial`]: name to addresses, addresses to a connected socket, with timeouts.
-//! - [`tunnel`]: copies bytes both ways until both sides are done or the tunnel idles out.
+//! - [`destination`], [`resolve`]: resolve once, check every address with the address guard.
+//! - [`dial`], [`parent`]: connect to checked addresses, or through a parent proxy with failover.
+//! - [`inspect`], [`client_hello`]: the client's first bytes; the SNI must match the tunnel.
+//! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
+//! - [`account`], [`metrics`], [`audit`]: each request's outcome, once, as metrics and audit.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
-//! - [`reload`], [`shutdown`]: policy hot reload; stop accepting and drain.
+//! - [`admin`], [`reload`], [`shutdown`]: `/metrics` and health; hot reload; drain.
 //!
 //! [`run`] takes already-bound listeners, so tests bind `127.0.0.1:0` and the launcher can embed
 //! the proxy in-process.
