@@ -70,8 +70,21 @@ impl<'a> Outcome<'a> {
     }
 }
 
+/// A function that also sees every outcome (the launcher's summary of what was blocked).
+pub type Observer = Box<dyn Fn(&Outcome<'_>) + Send + Sync>;
+
+static OBSERVER: std::sync::OnceLock<Observer> = std::sync::OnceLock::new();
+
+/// Installs `observer` (once per process; later calls are ignored).
+pub fn observe(observer: Observer) {
+    let _ = OBSERVER.set(observer);
+}
+
 /// Records `outcome` in the metrics and the audit log.
 pub fn record(outcome: &Outcome<'_>) {
+    if let Some(observer) = OBSERVER.get() {
+        observer(outcome);
+    }
     metrics::decision(
         outcome.protocol,
         outcome.decision,

@@ -1,0 +1,139 @@
+use super::*;
+
+fn plan() -> Plan {
+    Plan {
+        cwd: "/home/dev/project".into(),
+        home: "/home/dev".into(),
+        allow_write: vec!["/home/dev/.cache/pip".into()],
+        deny_read: vec!["/srv/customer-data".into()],
+        read_only: false,
+        runtime_dir: "/run/user/1000/egress-run-abc".into(),
+        secrets: vec!["/home/dev/project/.env".into()],
+        protected: vec![
+            "/home/dev/.bashrc".into(),
+            "/home/dev/project/.git/hooks".into(),
+        ],
+    }
+}
+
+fn text(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
+#[test]
+fn the_command_line_for_a_typical_project() {
+    assert_eq!(
+        text(&args(&plan())),
+        [
+            "--unshare-user",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--unshare-net",
+            "--unshare-cgroup-try",
+            "--die-with-parent",
+            "--ro-bind",
+            "/",
+            "/",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--tmpfs",
+            "/tmp",
+            "--tmpfs",
+            "/run",
+            "--bind",
+            "/home/dev/project",
+            "/home/dev/project",
+            "--bind-try",
+            "/home/dev/.cache/pip",
+            "/home/dev/.cache/pip",
+            "--bind",
+            "/run/user/1000/egress-run-abc",
+            "/run/egress",
+            // Not directories on the test machine: masked by /dev/null.
+            "--ro-bind-try",
+            "/dev/null",
+            "/home/dev/project/.env",
+            "--ro-bind-try",
+            "/dev/null",
+            "/srv/customer-data",
+            "--ro-bind-try",
+            "/home/dev/.bashrc",
+            "/home/dev/.bashrc",
+            "--ro-bind-try",
+            "/home/dev/project/.git/hooks",
+            "/home/dev/project/.git/hooks",
+            "--chdir",
+            "/home/dev/project",
+            "--",
+        ]
+    );
+}
+
+#[test]
+fn read_only_leaves_nothing_writable_but_tmp() {
+    let mut plan = plan();
+    plan.read_only = true;
+    let args = text(&args(&plan));
+    let binds: Vec<&String> = args
+        .windows(2)
+        .filter(|w| w[0] == "--bind" || w[0] == "--bind-try")
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(
+        binds,
+        ["/run/user/1000/egress-run-abc"],
+        "only the bridge directory is bound writable"
+    );
+}
+
+#[test]
+fn a_secret_directory_is_masked_by_an_empty_tmpfs() {
+    let dir = tempfile::tempdir().unwrap();
+    let ssh = dir.path().join(".ssh");
+    std::fs::create_dir(&ssh).unwrap();
+    let mut plan = plan();
+    plan.secrets = vec![ssh.clone()];
+    plan.deny_read.clear();
+    let args = text(&args(&plan));
+    let at = args
+        .iter()
+        .position(|a| a == ssh.to_str().unwrap())
+        .unwrap();
+    assert_eq!(args[at - 1], "--tmpfs");
+}
+
+#[test]
+fn only_existing_sensitive_paths_are_listed_so_none_is_created() {
+    let home = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".netrc"), "machine x").unwrap();
+    std::fs::write(home.path().join(".bashrc"), "").unwrap();
+    std::fs::write(cwd.path().join(".env"), "TOKEN=1").unwrap();
+    std::fs::write(cwd.path().join(".env.local"), "TOKEN=2").unwrap();
+    std::fs::create_dir_all(cwd.path().join(".git/hooks")).unwrap();
+    std::fs::write(cwd.path().join(".git/config"), "").unwrap();
+    let (secrets, protected) = existing_sensitive_paths(home.path(), cwd.path());
+    assert_eq!(
+        secrets,
+        [
+            home.path().join(".ssh"),
+            home.path().join(".netrc"),
+            cwd.path().join(".env"),
+            cwd.path().join(".env.local")
+        ]
+    );
+    assert_eq!(
+        protected,
+        [
+            home.path().join(".bashrc"),
+            cwd.path().join(".git/hooks"),
+            cwd.path().join(".git/config")
+        ]
+    );
+}

@@ -1,0 +1,67 @@
+//! `egress-run connect HOST PORT`: the `ProxyCommand` for ssh (and so git over ssh) inside the
+//! sandbox — a CONNECT tunnel through the proxy on stdin/stdout, instead of nc or socat.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+
+use crate::env::INSIDE_PORT;
+
+pub fn run(host: &str, port: u16) -> anyhow::Result<ExitCode> {
+    let mut proxy =
+        TcpStream::connect(("127.0.0.1", INSIDE_PORT)).context("cannot reach the proxy")?;
+    let authority = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    write!(
+        proxy,
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+    )?;
+    let mut reader = BufReader::new(proxy.try_clone()?);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
+            break;
+        }
+        headers.push(line);
+    }
+    if !status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.0 200") {
+        let reason = headers
+            .iter()
+            .find_map(|h| h.strip_prefix("X-Egress-Error:").map(str::trim))
+            .unwrap_or("unknown");
+        bail!(
+            "the proxy refused {authority}: {} ({reason})",
+            status.trim()
+        );
+    }
+    // Whatever the reader buffered past the head belongs to the tunnel.
+    let early = reader.buffer().to_vec();
+    std::io::stdout().write_all(&early)?;
+    std::io::stdout().flush()?;
+    let mut upload = proxy.try_clone()?;
+    let up = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut std::io::stdin().lock(), &mut upload);
+        let _ = upload.shutdown(std::net::Shutdown::Write);
+    });
+    let mut download = reader.into_inner();
+    let mut buf = [0u8; 16 * 1024];
+    let mut out = std::io::stdout().lock();
+    loop {
+        let n = download.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n])?;
+        out.flush()?;
+    }
+    drop(up);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,108 @@
+//! `egress-run`: runs a command in a sandbox whose only way out is the egress proxy.
+//!
+//! ```text
+//! egress-run [--allow PATTERN]… [--policy FILE] [--proxy URL] [--allow-write PATH]… -- cmd args…
+//! ```
+//!
+//! Linux: bubblewrap (user, pid, ipc, uts and network namespaces) with a Unix-socket bridge to
+//! the proxy, no_new_privs and a seccomp filter. The sandbox's only network is its own loopback,
+//! where egress-run relays 127.0.0.1:3128 to the proxy.
+
+mod bridge;
+mod bwrap;
+mod connect;
+mod env;
+mod inner;
+mod policy;
+mod run;
+mod seatbelt;
+mod seccomp;
+mod summary;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "egress-run",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    sub: Option<Sub>,
+    /// Use a running egress-proxy (http://HOST:PORT) instead of the embedded one.
+    #[arg(long, value_name = "URL")]
+    proxy: Option<String>,
+    /// Policy file for the embedded proxy (default: the built-in policy).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Allow a destination pattern (repeatable). Without --policy: only these are allowed.
+    #[arg(long, value_name = "PATTERN")]
+    allow: Vec<String>,
+    /// Deny a destination pattern (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    deny: Vec<String>,
+    /// Also writable inside the sandbox (repeatable).
+    #[arg(long, value_name = "PATH")]
+    allow_write: Vec<PathBuf>,
+    /// Hidden inside the sandbox (repeatable).
+    #[arg(long, value_name = "PATH")]
+    deny_read: Vec<PathBuf>,
+    /// Nothing writable but a private /tmp.
+    #[arg(long)]
+    read_only: bool,
+    /// No summary of blocked destinations at exit.
+    #[arg(long, short)]
+    quiet: bool,
+    /// The command and its arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    command: Vec<OsString>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Sub {
+    /// A CONNECT tunnel to HOST PORT through the proxy on stdin/stdout (ssh's ProxyCommand).
+    Connect { host: String, port: u16 },
+    /// Inside the sandbox (started by egress-run itself).
+    #[command(name = "__inner", hide = true)]
+    Inner {
+        #[arg(long)]
+        socket: PathBuf,
+        #[arg(last = true)]
+        command: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.sub {
+        Some(Sub::Connect { host, port }) => connect::run(&host, port),
+        Some(Sub::Inner { socket, command }) => inner::run(socket, command),
+        None if cli.command.is_empty() => {
+            eprintln!(
+                "egress-run: no command given; usage: egress-run [OPTIONS] -- COMMAND [ARGS…]"
+            );
+            return ExitCode::from(2);
+        }
+        None => run::run(run::Request {
+            proxy: cli.proxy,
+            policy: cli.policy,
+            allow: cli.allow,
+            deny: cli.deny,
+            allow_write: cli.allow_write,
+            deny_read: cli.deny_read,
+            read_only: cli.read_only,
+            quiet: cli.quiet,
+            command: cli.command,
+        }),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("egress-run: {e:#}");
+        ExitCode::from(125)
+    })
+}

@@ -1,0 +1,211 @@
+//! egress-run's first half, outside the sandbox: the proxy (embedded, or one already running),
+//! the bridge socket in a private runtime directory, and bubblewrap around the inner half. It
+//! forwards SIGINT and SIGTERM to the sandbox's PID 1, returns the command's exit code, and
+//! leaves nothing behind: the runtime directory is outside the user's tree and removed at exit,
+//! and `--die-with-parent` takes the sandbox down with egress-run.
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::{bail, Context};
+use egress_proxy::{BoundListener, ProxyState};
+
+use crate::bwrap::{self, Plan};
+use crate::summary::Blocked;
+use crate::{bridge, env, policy};
+
+/// What the user asked for.
+#[derive(Debug)]
+pub struct Request {
+    pub proxy: Option<String>,
+    pub policy: Option<PathBuf>,
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+    pub allow_write: Vec<PathBuf>,
+    pub deny_read: Vec<PathBuf>,
+    pub read_only: bool,
+    pub quiet: bool,
+    pub command: Vec<OsString>,
+}
+
+pub fn run(request: Request) -> anyhow::Result<ExitCode> {
+    let bwrap = find_bwrap()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let blocked = Blocked::default();
+    let proxy_addr = match &request.proxy {
+        Some(url) => parse_proxy_url(url)?,
+        None => {
+            let config = policy::build(request.policy.as_deref(), &request.allow, &request.deny)?;
+            let observer = blocked.clone();
+            egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+            runtime.block_on(start_embedded(&config))?
+        }
+    };
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_dir())
+        .unwrap_or_else(std::env::temp_dir);
+    // tempfile creates it 0700; it is removed when `runtime_dir` drops, also on error paths.
+    let runtime_dir = tempfile::Builder::new()
+        .prefix("egress-run-")
+        .tempdir_in(&base)?;
+    let socket = runtime_dir.path().join("proxy.sock");
+    let relay = runtime.block_on(async { bridge::serve_outside(&socket, proxy_addr) })?;
+    runtime.spawn(relay);
+
+    let cwd = std::env::current_dir()?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let (secrets, protected) = bwrap::existing_sensitive_paths(&home, &cwd);
+    let plan = Plan {
+        cwd,
+        home,
+        allow_write: absolute(&request.allow_write)?,
+        deny_read: absolute(&request.deny_read)?,
+        read_only: request.read_only,
+        runtime_dir: runtime_dir.path().to_path_buf(),
+        secrets,
+        protected,
+    };
+    let self_exe = std::env::current_exe()?;
+    let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty())?;
+    // The write end must reach bwrap; the read end must not.
+    rustix::io::fcntl_setfd(&info_read, rustix::io::FdFlags::CLOEXEC)?;
+    let info_fd = std::os::fd::AsRawFd::as_raw_fd(&info_write);
+    let mut command = Command::new(&bwrap);
+    command
+        .arg("--as-pid-1")
+        .arg("--info-fd")
+        .arg(info_fd.to_string())
+        .args(bwrap::args(&plan))
+        .arg(&self_exe)
+        .arg("__inner")
+        .arg("--socket")
+        .arg(Path::new(bwrap::RUNTIME_MOUNT).join("proxy.sock"))
+        .arg("--")
+        .args(&request.command)
+        .envs(env::proxy_env(
+            env::INSIDE_PORT,
+            &self_exe.to_string_lossy(),
+        ))
+        .stdin(Stdio::inherit());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", bwrap.display()))?;
+    drop(info_write);
+    let sandbox_pid = read_child_pid(info_read);
+    if let Some(pid) = sandbox_pid {
+        runtime.spawn(forward_signals(pid));
+    }
+    let status = child.wait()?;
+    if !request.quiet {
+        if let Some(paragraph) = blocked.paragraph() {
+            eprintln!("{paragraph}");
+        }
+    }
+    if sandbox_pid.is_none() {
+        bail!(
+            "bubblewrap could not create the sandbox (exit {:?}). If it said \"No permissions to create new namespace\" \
+             or \"Operation not permitted\", unprivileged user namespaces are off: \
+             sysctl kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ \
+             sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap",
+            status.code()
+        );
+    }
+    drop(runtime_dir);
+    Ok(crate::inner::exit_code(status))
+}
+
+async fn start_embedded(config: &egress_config::Config) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let state = ProxyState::new(config);
+    let bound = vec![BoundListener {
+        listener,
+        protocols: egress_config::ListenerProtocols::Mixed,
+    }];
+    tokio::spawn(egress_proxy::run(
+        bound,
+        state,
+        std::future::pending::<()>(),
+    ));
+    Ok(addr)
+}
+
+/// `--proxy http://host:port` of an egress-proxy that is already running.
+fn parse_proxy_url(url: &str) -> anyhow::Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or(url)
+        .trim_end_matches('/');
+    if rest.contains('@') {
+        bail!("--proxy takes no credentials in the URL (they would show in ps); set EGRESS_PROXY_PASSWORD instead");
+    }
+    use std::net::ToSocketAddrs;
+    rest.to_socket_addrs()
+        .with_context(|| format!("--proxy {url}"))?
+        .next()
+        .with_context(|| format!("--proxy {url}: no address"))
+}
+
+/// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed
+/// before starting it.
+fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
+    let mut text = String::new();
+    let _ = std::fs::File::from(read).read_to_string(&mut text);
+    let value: serde_json::Value = serde_json::from_str(&text).ok()?;
+    value["child-pid"]
+        .as_i64()
+        .and_then(|p| i32::try_from(p).ok())
+}
+
+async fn forward_signals(pid: i32) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    loop {
+        let sig = tokio::select! {
+            _ = int.recv() => rustix::process::Signal::INT,
+            _ = term.recv() => rustix::process::Signal::TERM,
+        };
+        let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let cwd = std::env::current_dir()?;
+    Ok(paths
+        .iter()
+        .map(|p| {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                cwd.join(p)
+            }
+        })
+        .collect())
+}
+
+fn find_bwrap() -> anyhow::Result<PathBuf> {
+    for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
+        let path = Path::new(dir).join("bwrap");
+        if path.exists() {
+            return Ok(path);
+        }
+    }
+    bail!("bubblewrap (bwrap) is not installed: apt-get install bubblewrap, dnf install bubblewrap, or pacman -S bubblewrap")
+}

@@ -1,0 +1,213 @@
+//! egress-run in a real bubblewrap: what must work (the proxy, exit codes, signals) and what
+//! must fail from inside (direct connections, DNS, Unix sockets, secrets, writes outside the
+//! allowed paths, git hooks, new user namespaces, terminal injection) — and no trace left in
+//! the user's tree. The sandboxed commands are sh, curl and python3, as an agent would run.
+
+#[allow(dead_code)] // the launcher tests use only the plain origin
+#[path = "support/origin.rs"]
+mod origin;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use origin::Servers;
+
+fn egress_run() -> &'static str {
+    env!("CARGO_BIN_EXE_egress-run")
+}
+
+/// Runs egress-run in `cwd` with `HOME=home`, with `args` before `--` and `script` for sh.
+fn run_in(cwd: &Path, home: &Path, args: &[&str], script: &str) -> Output {
+    Command::new(egress_run())
+        .args(args)
+        .args(["--", "sh", "-c", script])
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env_remove("XDG_RUNTIME_DIR")
+        .stdin(Stdio::null())
+        .output()
+        .expect("egress-run")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = walk(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().display().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+        out.push(path);
+    }
+    out
+}
+
+#[test]
+fn allowed_traffic_goes_through_the_proxy_and_denials_are_explained() {
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let work = tempfile::tempdir().unwrap();
+    let allow = format!("127.0.0.1:{port}");
+    let script = format!(
+        "curl -sS http://127.0.0.1:{port}/hello; \
+         curl -s -D - -o /dev/null http://example.org/ | tr -d '\\r' | grep -i '^x-egress-error'; \
+         exit 3"
+    );
+    let out = run_in(work.path(), work.path(), &["--allow", &allow], &script);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert_eq!(
+        text(&out.stdout),
+        "hello from origin\nX-Egress-Error: not-allowlisted\n"
+    );
+    assert_eq!(
+        text(&out.stderr),
+        "egress-run: blocked example.org:80 (not-allowlisted).\n"
+    );
+    let quiet = run_in(
+        work.path(),
+        work.path(),
+        &["--quiet", "--allow", &allow],
+        "curl -s http://example.org/ >/dev/null",
+    );
+    assert_eq!(text(&quiet.stderr), "");
+}
+
+#[test]
+fn every_way_around_the_proxy_fails_from_inside() {
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".ssh")).unwrap();
+    std::fs::write(home.path().join(".ssh/id_rsa"), "PRIVATE KEY").unwrap();
+    std::fs::write(work.path().join(".env"), "TOKEN=secret").unwrap();
+    std::fs::create_dir_all(work.path().join(".git/hooks")).unwrap();
+    // A Unix socket of the host's, which a sandboxed command must not reach.
+    let sock_dir = tempfile::tempdir().unwrap();
+    let host_socket = sock_dir.path().join("host.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&host_socket).unwrap();
+    // Outside /tmp (which is private inside) and outside the working tree: read-only there.
+    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let py = |code: &str| format!("python3 -c \"{code}\"");
+    let attempts: Vec<(&str, String)> = vec![
+        ("direct TCP to a host loopback service", format!("curl -s --noproxy '*' --max-time 5 http://127.0.0.1:{port}/hello")),
+        ("a DNS lookup", "getent hosts example.com".into()),
+        (
+            "a UDP send",
+            py("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('192.0.2.1', 53))"),
+        ),
+        (
+            "connect() to a host Unix socket",
+            py(&format!("import socket; s=socket.socket(socket.AF_UNIX); s.connect('{}')", host_socket.display())),
+        ),
+        ("reading ~/.ssh/id_rsa", "cat \"$HOME/.ssh/id_rsa\"".into()),
+        ("reading .env in the working tree", "grep -q secret .env".into()),
+        ("writing outside the allowed paths", format!("touch {}/planted", outside.path().display())),
+        ("creating a git hook", "echo evil > .git/hooks/pre-commit".into()),
+        ("a new user namespace", "unshare -U true".into()),
+        (
+            "TIOCSTI injection",
+            py("import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')"),
+        ),
+        (
+            "ptrace",
+            py("import ctypes; libc=ctypes.CDLL(None); import sys; sys.exit(0 if libc.ptrace(16, 1, 0, 0) == 0 else 1)"),
+        ),
+    ];
+    for (what, script) in &attempts {
+        let out = run_in(
+            work.path(),
+            home.path(),
+            &["--quiet"],
+            &format!("{script} 2>/dev/null"),
+        );
+        assert_ne!(out.status.code(), Some(0), "{what} succeeded: {out:?}");
+    }
+    // The same commands can succeed where allowed, so the failures above are the sandbox's.
+    let out = run_in(
+        work.path(),
+        home.path(),
+        &["--quiet"],
+        "touch made-here && python3 -c 'import socket; socket.socketpair()'",
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(work.path().join("made-here").exists());
+    assert!(!outside.path().join("planted").exists());
+    assert!(!work.path().join(".git/hooks/pre-commit").exists());
+}
+
+#[test]
+fn exit_codes_and_signals_pass_through() {
+    let work = tempfile::tempdir().unwrap();
+    let out = run_in(work.path(), work.path(), &["-q"], "exit 42");
+    assert_eq!(out.status.code(), Some(42));
+    let out = run_in(work.path(), work.path(), &["-q"], "kill -TERM $$");
+    assert_eq!(out.status.code(), Some(128 + 15));
+    // SIGTERM to egress-run reaches the command, which exits its own way.
+    let ready = work.path().join("ready");
+    let mut child = Command::new(egress_run())
+        .args([
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; touch ready; while :; do sleep 0.1; done",
+        ])
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join(".env"), "TOKEN=1").unwrap();
+    std::fs::create_dir_all(work.path().join(".git/hooks")).unwrap();
+    let before = listing(work.path());
+    let runtime = tempfile::tempdir().unwrap();
+    let runs: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(egress_run())
+                .args(["-q", "--", "true"])
+                .current_dir(work.path())
+                .env("HOME", work.path())
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .stdin(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut run in runs {
+        assert!(run.wait().unwrap().success());
+    }
+    assert_eq!(listing(work.path()), before);
+    // Nor in the runtime directory, where the bridge sockets were.
+    assert_eq!(listing(runtime.path()), Vec::<String>::new());
+}
