@@ -122,6 +122,10 @@ fn every_way_around_the_proxy_fails_from_inside() {
             py("import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')"),
         ),
         (
+            "an x32 system call (socket(AF_UNIX) by the x32 number)",
+            py("import ctypes, sys; libc=ctypes.CDLL(None); sys.exit(0 if libc.syscall(0x40000000+41, 1, 1, 0) >= 0 else 1)"),
+        ),
+        (
             "ptrace",
             py("import ctypes; libc=ctypes.CDLL(None); import sys; sys.exit(0 if libc.ptrace(16, 1, 0, 0) == 0 else 1)"),
         ),
@@ -210,4 +214,114 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
     assert_eq!(listing(work.path()), before);
     // Nor in the runtime directory, where the bridge sockets were.
     assert_eq!(listing(runtime.path()), Vec::<String>::new());
+}
+
+#[test]
+fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    // A token no other process has in its command line.
+    let token = format!("egress-run-kill9-{}", std::process::id());
+    let mut child = Command::new(egress_run())
+        .args([
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo ready; exec sleep 300 # {token}"),
+        ])
+        .current_dir(work.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    // egress-run, bwrap and the sandbox's PID 1 carry the token in their arguments.
+    assert!(processes_with(&token).len() >= 3, "the sandbox runs");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !processes_with(&token).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sandbox outlived egress-run"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The killed run's bridge directory is swept by the next run.
+    assert_eq!(
+        listing(runtime.path()).len(),
+        2,
+        "the directory and its socket are left"
+    );
+    let out = Command::new(egress_run())
+        .args(["-q", "--", "true"])
+        .current_dir(work.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(listing(runtime.path()), Vec::<String>::new());
+    assert_eq!(listing(work.path()), Vec::<String>::new());
+}
+
+/// PIDs whose command line contains `token`.
+fn processes_with(token: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(token))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
+    let servers = Servers::new();
+    let echo = servers.echo();
+    let work = tempfile::tempdir().unwrap();
+    let allow = format!("127.0.0.1:{}", echo.port());
+    // What ssh does with GIT_SSH_COMMAND's ProxyCommand: bytes in, bytes back.
+    let script = format!(
+        "printf 'ping' | {} connect 127.0.0.1 {}",
+        egress_run(),
+        echo.port()
+    );
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--allow", &allow],
+        &script,
+    );
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "ping"),
+        "{out:?}"
+    );
+    let refused = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        &format!("{} connect example.org 22 </dev/null", egress_run()),
+    );
+    assert_ne!(refused.status.code(), Some(0));
+    assert!(
+        text(&refused.stderr).contains("the proxy refused example.org:22"),
+        "{refused:?}"
+    );
+    assert!(
+        text(&refused.stderr).contains("not-allowlisted"),
+        "{refused:?}"
+    );
 }

@@ -51,6 +51,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         .map(PathBuf::from)
         .filter(|p| p.is_dir())
         .unwrap_or_else(std::env::temp_dir);
+    remove_stale_runtime_dirs(&base);
     // tempfile creates it 0700; it is removed when `runtime_dir` drops, also on error paths.
     let runtime_dir = tempfile::Builder::new()
         .prefix("egress-run-")
@@ -183,6 +184,28 @@ async fn forward_signals(pid: i32) {
             _ = term.recv() => rustix::process::Signal::TERM,
         };
         let _ = rustix::process::kill_process(pid, sig);
+    }
+}
+
+/// Runtime directories of egress-runs that were killed (kill -9 gives no chance to clean up):
+/// their bridge socket no longer answers. Live ones answer and are left alone.
+fn remove_stale_runtime_dirs(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("egress-run-") {
+            continue;
+        }
+        let socket = entry.path().join("proxy.sock");
+        let stale = match std::os::unix::net::UnixStream::connect(&socket) {
+            Ok(_) => false,
+            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        };
+        if stale {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -89,10 +89,37 @@ pub fn clone3_filter() -> anyhow::Result<BpfProgram> {
     compile(rules, libc::ENOSYS)
 }
 
-/// Sets `no_new_privs` and installs both filters on the calling thread; children inherit them.
-/// Not covered here: x32 syscall numbers (x86_64 with bit 30 set) — see the README.
+/// x32 system calls arrive with the x86_64 audit arch and bit 30 set in their number, so a
+/// filter keyed by x86_64 numbers would not see `socket` called the x32 way. This one refuses
+/// every x32 call (nothing in a sandbox needs the x32 ABI). Hand-assembled because the filter
+/// compiler keys on exact numbers only.
+#[cfg(target_arch = "x86_64")]
+pub fn x32_guard() -> BpfProgram {
+    use seccompiler::sock_filter;
+    const LD_W_ABS: u16 = 0x20; // BPF_LD | BPF_W | BPF_ABS
+    const JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
+    const JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+    const RET_K: u16 = 0x06; // BPF_RET | BPF_K
+    const AUDIT_ARCH_X86_64: u32 = 62 | 0x8000_0000 | 0x4000_0000;
+    const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+    const RET_ALLOW: u32 = 0x7fff_0000;
+    const RET_ERRNO: u32 = 0x0005_0000;
+    let op = |code, jt, jf, k| sock_filter { code, jt, jf, k };
+    vec![
+        op(LD_W_ABS, 0, 0, 4),                           // seccomp_data.arch
+        op(JEQ_K, 0, 3, AUDIT_ARCH_X86_64), // other arches: allow (the main filter kills them)
+        op(LD_W_ABS, 0, 0, 0),              // seccomp_data.nr
+        op(JGE_K, 0, 1, X32_SYSCALL_BIT),   // x32 number?
+        op(RET_K, 0, 0, RET_ERRNO | libc::EPERM as u32), // refuse
+        op(RET_K, 0, 0, RET_ALLOW),
+    ]
+}
+
+/// Sets `no_new_privs` and installs the filters on the calling thread; children inherit them.
 pub fn apply() -> anyhow::Result<()> {
     rustix::thread::set_no_new_privs(true).context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+    #[cfg(target_arch = "x86_64")]
+    seccompiler::apply_filter(&x32_guard()).context("installing the x32 guard")?;
     seccompiler::apply_filter(&filter()?).context("installing the seccomp filter")?;
     seccompiler::apply_filter(&clone3_filter()?).context("installing the clone3 filter")?;
     Ok(())
