@@ -325,3 +325,40 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
         "{refused:?}"
     );
 }
+
+#[test]
+fn srt_settings_are_read_and_what_cannot_be_honoured_is_named() {
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let work = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::write(home.path().join(".secret"), "s3cret").unwrap();
+    let settings = work.path().join("srt.json");
+    std::fs::write(
+        &settings,
+        format!(
+            r#"{{"network": {{"allowedDomains": ["127.0.0.1:{port}"], "allowUnixSockets": ["/var/run/docker.sock"]}},
+                "filesystem": {{"denyRead": ["~/.secret"]}}}}"#
+        ),
+    )
+    .unwrap();
+    let script = format!("curl -sS http://127.0.0.1:{port}/hello; cat \"$HOME/.secret\"");
+    let out = run_in(
+        work.path(),
+        home.path(),
+        &["--srt-settings", settings.to_str().unwrap()],
+        &script,
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "hello from origin\n",
+        "the secret stays unread: {out:?}"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "egress-run: --srt-settings: network.allowUnixSockets is not honoured by egress-run and is ignored\n"
+        ),
+        "{stderr}"
+    );
+}

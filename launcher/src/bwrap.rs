@@ -16,6 +16,8 @@ pub struct Plan {
     pub allow_write: Vec<PathBuf>,
     /// `--deny-read` paths (absolute), hidden: an empty directory or file over them.
     pub deny_read: Vec<PathBuf>,
+    /// Kept read-only even inside writable paths (srt's `denyWrite`).
+    pub deny_write: Vec<PathBuf>,
     /// Nothing writable but a private /tmp.
     pub read_only: bool,
     /// The private runtime directory holding the bridge socket, mounted at `RUNTIME_MOUNT`.
@@ -93,7 +95,7 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
     for path in plan.secrets.iter().chain(&plan.deny_read) {
         mask(&mut out, path);
     }
-    for path in &plan.protected {
+    for path in plan.protected.iter().chain(&plan.deny_write) {
         out.extend(["--ro-bind-try".into(), path.into(), path.into()]);
     }
     push(&mut out, &[&"--chdir", &plan.cwd, &"--"]);

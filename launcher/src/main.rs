@@ -17,6 +17,7 @@ mod policy;
 mod run;
 mod seatbelt;
 mod seccomp;
+mod srt;
 mod summary;
 
 use std::ffi::OsString;
@@ -53,6 +54,9 @@ struct Cli {
     /// Hidden inside the sandbox (repeatable).
     #[arg(long, value_name = "PATH")]
     deny_read: Vec<PathBuf>,
+    /// Read network and filesystem rules from sandbox-runtime (srt) settings JSON.
+    #[arg(long, value_name = "FILE")]
+    srt_settings: Option<PathBuf>,
     /// Nothing writable but a private /tmp.
     #[arg(long)]
     read_only: bool,
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             deny: cli.deny,
             allow_write: cli.allow_write,
             deny_read: cli.deny_read,
+            srt_settings: cli.srt_settings,
             read_only: cli.read_only,
             quiet: cli.quiet,
             command: cli.command,

@@ -26,13 +26,29 @@ pub struct Request {
     pub deny: Vec<String>,
     pub allow_write: Vec<PathBuf>,
     pub deny_read: Vec<PathBuf>,
+    pub srt_settings: Option<PathBuf>,
     pub read_only: bool,
     pub quiet: bool,
     pub command: Vec<OsString>,
 }
 
-pub fn run(request: Request) -> anyhow::Result<ExitCode> {
+pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut deny_write = Vec::new();
+    if let Some(path) = &request.srt_settings {
+        let srt = crate::srt::load(path, &home)?;
+        for warning in &srt.warnings {
+            eprintln!("{warning}");
+        }
+        request.allow.extend(srt.allow);
+        request.deny.extend(srt.deny);
+        request.deny_read.extend(srt.deny_read);
+        request.allow_write.extend(srt.allow_write);
+        deny_write = srt.deny_write;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -70,6 +86,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         home,
         allow_write: absolute(&request.allow_write)?,
         deny_read: absolute(&request.deny_read)?,
+        deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
         runtime_dir: runtime_dir.path().to_path_buf(),
         secrets,
