@@ -362,3 +362,185 @@ fn srt_settings_are_read_and_what_cannot_be_honoured_is_named() {
         "{stderr}"
     );
 }
+
+/// A git server on loopback: `git http-backend` as a CGI behind Python's http.server, serving a
+/// bare repository with one commit. Returns the clone URL; the server lives as long as `dir`'s
+/// guard.
+struct GitServer {
+    url: String,
+    child: std::process::Child,
+}
+
+impl Drop for GitServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git_server(dir: &Path) -> GitServer {
+    let git = |args: &[&str], cwd: &Path| {
+        let ok = Command::new("git")
+            .args([
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@example.invalid",
+                "-c",
+                "init.defaultBranch=main",
+            ])
+            .args(args)
+            .current_dir(cwd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "git {args:?}");
+    };
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(srv.join("cgi-bin")).unwrap();
+    git(&["init", "--bare", "repo.git"], &srv);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    git(&["init"], &src);
+    std::fs::write(src.join("README"), "hello from git\n").unwrap();
+    git(&["add", "README"], &src);
+    git(&["commit", "-m", "init"], &src);
+    git(
+        &[
+            "push",
+            srv.join("repo.git").to_str().unwrap(),
+            "HEAD:refs/heads/main",
+        ],
+        &src,
+    );
+    // http.server runs CGIs as nobody when started as root: trust the repository regardless.
+    let script = format!(
+        "#!/bin/sh\nexport GIT_PROJECT_ROOT={}\nexport GIT_HTTP_EXPORT_ALL=1\n\
+         export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'\nexec git http-backend\n",
+        srv.display()
+    );
+    let cgi = srv.join("cgi-bin/git");
+    std::fs::write(&cgi, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&cgi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--cgi",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(&srv)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the git server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    GitServer {
+        url: format!("http://127.0.0.1:{port}/cgi-bin/git/repo.git"),
+        child,
+    }
+}
+
+#[test]
+fn git_clones_over_http_through_the_proxy_and_a_denied_clone_shows_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = git_server(dir.path());
+    let work = tempfile::tempdir().unwrap();
+    let port = server
+        .url
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let allow = format!("127.0.0.1:{port}");
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--allow", &allow],
+        &format!("git clone -q {} cloned", server.url),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("cloned/README")).unwrap(),
+        "hello from git\n"
+    );
+    let denied = run_in(
+        work.path(),
+        work.path(),
+        &[],
+        &format!("git clone -q {} denied", server.url),
+    );
+    assert_ne!(denied.status.code(), Some(0));
+    let stderr = text(&denied.stderr);
+    assert!(stderr.contains("reason: not-allowlisted"), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "egress-run: blocked 127.0.0.1:{port} (not-allowlisted)."
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_interactive_program_works_on_a_terminal_under_tmux() {
+    let work = tempfile::tempdir().unwrap();
+    let socket = format!("egress-run-test-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux")
+    };
+    let program = "import sys; print('tty' if sys.stdin.isatty() else 'no tty'); name = input('name? '); print('hello', name)";
+    let command = format!(
+        "cd {} && {} -q -- python3 -c \"{program}\"; echo exit=$?; sleep 30",
+        work.path().display(),
+        egress_run()
+    );
+    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "20", &command]);
+    assert!(started.status.success(), "{started:?}");
+    let screen = || text(&tmux(&["capture-pane", "-p"]).stdout);
+    let wait_for = |needle: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let shown = screen();
+            if shown.contains(needle) {
+                return shown;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} never shown:\n{shown}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    wait_for("name?");
+    tmux(&["send-keys", "world", "Enter"]);
+    let shown = wait_for("exit=0");
+    let _ = tmux(&["kill-server"]);
+    assert!(
+        shown.contains("tty\nname? world\nhello world\nexit=0"),
+        "{shown}"
+    );
+}
