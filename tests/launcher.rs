@@ -544,3 +544,198 @@ fn an_interactive_program_works_on_a_terminal_under_tmux() {
         "{shown}"
     );
 }
+
+/// A network namespace with a web server at 10.213.N.2, reachable from the host over a veth
+/// pair: an address that is really there, outside the sandbox. Removed on drop.
+struct OtherHost {
+    name: String,
+    server: std::process::Child,
+    addr: String,
+}
+
+impl OtherHost {
+    fn start() -> OtherHost {
+        let n = std::process::id() % 250;
+        let name = format!("egr{}", std::process::id());
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .expect("ip (iproute2)");
+            assert!(out.status.success(), "ip {args:?}: {}", text(&out.stderr));
+        };
+        let (host_side, ns_side) = (format!("v{name}"), format!("p{name}"));
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_side, "type", "veth", "peer", "name", &ns_side,
+        ]);
+        ip(&["link", "set", &ns_side, "netns", &name]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.213.{n}.1/30"),
+            "dev",
+            &host_side,
+        ]);
+        ip(&["link", "set", &host_side, "up"]);
+        ip(&[
+            "netns",
+            "exec",
+            &name,
+            "ip",
+            "addr",
+            "add",
+            &format!("10.213.{n}.2/30"),
+            "dev",
+            &ns_side,
+        ]);
+        ip(&["netns", "exec", &name, "ip", "link", "set", &ns_side, "up"]);
+        let addr = format!("10.213.{n}.2:8000");
+        let server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &name,
+                "python3",
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                &format!("10.213.{n}.2"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other host's server did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        OtherHost { name, server, addr }
+    }
+}
+
+impl Drop for OtherHost {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &format!("v{}", self.name)])
+            .status();
+    }
+}
+
+#[test]
+fn an_address_the_host_reaches_is_out_of_reach_from_inside() {
+    let other = OtherHost::start();
+    let work = tempfile::tempdir().unwrap();
+    let url = format!("http://{}/", other.addr);
+    // The host reaches it directly…
+    let direct = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--noproxy",
+            "*",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(text(&direct.stdout), "200");
+    // …the sandbox does not, and through the proxy only if the policy allows it.
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        &format!("curl -s --noproxy '*' --max-time 5 {url}"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "curl: could not connect: {out:?}"
+    );
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        &format!("curl -s -o /dev/null -w '%{{http_code}}' {url}"),
+    );
+    assert_eq!(text(&out.stdout), "403");
+}
+
+#[test]
+fn pip_downloads_from_a_local_index_through_the_proxy() {
+    // A one-package PEP 503 index: a minimal wheel, served by http.server on loopback.
+    let dir = tempfile::tempdir().unwrap();
+    let make = format!(
+        r#"
+import os, zipfile
+root = {root:?}
+os.makedirs(os.path.join(root, "simple", "egress-test-pkg"))
+wheel = "egress_test_pkg-0.1-py3-none-any.whl"
+with zipfile.ZipFile(os.path.join(root, "simple", "egress-test-pkg", wheel), "w") as z:
+    z.writestr("egress_test_pkg/__init__.py", "")
+    z.writestr("egress_test_pkg-0.1.dist-info/METADATA", "Metadata-Version: 2.1\nName: egress-test-pkg\nVersion: 0.1\n")
+    z.writestr("egress_test_pkg-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    z.writestr("egress_test_pkg-0.1.dist-info/RECORD", "")
+with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as f:
+    f.write('<a href="' + wheel + '">' + wheel + '</a>')
+"#,
+        root = dir.path().display().to_string()
+    );
+    let made = Command::new("python3")
+        .args(["-c", &make])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the index did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let work = tempfile::tempdir().unwrap();
+    let allow = format!("127.0.0.1:{port}");
+    let pip = format!(
+        "python3 -m pip download --no-deps --no-cache-dir --disable-pip-version-check -q \
+         --index-url http://127.0.0.1:{port}/simple/ -d dl egress-test-pkg"
+    );
+    let out = run_in(work.path(), work.path(), &["-q", "--allow", &allow], &pip);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(work
+        .path()
+        .join("dl/egress_test_pkg-0.1-py3-none-any.whl")
+        .exists());
+}
