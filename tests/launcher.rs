@@ -99,7 +99,7 @@ fn every_way_around_the_proxy_fails_from_inside() {
     let host_socket = sock_dir.path().join("host.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&host_socket).unwrap();
     // Outside /tmp (which is private inside) and outside the working tree: read-only there.
-    let outside = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let outside = tempfile::tempdir_in("/var/tmp").unwrap();
     let py = |code: &str| format!("python3 -c \"{code}\"");
     let attempts: Vec<(&str, String)> = vec![
         ("direct TCP to a host loopback service", format!("curl -s --noproxy '*' --max-time 5 http://127.0.0.1:{port}/hello")),

@@ -22,6 +22,8 @@ pub struct Plan {
     pub read_only: bool,
     /// The private runtime directory holding the bridge socket, mounted at `RUNTIME_MOUNT`.
     pub runtime_dir: PathBuf,
+    /// egress-run's own binary, mounted at `SELF_MOUNT`.
+    pub self_exe: PathBuf,
     /// Secret files and directories that exist (masked), and write-protected paths that exist;
     /// found by `existing_sensitive_paths`, so the function below stays pure.
     pub secrets: Vec<PathBuf>,
@@ -30,6 +32,10 @@ pub struct Plan {
 
 /// Where the runtime directory appears inside the sandbox.
 pub const RUNTIME_MOUNT: &str = "/run/egress";
+
+/// Where egress-run's own binary appears inside the sandbox: wherever it lives outside (even
+/// under /tmp, which is private inside), it is found here for the inner half and `connect`.
+pub const SELF_MOUNT: &str = "/run/egress-run";
 
 /// Under the home directory: credentials a sandboxed command has no business reading.
 pub const HOME_SECRETS: [&str; 7] = [
@@ -91,6 +97,7 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
         }
     }
     push(&mut out, &[&"--bind", &plan.runtime_dir, &RUNTIME_MOUNT]);
+    push(&mut out, &[&"--ro-bind", &plan.self_exe, &SELF_MOUNT]);
     // Masks come after the writable binds, so a secret inside the working tree stays masked.
     for path in plan.secrets.iter().chain(&plan.deny_read) {
         mask(&mut out, path);

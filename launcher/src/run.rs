@@ -89,10 +89,10 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
         runtime_dir: runtime_dir.path().to_path_buf(),
+        self_exe: std::env::current_exe()?,
         secrets,
         protected,
     };
-    let self_exe = std::env::current_exe()?;
     let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty())?;
     // The write end must reach bwrap; the read end must not.
     rustix::io::fcntl_setfd(&info_read, rustix::io::FdFlags::CLOEXEC)?;
@@ -103,16 +103,13 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .arg("--info-fd")
         .arg(info_fd.to_string())
         .args(bwrap::args(&plan))
-        .arg(&self_exe)
+        .arg(bwrap::SELF_MOUNT)
         .arg("__inner")
         .arg("--socket")
         .arg(Path::new(bwrap::RUNTIME_MOUNT).join("proxy.sock"))
         .arg("--")
         .args(&request.command)
-        .envs(env::proxy_env(
-            env::INSIDE_PORT,
-            &self_exe.to_string_lossy(),
-        ))
+        .envs(env::proxy_env(env::INSIDE_PORT, bwrap::SELF_MOUNT))
         .stdin(Stdio::inherit());
     let mut child = command
         .spawn()

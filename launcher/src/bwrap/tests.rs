@@ -9,6 +9,7 @@ fn plan() -> Plan {
         deny_write: vec!["/home/dev/project/Makefile".into()],
         read_only: false,
         runtime_dir: "/run/user/1000/egress-run-abc".into(),
+        self_exe: "/usr/local/bin/egress-run".into(),
         secrets: vec!["/home/dev/project/.env".into()],
         protected: vec![
             "/home/dev/.bashrc".into(),
@@ -55,6 +56,9 @@ fn the_command_line_for_a_typical_project() {
             "--bind",
             "/run/user/1000/egress-run-abc",
             "/run/egress",
+            "--ro-bind",
+            "/usr/local/bin/egress-run",
+            "/run/egress-run",
             // Not directories on the test machine: masked by /dev/null.
             "--ro-bind-try",
             "/dev/null",
