@@ -292,10 +292,10 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
     let echo = servers.echo();
     let work = tempfile::tempdir().unwrap();
     let allow = format!("127.0.0.1:{}", echo.port());
-    // What ssh does with GIT_SSH_COMMAND's ProxyCommand: bytes in, bytes back.
+    // What ssh does with GIT_SSH_COMMAND's ProxyCommand: bytes in, bytes back. Inside, egress-run
+    // itself is at /run/egress-run, wherever it is installed outside.
     let script = format!(
-        "printf 'ping' | {} connect 127.0.0.1 {}",
-        egress_run(),
+        "printf 'ping' | /run/egress-run connect 127.0.0.1 {}",
         echo.port()
     );
     let out = run_in(
@@ -313,7 +313,7 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
         work.path(),
         work.path(),
         &["-q"],
-        &format!("{} connect example.org 22 </dev/null", egress_run()),
+        "/run/egress-run connect example.org 22 </dev/null",
     );
     assert_ne!(refused.status.code(), Some(0));
     assert!(
