@@ -97,15 +97,8 @@ fn what_egress_denies_never_reaches_squid_and_squids_denial_reaches_the_client()
     let squid = squid();
     let egress = egress_via(squid.addr, PASSWORD, "", "");
 
-    for args in [vec![], vec!["-p"]] {
-        let url = format!("http://blocked.test:{port}/");
-        let r = curl(&[&args[..], &["-x", &egress.url(), "-s", "-D", "-", &url]].concat());
-        assert_eq!(
-            header(&r.stdout, "x-egress-error"),
-            Some("blocked-by-denylist"),
-            "{r:?}"
-        );
-    }
+    let blocked = format!("http://blocked.test:{port}/");
+    assert_refused_both_ways(&egress, &blocked, Some(403), "blocked-by-denylist");
     // Squid's own refusal: 403 upstream-denied, Squid's error name passed on.
     let url = format!("http://x.denied-by-squid.test:{port}/");
     let r = curl(&["-x", &egress.url(), "-s", "-D", "-", &url]);
@@ -149,15 +142,7 @@ fn a_wrong_parent_password_is_502_upstream_auth_failed() {
     let squid = squid();
     let egress = egress_via(squid.addr, "not-the-password", "", "");
     let url = format!("http://allowed.test:{port}/hello");
-    for args in [vec![], vec!["-p"]] {
-        let r = curl(&[&args[..], &["-x", &egress.url(), "-s", "-D", "-", &url]].concat());
-        assert!(r.stdout.starts_with("HTTP/1.1 502 "), "{r:?}");
-        assert_eq!(
-            header(&r.stdout, "x-egress-error"),
-            Some("upstream-auth-failed"),
-            "{r:?}"
-        );
-    }
+    assert_refused_both_ways(&egress, &url, Some(502), "upstream-auth-failed");
     let r = curl(&["--socks5-hostname", &egress.addr.to_string(), &url]);
     assert_eq!(r.code, 97, "SOCKS5 general failure: {r:?}");
     assert!(r.stderr.contains("(1)"), "{r:?}");
@@ -231,30 +216,7 @@ fn every_parent_down_is_502_upstream_unreachable_not_a_hang() {
         "",
     );
     let url = format!("http://allowed.test:{port}/hello");
-    for args in [vec![], vec!["-p"]] {
-        let r = curl(
-            &[
-                &args[..],
-                &[
-                    "-x",
-                    &egress.url(),
-                    "-s",
-                    "-D",
-                    "-",
-                    "--max-time",
-                    "20",
-                    &url,
-                ],
-            ]
-            .concat(),
-        );
-        assert!(r.stdout.starts_with("HTTP/1.1 502 "), "{r:?}");
-        assert_eq!(
-            header(&r.stdout, "x-egress-error"),
-            Some("upstream-unreachable"),
-            "{r:?}"
-        );
-    }
+    assert_refused_both_ways(&egress, &url, Some(502), "upstream-unreachable");
     let r = curl(&[
         "--socks5-hostname",
         &egress.addr.to_string(),
@@ -386,6 +348,12 @@ fn a_parent_that_never_answers_is_504_upstream_timeout() {
     let port = servers.http_origin().port();
     let egress = egress_via(parent, PASSWORD, "", "timeouts: { dial: 1s, idle: 1s }\n");
     let url = format!("http://allowed.test:{port}/hello");
+    assert_refused_both_ways(&egress, &url, Some(504), "upstream-timeout");
+}
+
+/// Asks through `egress` for `url` as plain HTTP and as a CONNECT tunnel (curl -p), and checks
+/// the status (when given) and the `X-Egress-Error` reason of both answers.
+fn assert_refused_both_ways(egress: &Proxy, url: &str, status: Option<u16>, reason: &str) {
     for args in [vec![], vec!["-p"]] {
         let r = curl(
             &[
@@ -398,16 +366,17 @@ fn a_parent_that_never_answers_is_504_upstream_timeout() {
                     "-",
                     "--max-time",
                     "20",
-                    &url,
+                    url,
                 ],
             ]
             .concat(),
         );
-        assert!(r.stdout.starts_with("HTTP/1.1 504 "), "{r:?}");
-        assert_eq!(
-            header(&r.stdout, "x-egress-error"),
-            Some("upstream-timeout"),
-            "{r:?}"
-        );
+        if let Some(status) = status {
+            assert!(
+                r.stdout.starts_with(&format!("HTTP/1.1 {status} ")),
+                "{r:?}"
+            );
+        }
+        assert_eq!(header(&r.stdout, "x-egress-error"), Some(reason), "{r:?}");
     }
 }

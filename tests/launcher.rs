@@ -444,14 +444,7 @@ fn git_server(dir: &Path) -> GitServer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the git server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_listening(("127.0.0.1", port), "the git server did not start");
     GitServer {
         url: format!("http://127.0.0.1:{port}/cgi-bin/git/repo.git"),
         child,
@@ -607,14 +600,7 @@ impl OtherHost {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while std::net::TcpStream::connect(&addr).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the other host's server did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        wait_listening(addr.as_str(), "the other host's server did not start");
         OtherHost { name, server, addr }
     }
 }
@@ -716,14 +702,7 @@ with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the index did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_listening(("127.0.0.1", port), "the index did not start");
     let work = tempfile::tempdir().unwrap();
     let allow = format!("127.0.0.1:{port}");
     let pip = format!(
@@ -738,4 +717,14 @@ with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as
         .path()
         .join("dl/egress_test_pkg-0.1-py3-none-any.whl")
         .exists());
+}
+
+/// Waits (bounded) until something accepts connections at `addr`: the servers these tests
+/// start have no readiness signal of their own.
+fn wait_listening(addr: impl std::net::ToSocketAddrs + Copy, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

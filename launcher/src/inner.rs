@@ -1,8 +1,9 @@
 //! egress-run's second half, running inside bubblewrap as PID 1 of the sandbox: it relays the
 //! sandbox's 127.0.0.1:3128 to the bridge socket, then confines itself (no_new_privs, seccomp)
-//! and starts the command, which inherits that confinement. The relay runs on threads started
-//! before the filter, so it alone may still use the Unix socket. As PID 1 it forwards SIGINT
-//! and SIGTERM, reaps orphans, and its exit ends every process left in the sandbox.
+//! and starts the command, which inherits that confinement. The filter is installed on the main
+//! thread only, after the relay's worker thread started, so the relay alone may still use the
+//! Unix socket. As PID 1 it forwards SIGINT and SIGTERM to the command, and its exit ends every
+//! process left in the sandbox.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::{bridge, env, seccomp};
+use crate::{bridge, env, seccomp, signals};
 
 pub fn run(socket: PathBuf, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
@@ -28,23 +29,7 @@ pub fn run(socket: PathBuf, command: Vec<OsString>) -> anyhow::Result<ExitCode> 
         .args(args)
         .spawn()
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
-    let pid = rustix::process::Pid::from_child(&child);
-    runtime.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            return;
-        };
-        loop {
-            let sig = tokio::select! {
-                _ = int.recv() => rustix::process::Signal::INT,
-                _ = term.recv() => rustix::process::Signal::TERM,
-            };
-            let _ = rustix::process::kill_process(pid, sig);
-        }
-    });
+    runtime.spawn(signals::forward(rustix::process::Pid::from_child(&child)));
     let status = child.wait()?;
     Ok(exit_code(status))
 }

@@ -17,6 +17,7 @@ mod policy;
 mod run;
 mod seatbelt;
 mod seccomp;
+mod signals;
 mod srt;
 mod summary;
 

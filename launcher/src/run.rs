@@ -116,8 +116,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
     drop(info_write);
     let sandbox_pid = read_child_pid(info_read);
-    if let Some(pid) = sandbox_pid {
-        runtime.spawn(forward_signals(pid));
+    if let Some(pid) = sandbox_pid.and_then(rustix::process::Pid::from_raw) {
+        runtime.spawn(crate::signals::forward(pid));
     }
     let status = child.wait()?;
     if !request.quiet {
@@ -179,26 +179,6 @@ fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
     value["child-pid"]
         .as_i64()
         .and_then(|p| i32::try_from(p).ok())
-}
-
-async fn forward_signals(pid: i32) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return;
-    };
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else {
-        return;
-    };
-    loop {
-        let sig = tokio::select! {
-            _ = int.recv() => rustix::process::Signal::INT,
-            _ = term.recv() => rustix::process::Signal::TERM,
-        };
-        let _ = rustix::process::kill_process(pid, sig);
-    }
 }
 
 /// Runtime directories of egress-runs that were killed (kill -9 gives no chance to clean up):

@@ -37,6 +37,31 @@ pub struct Target<'a> {
     pub verdict: Verdict<'a>,
 }
 
+impl<'a> Target<'a> {
+    /// The target of a request the policy let through, with what its verdict says.
+    pub fn allowed(host: &'a Host, port: u16, protocol: Protocol, verdict: Verdict<'a>) -> Self {
+        Self {
+            host,
+            port,
+            protocol,
+            explicit_address: verdict.explicit_address,
+            via: verdict.via,
+            verdict,
+        }
+    }
+
+    /// Accounts this request as refused for `refusal` (it ends here).
+    fn account_refused(&self, client: &TcpStream, refusal: &Refusal) {
+        account::record(&Outcome::refused(
+            client.peer_addr().ok(),
+            self.protocol,
+            Some((self.host, self.port)),
+            refusal.reason,
+            self.verdict.rule,
+        ));
+    }
+}
+
 /// A refusal raised before the client was told the tunnel is up: the caller answers it in its
 /// protocol (HTTP status, SOCKS5 reply). Refusals after that point are handled here (logged, and
 /// the connection closed).
@@ -83,13 +108,7 @@ where
             Err(refusal) => {
                 // The client was already told the tunnel is up; all that is left is to close.
                 warn!(reason = refusal.reason.as_str(), detail = %refusal.detail, "tunnel failed after inspection");
-                account::record(&Outcome::refused(
-                    client.peer_addr().ok(),
-                    target.protocol,
-                    Some((target.host, target.port)),
-                    refusal.reason,
-                    target.verdict.rule,
-                ));
+                target.account_refused(client, &refusal);
                 return Ok(());
             }
         };
@@ -199,13 +218,7 @@ fn judge(snapshot: &Snapshot, first: &FirstBytes, target: Target<'_>) -> Result<
 /// Logs the refusal and, when the client spoke TLS, sends it a fatal alert so it reports
 /// "access denied" instead of a reset. The caller then closes the connection.
 fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: Target<'_>) {
-    account::record(&Outcome::refused(
-        client.peer_addr().ok(),
-        target.protocol,
-        Some((target.host, target.port)),
-        refusal.reason,
-        target.verdict.rule,
-    ));
+    target.account_refused(client, refusal);
     warn!(
         decision = "deny",
         reason = refusal.reason.as_str(),

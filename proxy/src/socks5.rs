@@ -111,14 +111,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }
     };
-    let target = Target {
-        host: &host,
-        port,
-        protocol,
-        explicit_address: verdict.explicit_address,
-        via: verdict.via,
-        verdict,
-    };
+    let target = Target::allowed(&host, port, protocol, verdict);
     let shared = &stream;
     let opened = establish::open(
         shared,
