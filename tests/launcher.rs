@@ -204,12 +204,14 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
                 .env("HOME", work.path())
                 .env("XDG_RUNTIME_DIR", runtime.path())
                 .stdin(Stdio::null())
+                .stderr(Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut run in runs {
-        assert!(run.wait().unwrap().success());
+    for run in runs {
+        let out = run.wait_with_output().unwrap();
+        assert!(out.status.success(), "{out:?}");
     }
     assert_eq!(listing(work.path()), before);
     // Nor in the runtime directory, where the bridge sockets were.
@@ -257,8 +259,8 @@ fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
     // The killed run's bridge directory is swept by the next run.
     assert_eq!(
         listing(runtime.path()).len(),
-        2,
-        "the directory and its socket are left"
+        3,
+        "the directory, its lock and its socket are left"
     );
     let out = Command::new(egress_run())
         .args(["-q", "--", "true"])

@@ -72,6 +72,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let runtime_dir = tempfile::Builder::new()
         .prefix("egress-run-")
         .tempdir_in(&base)?;
+    let _alive = hold_lock(runtime_dir.path())?;
     let socket = runtime_dir.path().join("proxy.sock");
     let relay = runtime.block_on(async { bridge::serve_outside(&socket, proxy_addr) })?;
     runtime.spawn(relay);
@@ -181,26 +182,40 @@ fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
         .and_then(|p| i32::try_from(p).ok())
 }
 
-/// Runtime directories of egress-runs that were killed (kill -9 gives no chance to clean up):
-/// their bridge socket no longer answers. Live ones answer and are left alone.
+/// Runtime directories of egress-runs that were killed (kill -9 gives no chance to clean up).
+/// A live run holds an exclusive lock on its directory's `lock` file for its whole life; the
+/// kernel releases it when the process dies, however it dies. A directory without a lock file
+/// yet is one being set up, and is left alone.
 fn remove_stale_runtime_dirs(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("egress-run-") {
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("egress-run-")
+        {
             continue;
         }
-        let socket = entry.path().join("proxy.sock");
-        let stale = match std::os::unix::net::UnixStream::connect(&socket) {
-            Ok(_) => false,
-            Err(e) => e.kind() == std::io::ErrorKind::ConnectionRefused,
+        let Ok(lock) = std::fs::File::open(entry.path().join("lock")) else {
+            continue;
         };
-        if stale {
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+}
+
+/// Creates `dir/lock`, locked for as long as the returned file is open. It is locked under
+/// another name and then renamed, so a sweeper never finds `lock` unlocked while its run lives.
+fn hold_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
+    let pending = dir.join("lock.new");
+    let lock = std::fs::File::create(&pending)?;
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+        .context("locking the runtime directory")?;
+    std::fs::rename(&pending, dir.join("lock"))?;
+    Ok(lock)
 }
 
 fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
