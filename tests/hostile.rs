@@ -709,10 +709,10 @@ fn a_slowloris_battery_cannot_starve_another_client() {
     let port = servers.http_origin().port();
     let proxy = Proxy::start(&format!(
         "allow: [\"127.0.0.1:{port}\"]\n\
-         limits: {{ max_connections: 400, max_connections_per_client: 100 }}\n\
+         limits: {{ max_connections: 400, max_connections_per_client: 300 }}\n\
          timeouts: {{ request_head: 20s }}\n"
     ));
-    // 300 connections from 127.0.0.1, each dribbling a header byte now and then.
+    // 300 connections from 127.0.0.1 (its whole allowance), each dribbling header bytes.
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut s = TcpStream::connect(proxy.addr).unwrap();
@@ -722,11 +722,7 @@ fn a_slowloris_battery_cannot_starve_another_client() {
     for s in &mut slow {
         let _ = s.write_all(b"a");
     }
-    // Beyond its own limit the slow client is told so at once.
-    proxy.wait_for_log("refusals", |v| {
-        message(v) == "connection refused" && v["limit"] == "this client's connection limit"
-    });
-    // One more from the same address, with a whole request, gets the precise answer.
+    // One more from the same address, with a whole request, is beyond its limit and told so.
     let mut extra = TcpStream::connect(proxy.addr).unwrap();
     extra.set_read_timeout(Some(WAIT)).unwrap();
     extra
@@ -743,6 +739,9 @@ fn a_slowloris_battery_cannot_starve_another_client() {
         Some("too-many-connections"),
         "{answer}"
     );
+    proxy.wait_for_log("the refusal", |v| {
+        message(v) == "connection refused" && v["limit"] == "this client's connection limit"
+    });
     // Another client (another loopback address) is served promptly.
     let started = Instant::now();
     let r = curl(&[

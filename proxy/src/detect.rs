@@ -101,6 +101,8 @@ async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
         .write_all(&answer::http_response(refusal, &asked))
         .await;
     let _ = stream.shutdown().await;
+    // The request was only peeked at: unread, it would turn our close into a reset.
+    crate::http::linger(stream).await;
 }
 
 /// Peeks (without consuming) the first byte, waiting at most `wait`.

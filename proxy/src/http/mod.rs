@@ -158,7 +158,7 @@ pub async fn refuse(
 /// Unread request bytes (the rest of an oversized head, a body) would make the kernel answer our
 /// close with a reset, which can destroy the refusal before the client reads it. So read and
 /// discard for a short, bounded while first, like a lingering close.
-async fn linger(stream: &mut TcpStream) {
+pub(crate) async fn linger(stream: &mut TcpStream) {
     const LINGER_TIME: std::time::Duration = std::time::Duration::from_millis(500);
     const LINGER_BYTES: usize = 256 * 1024;
     let mut sink = [0u8; 8192];
