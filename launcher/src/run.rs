@@ -50,7 +50,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         deny_write = srt.deny_write;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let blocked = Blocked::default();
@@ -136,6 +136,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         );
     }
     drop(runtime_dir);
+    // The command is over: no need to wait for the proxy's tasks to wind down.
+    runtime.shutdown_background();
     Ok(crate::inner::exit_code(status))
 }
 
