@@ -730,3 +730,51 @@ fn wait_listening(addr: impl std::net::ToSocketAddrs + Copy, what: &str) {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn a_missing_bwrap_or_refused_user_namespaces_get_a_clear_error_not_a_trace() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(egress_run())
+        .args(["--", "true"])
+        .current_dir(work.path())
+        .env("EGRESS_RUN_BWRAP", work.path().join("no-such-bwrap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).starts_with("egress-run: EGRESS_RUN_BWRAP="),
+        "{out:?}"
+    );
+    // Stands in for a kernel that refuses user namespaces (sysctl or AppArmor), which cannot be
+    // switched off here without breaking every other sandbox the suite runs at the same time:
+    // a bwrap that fails the way the real one does there, before starting anything.
+    let fake = work.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(egress_run())
+        .args(["--", "true"])
+        .current_dir(work.path())
+        .env("EGRESS_RUN_BWRAP", &fake)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.starts_with("bwrap: No permissions to create new namespace\negress-run: bubblewrap could not create the sandbox"), "{stderr}");
+    assert!(
+        stderr.contains("kernel.unprivileged_userns_clone=1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apparmor_restrict_unprivileged_userns"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}

@@ -234,7 +234,19 @@ fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         .collect())
 }
 
+/// bwrap from `EGRESS_RUN_BWRAP` when set (a build elsewhere), else the usual places: never
+/// a `$PATH` lookup, so a directory the sandboxed tools can write cannot supply a fake one.
 fn find_bwrap() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("EGRESS_RUN_BWRAP") {
+        let path = PathBuf::from(path);
+        if path.exists() {
+            return Ok(path);
+        }
+        bail!(
+            "EGRESS_RUN_BWRAP={} does not exist; unset it to use the installed bwrap",
+            path.display()
+        );
+    }
     for dir in ["/usr/bin", "/usr/local/bin", "/bin"] {
         let path = Path::new(dir).join("bwrap");
         if path.exists() {
