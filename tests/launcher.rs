@@ -507,7 +507,12 @@ fn an_interactive_program_works_on_a_terminal_under_tmux() {
             .output()
             .expect("tmux")
     };
-    let program = "import sys; print('tty' if sys.stdin.isatty() else 'no tty'); name = input('name? '); print('hello', name)";
+    // Also on a real terminal, injecting keystrokes into it (TIOCSTI) is refused.
+    let program = "import sys, fcntl, termios, errno\n\
+print('tty' if sys.stdin.isatty() else 'no tty')\n\
+try:\n    fcntl.ioctl(0, termios.TIOCSTI, b'x'); print('tiocsti injected')\n\
+except OSError as e:\n    print('tiocsti refused', errno.errorcode[e.errno])\n\
+name = input('name? '); print('hello', name)";
     let command = format!(
         "cd {} && {} -q -- python3 -c \"{program}\"; echo exit=$?; sleep 30",
         work.path().display(),
@@ -535,7 +540,7 @@ fn an_interactive_program_works_on_a_terminal_under_tmux() {
     let shown = wait_for("exit=0");
     let _ = tmux(&["kill-server"]);
     assert!(
-        shown.contains("tty\nname? world\nhello world\nexit=0"),
+        shown.contains("tty\ntiocsti refused EPERM\nname? world\nhello world\nexit=0"),
         "{shown}"
     );
 }
