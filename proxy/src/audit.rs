@@ -37,11 +37,21 @@ pub fn reopen() {
 
 /// Queues one line; never waits.
 pub fn write(line: String) {
-    let Some(queue) = QUEUE.get() else { return };
+    if let Some(queue) = QUEUE.get() {
+        offer(queue, line);
+    }
+}
+
+/// Hands `line` to the writer if its queue has room; otherwise drops it and counts the drop.
+/// Returns whether the line was queued.
+fn offer(queue: &SyncSender<String>, line: String) -> bool {
     match queue.try_send(line) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => crate::metrics::audit_dropped(),
-        Err(TrySendError::Disconnected(_)) => {}
+        Ok(()) => true,
+        Err(TrySendError::Full(_)) => {
+            crate::metrics::audit_dropped();
+            false
+        }
+        Err(TrySendError::Disconnected(_)) => false,
     }
 }
 
@@ -131,5 +141,22 @@ fn write_loop(mut sink: Sink, lines: Receiver<String>) {
                 break; // quiet again: block for the next line
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_queue_drops_the_line_instead_of_waiting() {
+        // A writer that has fallen behind: nobody drains this queue of two.
+        let (tx, rx) = mpsc::sync_channel(2);
+        assert!(offer(&tx, "one".into()));
+        assert!(offer(&tx, "two".into()));
+        // Were offer to wait for room, this would hang: nobody will ever make room.
+        assert!(!offer(&tx, "three".into()), "dropped, not queued");
+        assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["one", "two"]);
+        assert!(offer(&tx, "four".into()), "room again once the writer caught up");
     }
 }
