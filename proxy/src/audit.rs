@@ -157,6 +157,9 @@ mod tests {
         // Were offer to wait for room, this would hang: nobody will ever make room.
         assert!(!offer(&tx, "three".into()), "dropped, not queued");
         assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["one", "two"]);
-        assert!(offer(&tx, "four".into()), "room again once the writer caught up");
+        assert!(
+            offer(&tx, "four".into()),
+            "room again once the writer caught up"
+        );
     }
 }
