@@ -6,6 +6,8 @@
 #[allow(dead_code)] // the launcher tests use only the plain origin
 #[path = "support/origin.rs"]
 mod origin;
+#[path = "support/wait.rs"]
+mod wait;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -159,28 +161,28 @@ fn exit_codes_and_signals_pass_through() {
     assert_eq!(out.status.code(), Some(42));
     let out = run_in(work.path(), work.path(), &["-q"], "kill -TERM $$");
     assert_eq!(out.status.code(), Some(128 + 15));
-    // SIGTERM to egress-run reaches the command, which exits its own way.
-    let ready = work.path().join("ready");
+    // SIGTERM to egress-run reaches the command, which exits its own way. The command says
+    // "ready" once its trap is set; the test reads that line rather than guessing a delay.
     let mut child = Command::new(egress_run())
         .args([
             "-q",
             "--",
             "sh",
             "-c",
-            "trap 'exit 7' TERM; touch ready; while :; do sleep 0.1; done",
+            "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
         ])
         .current_dir(work.path())
         .stdin(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !ready.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the command never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -248,14 +250,9 @@ fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
     assert!(processes_with(&token).len() >= 3, "the sandbox runs");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !processes_with(&token).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the sandbox outlived egress-run"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait::until("no sandbox process is left after egress-run", || {
+        processes_with(&token).is_empty()
+    });
     // The killed run's bridge directory is swept by the next run.
     assert_eq!(
         listing(runtime.path()).len(),
@@ -446,7 +443,7 @@ fn git_server(dir: &Path) -> GitServer {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_listening(("127.0.0.1", port), "the git server did not start");
+    wait::listening(("127.0.0.1", port), "the git server did not start");
     GitServer {
         url: format!("http://127.0.0.1:{port}/cgi-bin/git/repo.git"),
         child,
@@ -522,18 +519,12 @@ name = input('name? '); print('hello', name)";
     assert!(started.status.success(), "{started:?}");
     let screen = || text(&tmux(&["capture-pane", "-p"]).stdout);
     let wait_for = |needle: &str| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            let shown = screen();
-            if shown.contains(needle) {
-                return shown;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "{needle:?} never shown:\n{shown}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
+        let mut shown = String::new();
+        wait::until(&format!("{needle:?} is on the terminal"), || {
+            shown = screen();
+            shown.contains(needle)
+        });
+        shown
     };
     wait_for("name?");
     tmux(&["send-keys", "world", "Enter"]);
@@ -607,7 +598,7 @@ impl OtherHost {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        wait_listening(addr.as_str(), "the other host's server did not start");
+        wait::listening(addr.as_str(), "the other host's server did not start");
         OtherHost { name, server, addr }
     }
 }
@@ -709,7 +700,7 @@ with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_listening(("127.0.0.1", port), "the index did not start");
+    wait::listening(("127.0.0.1", port), "the index did not start");
     let work = tempfile::tempdir().unwrap();
     let allow = format!("127.0.0.1:{port}");
     let pip = format!(
@@ -724,16 +715,6 @@ with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as
         .path()
         .join("dl/egress_test_pkg-0.1-py3-none-any.whl")
         .exists());
-}
-
-/// Waits (bounded) until something accepts connections at `addr`: the servers these tests
-/// start have no readiness signal of their own.
-fn wait_listening(addr: impl std::net::ToSocketAddrs + Copy, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "{what}");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
 }
 
 #[test]

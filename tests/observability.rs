@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 use support::origin::Servers;
 use support::prometheus::Prometheus;
-use support::{assert_served, curl, header, Proxy, WAIT};
+use support::{assert_served, curl, header, wait, Proxy, WAIT};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -246,19 +246,12 @@ fn audit_lines(path: &Path) -> Vec<Value> {
 
 /// Waits (bounded) until the audit file holds `n` lines; the writer thread appends them.
 fn wait_for_audit(path: &Path, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let lines = audit_lines(path);
-        if lines.len() >= n {
-            return lines;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{} of {n} audit lines: {lines:?}",
-            lines.len()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    let mut lines = Vec::new();
+    wait::until(&format!("the audit log holds {n} lines"), || {
+        lines = audit_lines(path);
+        lines.len() >= n
+    });
+    lines
 }
 
 #[test]

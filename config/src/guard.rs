@@ -9,7 +9,7 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::IpNet;
 
 /// Why an address is not a public destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -312,14 +312,6 @@ impl AddressGuard {
                         || net.prefix_len() == net.max_prefix_len())
             })
         })
-    }
-}
-
-/// `IpNet` for one address, for callers that turn an IP entry into a network.
-pub fn host_network(ip: IpAddr) -> IpNet {
-    match ip {
-        IpAddr::V4(a) => IpNet::V4(Ipv4Net::from(a)),
-        IpAddr::V6(a) => IpNet::V6(Ipv6Net::from(a)),
     }
 }
 

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 pub struct Plan {
     /// The user's working directory: writable unless `read_only`.
     pub cwd: PathBuf,
-    pub home: PathBuf,
     /// `--allow-write` paths (absolute), writable besides the working directory.
     pub allow_write: Vec<PathBuf>,
     /// `--deny-read` paths (absolute), hidden: an empty directory or file over them.

@@ -78,13 +78,9 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     runtime.spawn(relay);
 
     let cwd = std::env::current_dir()?;
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"));
     let (secrets, protected) = bwrap::existing_sensitive_paths(&home, &cwd);
     let plan = Plan {
         cwd,
-        home,
         allow_write: absolute(&request.allow_write)?,
         deny_read: absolute(&request.deny_read)?,
         deny_write: absolute(&deny_write)?,

@@ -26,34 +26,38 @@ use crate::{destination, dial};
 /// Where the tunnel goes and what the policy said about it.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
+    /// Who asked (for the account), known since accept: no syscall to look it up again.
+    pub client: SocketAddr,
     pub host: &'a Host,
     pub port: u16,
     pub protocol: Protocol,
-    /// The allow entry names the target's address itself (see `Verdict::explicit_address`).
-    pub explicit_address: bool,
-    /// The route the allow entry names, if any (see `Verdict::via`).
-    pub via: Option<&'a str>,
-    /// The policy's verdict, for the request's account when it ends.
+    /// The policy's verdict: whether the entry names the address itself, the route it picks,
+    /// and the rule for the request's account when it ends.
     pub verdict: Verdict<'a>,
 }
 
 impl<'a> Target<'a> {
     /// The target of a request the policy let through, with what its verdict says.
-    pub fn allowed(host: &'a Host, port: u16, protocol: Protocol, verdict: Verdict<'a>) -> Self {
+    pub fn allowed(
+        client: SocketAddr,
+        host: &'a Host,
+        port: u16,
+        protocol: Protocol,
+        verdict: Verdict<'a>,
+    ) -> Self {
         Self {
+            client,
             host,
             port,
             protocol,
-            explicit_address: verdict.explicit_address,
-            via: verdict.via,
             verdict,
         }
     }
 
     /// Accounts this request as refused for `refusal` (it ends here).
-    fn account_refused(&self, client: &TcpStream, refusal: &Refusal) {
+    fn account_refused(&self, refusal: &Refusal) {
         account::record(&Outcome::refused(
-            client.peer_addr().ok(),
+            Some(self.client),
             self.protocol,
             Some((self.host, self.port)),
             refusal.reason,
@@ -81,12 +85,16 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
-    if let RouteChoice::Upstream(name) = snapshot.parents.route(target.via, target.host) {
+    if let RouteChoice::Upstream(name) = snapshot.parents.route(target.verdict.via, target.host) {
         return open_via(client, early, target, snapshot, &name, established).await;
     }
-    let addrs =
-        destination::resolve_checked(snapshot, target.host, target.port, target.explicit_address)
-            .await?;
+    let addrs = destination::resolve_checked(
+        snapshot,
+        target.host,
+        target.port,
+        target.verdict.explicit_address,
+    )
+    .await?;
     let started = std::time::Instant::now();
     if snapshot.tls.ports.contains(&target.port) {
         if established(None).await.is_err() {
@@ -108,12 +116,12 @@ where
             Err(refusal) => {
                 // The client was already told the tunnel is up; all that is left is to close.
                 warn!(reason = refusal.reason.as_str(), detail = %refusal.detail, "tunnel failed after inspection");
-                target.account_refused(client, &refusal);
+                target.account_refused(&refusal);
                 return Ok(());
             }
         };
         let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle).await;
-        log_end(client, target, moved, started);
+        log_end(target, moved, started);
         return Ok(());
     }
     let upstream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
@@ -142,8 +150,13 @@ where
 {
     if let Host::Ip(_) = target.host {
         // No lookup for a literal: this only runs the address guard over it.
-        destination::resolve_checked(snapshot, target.host, target.port, target.explicit_address)
-            .await?;
+        destination::resolve_checked(
+            snapshot,
+            target.host,
+            target.port,
+            target.verdict.explicit_address,
+        )
+        .await?;
     }
     let started = std::time::Instant::now();
     let via = parent::open(snapshot, route, target.host, target.port, Purpose::Tunnel).await?;
@@ -188,7 +201,7 @@ async fn relay_checked(
     let moved = tunnel::relay_gated(client, upstream, idle, gate).await;
     match moved {
         Err(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {}
-        moved => log_end(client, target, moved, started),
+        moved => log_end(target, moved, started),
     }
 }
 
@@ -211,14 +224,14 @@ fn judge(snapshot: &Snapshot, first: &FirstBytes, target: Target<'_>) -> Result<
         target.host,
         target.port,
         target.protocol,
-        target.explicit_address,
+        target.verdict.explicit_address,
     )
 }
 
 /// Logs the refusal and, when the client spoke TLS, sends it a fatal alert so it reports
 /// "access denied" instead of a reset. The caller then closes the connection.
 fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: Target<'_>) {
-    target.account_refused(client, refusal);
+    target.account_refused(refusal);
     warn!(
         decision = "deny",
         reason = refusal.reason.as_str(),
@@ -231,18 +244,13 @@ fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: 
     }
 }
 
-fn log_end(
-    client: &TcpStream,
-    target: Target<'_>,
-    moved: io::Result<Transferred>,
-    started: std::time::Instant,
-) {
+fn log_end(target: Target<'_>, moved: io::Result<Transferred>, started: std::time::Instant) {
     let bytes = match &moved {
         Ok(moved) => (moved.client_to_upstream, moved.upstream_to_client),
         Err(_) => (0, 0),
     };
     account::record(&Outcome::served(
-        client.peer_addr().ok(),
+        Some(target.client),
         target.protocol,
         (target.host, target.port),
         &target.verdict,

@@ -69,7 +69,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 DenyReason::BadRequest
             };
             account::record(&Outcome::refused(
-                stream.peer_addr().ok(),
+                Some(ctx.client),
                 protocol,
                 None,
                 reason,
@@ -83,7 +83,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 reason = DenyReason::RequestTimeout.as_str(),
                 "SOCKS5 handshake timed out"
             );
-            let client = stream.peer_addr().ok();
+            let client = Some(ctx.client);
             account::record(&Outcome::refused(
                 client,
                 protocol,
@@ -100,7 +100,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let verdict = match decide::check(snapshot, &host, port, protocol) {
         Ok(verdict) => verdict,
         Err(refusal) => {
-            let client = stream.peer_addr().ok();
+            let client = Some(ctx.client);
             account::record(&Outcome::refused(
                 client,
                 protocol,
@@ -111,7 +111,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }
     };
-    let target = Target::allowed(&host, port, protocol, verdict);
+    let target = Target::allowed(ctx.client, &host, port, protocol, verdict);
     let shared = &stream;
     let opened = establish::open(
         shared,
@@ -125,7 +125,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     )
     .await;
     if let Err(refusal) = opened {
-        let client = stream.peer_addr().ok();
+        let client = Some(ctx.client);
         account::record(&Outcome::refused(
             client,
             protocol,

@@ -8,11 +8,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{curl, WAIT};
+use super::curl;
 
 pub struct Prometheus {
     pub addr: SocketAddr,
@@ -63,13 +62,9 @@ impl Prometheus {
         prometheus
     }
 
-    /// Polls `condition` until it holds, bounded by `WAIT`; Prometheus offers nothing to block on.
+    /// Waits until `condition` holds; Prometheus offers nothing to block on.
     pub fn wait_until(&self, what: &str, condition: impl Fn() -> bool) {
-        let deadline = Instant::now() + WAIT;
-        while !condition() {
-            assert!(Instant::now() < deadline, "timed out waiting until {what}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        super::wait::until(what, condition);
     }
 
     /// `GET /api/v1/<path>` with query parameters, as JSON.

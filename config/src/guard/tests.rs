@@ -202,12 +202,3 @@ fn only_networks_wholly_inside_one_special_range_count_as_naming_it() {
         assert_eq!(network_is_special(&net.parse().unwrap()), expected, "{net}");
     }
 }
-
-#[test]
-fn host_network_is_a_single_address() {
-    assert_eq!(
-        host_network("10.0.0.1".parse().unwrap()).to_string(),
-        "10.0.0.1/32"
-    );
-    assert_eq!(host_network("::1".parse().unwrap()).to_string(), "::1/128");
-}

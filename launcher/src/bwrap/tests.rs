@@ -3,7 +3,6 @@ use super::*;
 fn plan() -> Plan {
     Plan {
         cwd: "/home/dev/project".into(),
-        home: "/home/dev".into(),
         allow_write: vec!["/home/dev/.cache/pip".into()],
         deny_read: vec!["/srv/customer-data".into()],
         deny_write: vec!["/home/dev/project/Makefile".into()],

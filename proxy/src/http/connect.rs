@@ -33,7 +33,7 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
             return refuse(&mut client, &refusal, protocol, Some(&authority), None).await
         }
     };
-    let target = Target::allowed(&host, port, protocol, verdict);
+    let target = Target::allowed(ctx.client, &host, port, protocol, verdict);
     let opened = establish::open(&client, early, target, snapshot, |_bound| {
         tunnel::write_all(&client, ESTABLISHED, snapshot.timeouts.idle)
     })

@@ -209,7 +209,7 @@ pub async fn exchange(
         "forwarded"
     );
     crate::account::record(&crate::account::Outcome::served(
-        client.io.peer_addr().ok(),
+        Some(ctx.client),
         Protocol::HttpForward,
         (&target.host, target.port),
         &verdict,
