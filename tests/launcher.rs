@@ -128,6 +128,10 @@ fn every_way_around_the_proxy_fails_from_inside() {
             py("import ctypes, sys; libc=ctypes.CDLL(None); sys.exit(0 if libc.syscall(0x40000000+41, 1, 1, 0) >= 0 else 1)"),
         ),
         (
+            "taking a descriptor of PID 1 (egress-run, holding the bridge) with pidfd_getfd",
+            py("import ctypes, os, sys; libc=ctypes.CDLL(None); p=os.pidfd_open(1); sys.exit(0 if any(libc.syscall(438, p, fd, 0) >= 0 for fd in range(3, 64)) else 1)"),
+        ),
+        (
             "ptrace",
             py("import ctypes; libc=ctypes.CDLL(None); import sys; sys.exit(0 if libc.ptrace(16, 1, 0, 0) == 0 else 1)"),
         ),
@@ -198,6 +202,7 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
     std::fs::create_dir_all(work.path().join(".git/hooks")).unwrap();
     let before = listing(work.path());
     let runtime = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     let runs: Vec<_> = (0..20)
         .map(|_| {
             Command::new(egress_run())
@@ -205,6 +210,7 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
                 .current_dir(work.path())
                 .env("HOME", work.path())
                 .env("XDG_RUNTIME_DIR", runtime.path())
+                .env("TMPDIR", tmp.path())
                 .stdin(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -216,15 +222,17 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
         assert!(out.status.success(), "{out:?}");
     }
     assert_eq!(listing(work.path()), before);
-    // Nor in the runtime directory, where the bridge sockets were.
+    // Nor in the runtime or temporary directories: the bridge is a socket pair, no file.
     assert_eq!(listing(runtime.path()), Vec::<String>::new());
+    assert_eq!(listing(tmp.path()), Vec::<String>::new());
 }
 
 #[test]
-fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
+fn after_kill_9_no_process_outlives_egress_run_and_nothing_is_left_on_disk() {
     use std::io::BufRead;
     let work = tempfile::tempdir().unwrap();
     let runtime = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
     // A token no other process has in its command line.
     let token = format!("egress-run-kill9-{}", std::process::id());
     let mut child = Command::new(egress_run())
@@ -237,6 +245,7 @@ fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
         ])
         .current_dir(work.path())
         .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("TMPDIR", tmp.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .spawn()
@@ -253,21 +262,9 @@ fn after_kill_9_no_process_outlives_egress_run_and_its_socket_is_swept() {
     wait::until("no sandbox process is left after egress-run", || {
         processes_with(&token).is_empty()
     });
-    // The killed run's bridge directory is swept by the next run.
-    assert_eq!(
-        listing(runtime.path()).len(),
-        3,
-        "the directory, its lock and its socket are left"
-    );
-    let out = Command::new(egress_run())
-        .args(["-q", "--", "true"])
-        .current_dir(work.path())
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    // No socket, lock or directory anywhere a run could have put one, so nothing to sweep.
     assert_eq!(listing(runtime.path()), Vec::<String>::new());
+    assert_eq!(listing(tmp.path()), Vec::<String>::new());
     assert_eq!(listing(work.path()), Vec::<String>::new());
 }
 
@@ -291,10 +288,13 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
     let echo = servers.echo();
     let work = tempfile::tempdir().unwrap();
     let allow = format!("127.0.0.1:{}", echo.port());
-    // What ssh does with GIT_SSH_COMMAND's ProxyCommand: bytes in, bytes back. Inside, egress-run
-    // itself is at /run/egress-run, wherever it is installed outside.
+    // What ssh does with GIT_SSH_COMMAND's ProxyCommand: bytes in, bytes back. The helper is
+    // taken from that variable, as ssh takes it (egress-run's own path, or /run/egress-run when
+    // that path is not visible inside).
+    const HELPER: &str =
+        "helper=${GIT_SSH_COMMAND#*ProxyCommand=\\'}; helper=${helper%% connect*};";
     let script = format!(
-        "printf 'ping' | /run/egress-run connect 127.0.0.1 {}",
+        "{HELPER} printf 'ping' | \"$helper\" connect 127.0.0.1 {}",
         echo.port()
     );
     let out = run_in(
@@ -312,7 +312,7 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
         work.path(),
         work.path(),
         &["-q"],
-        "/run/egress-run connect example.org 22 </dev/null",
+        &format!("{HELPER} \"$helper\" connect example.org 22 </dev/null"),
     );
     assert_ne!(refused.status.code(), Some(0));
     assert!(
@@ -377,7 +377,8 @@ impl Drop for GitServer {
     }
 }
 
-fn git_server(dir: &Path) -> GitServer {
+/// `srv/repo.git`: a bare repository with one commit (README: "hello from git").
+fn bare_repo(srv: &Path) -> std::path::PathBuf {
     let git = |args: &[&str], cwd: &Path| {
         let ok = Command::new("git")
             .args([
@@ -396,10 +397,9 @@ fn git_server(dir: &Path) -> GitServer {
             .unwrap();
         assert!(ok.success(), "git {args:?}");
     };
-    let srv = dir.join("srv");
-    std::fs::create_dir_all(srv.join("cgi-bin")).unwrap();
-    git(&["init", "--bare", "repo.git"], &srv);
-    let src = dir.join("src");
+    std::fs::create_dir_all(srv).unwrap();
+    git(&["init", "--bare", "repo.git"], srv);
+    let src = srv.join("src");
     std::fs::create_dir_all(&src).unwrap();
     git(&["init"], &src);
     std::fs::write(src.join("README"), "hello from git\n").unwrap();
@@ -413,6 +413,13 @@ fn git_server(dir: &Path) -> GitServer {
         ],
         &src,
     );
+    srv.join("repo.git")
+}
+
+fn git_server(dir: &Path) -> GitServer {
+    let srv = dir.join("srv");
+    std::fs::create_dir_all(srv.join("cgi-bin")).unwrap();
+    bare_repo(&srv);
     // http.server runs CGIs as nobody when started as root: trust the repository regardless.
     let script = format!(
         "#!/bin/sh\nexport GIT_PROJECT_ROOT={}\nexport GIT_HTTP_EXPORT_ALL=1\n\
@@ -763,4 +770,135 @@ fn a_missing_bwrap_or_refused_user_namespaces_get_a_clear_error_not_a_trace() {
         !stderr.contains("panicked") && !stderr.contains("backtrace"),
         "{stderr}"
     );
+}
+
+/// A real OpenSSH server on loopback, with its own host key, one authorised client key and no
+/// password logins; it runs `git-upload-pack` for git over ssh.
+struct SshServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Drop for SshServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ssh_server(dir: &Path, client_key: &Path) -> SshServer {
+    let keygen = |path: &Path| {
+        let ok = Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ssh-keygen");
+    };
+    let host_key = dir.join("host_key");
+    keygen(&host_key);
+    keygen(client_key);
+    let authorized = dir.join("authorized_keys");
+    std::fs::copy(client_key.with_extension("pub"), &authorized).unwrap();
+    // sshd refuses to start without its privilege-separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.join("sshd_config");
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile none\n",
+            host_key.display(),
+            authorized.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/sshd")
+        .args(["-D", "-e", "-f"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait::listening(("127.0.0.1", port), "sshd did not start");
+    SshServer { port, child }
+}
+
+#[test]
+fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = bare_repo(&dir.path().join("srv"));
+    let work = tempfile::tempdir().unwrap();
+    // The key a user passes in for this clone: ~/.ssh is masked inside, so it lives elsewhere
+    // (here in the working tree, which the sandbox sees).
+    let key = work.path().join("deploy_key");
+    let server = ssh_server(dir.path(), &key);
+    let user = text(&Command::new("id").arg("-un").output().unwrap().stdout);
+    // The user adds the key and host-key options to the GIT_SSH_COMMAND egress-run sets, whose
+    // ProxyCommand carries ssh through the proxy.
+    let clone = |target: &str| {
+        format!(
+            "GIT_SSH_COMMAND=\"$GIT_SSH_COMMAND -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes\" \
+             git clone -q ssh://{}@127.0.0.1:{}{} {target}",
+            key.display(),
+            user.trim(),
+            server.port,
+            repo.display()
+        )
+    };
+    let allow = format!("127.0.0.1:{}", server.port);
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--allow", &allow],
+        &clone("cloned"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("cloned/README")).unwrap(),
+        "hello from git\n"
+    );
+    // Not allowed: ssh never reaches the server, and the helper says why.
+    let denied = run_in(work.path(), work.path(), &[], &clone("denied"));
+    assert_ne!(denied.status.code(), Some(0));
+    let stderr = text(&denied.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "the proxy refused 127.0.0.1:{}: HTTP/1.1 403 Forbidden (not-allowlisted)",
+            server.port
+        )),
+        "{stderr}"
+    );
+    assert!(!work.path().join("denied").exists());
+}
+
+#[test]
+fn a_bad_policy_is_an_error_and_the_command_never_runs() {
+    let work = tempfile::tempdir().unwrap();
+    // The policy is checked while bubblewrap builds the sandbox: the command must still not run.
+    let out = run_in(work.path(), work.path(), &["--allow", "*"], "touch ran");
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("egress-run: --allow: invalid pattern \"*\""),
+        "{stderr}"
+    );
+    assert!(!work.path().join("ran").exists());
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, "mode: enforce\nallow: [github.com]\nbogus: 1\n").unwrap();
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["--policy", policy.to_str().unwrap()],
+        "touch ran",
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(text(&out.stderr).contains("bogus"), "{out:?}");
+    assert!(!work.path().join("ran").exists());
 }

@@ -1,45 +1,173 @@
-//! The only way out of the sandbox: a Unix socket in a private 0700 directory, bind-mounted
-//! into the sandbox. Outside, each connection on it is relayed to the proxy's TCP port; inside,
-//! egress-run listens on 127.0.0.1:3128 of the sandbox's own loopback and relays each
-//! connection to that socket. No socat, no Node.
+//! The only way out of the sandbox: a `SOCK_SEQPACKET` socket pair between egress-run's two
+//! halves, made before bubblewrap starts and inherited by the inner half. Inside, egress-run
+//! accepts each connection on the sandbox's 127.0.0.1:3128 and passes the accepted socket itself
+//! out over the pair (`SCM_RIGHTS`); outside, the embedded proxy serves that socket directly, or
+//! it is relayed to a running proxy. No socket file, no directory, nothing to sweep after a
+//! `kill -9`, no socat — and, with the embedded proxy, no listening port on the host at all.
 
+use std::io::{self, IoSlice, IoSliceMut};
+use std::mem::MaybeUninit;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsFd, OwnedFd};
 
-use tokio::io::copy_bidirectional;
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
+};
+use tokio::net::TcpStream;
 
-/// Outside: serves `socket`, relaying to the proxy at `proxy`.
-pub fn serve_outside(
-    socket: &Path,
-    proxy: SocketAddr,
-) -> std::io::Result<impl std::future::Future<Output = ()>> {
-    let listener = UnixListener::bind(socket)?;
-    Ok(async move {
-        loop {
-            let Ok((mut inside, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                if let Ok(mut proxy) = TcpStream::connect(proxy).await {
-                    let _ = copy_bidirectional(&mut inside, &mut proxy).await;
-                }
-            });
-        }
-    })
+/// The two ends: `(outside, inside)`, both close-on-exec. The caller lets `inside` reach
+/// bubblewrap (see `run`) and keeps `outside`.
+pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let pair = rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    Ok(pair)
 }
 
-/// Inside: listens on `listen` and relays every connection to `socket`.
-pub async fn serve_inside(listener: TcpListener, socket: PathBuf) {
+/// The one message that goes in, from the outer half to the inner: the proxy is ready and the
+/// command may start.
+const GO: u8 = b'g';
+
+/// Outside: tells the inner half to start the command.
+pub fn send_go(control: impl AsFd) -> io::Result<()> {
+    rustix::net::send(control, &[GO], SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// Inside: waits for `send_go`. `false` when the outer half closed the bridge instead (it
+/// refused the request, or died): the command must not run.
+pub fn wait_for_go(control: impl AsFd) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(rustix::net::recv(control, &mut byte, RecvFlags::empty()), Ok((1, _)) if byte[0] == GO)
+}
+
+/// Inside: passes `stream` out through `control`. One message, one byte, one descriptor; the
+/// caller closes its own copy afterwards.
+pub fn pass_out(control: impl AsFd, stream: impl AsFd) -> io::Result<()> {
+    let fds = [stream.as_fd()];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = SendAncillaryBuffer::new(&mut space);
+    ancillary.push(SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        control,
+        &[IoSlice::new(&[1])],
+        &mut ancillary,
+        SendFlags::NOSIGNAL,
+    )?;
+    Ok(())
+}
+
+/// Outside: receives the sandbox's connections until the inner half closes its end, handing
+/// each to `deliver` with the client's address (inside the sandbox, always loopback). Whatever
+/// arrives that is not a TCP socket is closed: only the inner half should hold the other end,
+/// but this side does not rely on it.
+pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(TcpStream, SocketAddr)) {
+    // A SEQPACKET socket driven as a datagram socket: tokio only watches its readiness; every
+    // read is the `recvmsg` below.
+    let control = std::os::unix::net::UnixDatagram::from(control);
+    if control.set_nonblocking(true).is_err() {
+        return;
+    }
+    let Ok(control) = tokio::net::UnixDatagram::from_std(control) else {
+        return;
+    };
     loop {
-        let Ok((mut client, _)) = listener.accept().await else {
-            continue;
-        };
-        let socket = socket.clone();
-        tokio::spawn(async move {
-            if let Ok(mut bridge) = UnixStream::connect(&socket).await {
-                let _ = copy_bidirectional(&mut client, &mut bridge).await;
+        let received = control
+            .async_io(tokio::io::Interest::READABLE, || receive_one(&control))
+            .await;
+        match received {
+            Ok(Some(fd)) => {
+                if let Some((stream, peer)) = as_tcp(fd) {
+                    deliver(stream, peer);
+                }
             }
-        });
+            // A message without a descriptor: ignored.
+            Ok(None) => {}
+            // The inner half is gone (end of file) or the socket broke: nothing more will come.
+            Err(_) => return,
+        }
+    }
+}
+
+/// One message: `Ok(Some(fd))`, `Ok(None)` for a message without a descriptor, and an error
+/// (`UnexpectedEof` for the end) when the other side is gone.
+fn receive_one(control: &impl AsFd) -> io::Result<Option<OwnedFd>> {
+    let mut byte = [0u8; 1];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut ancillary = RecvAncillaryBuffer::new(&mut space);
+    let got = rustix::net::recvmsg(
+        control,
+        &mut [IoSliceMut::new(&mut byte)],
+        &mut ancillary,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut passed = None;
+    for message in ancillary.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = message {
+            for fd in fds {
+                // More than one descriptor in a message is not ours to use: the extras close.
+                passed.get_or_insert(fd);
+            }
+        }
+    }
+    if got.bytes == 0 && passed.is_none() {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    Ok(passed)
+}
+
+/// The descriptor as a connected TCP stream, or `None` (and closed) if it is anything else.
+fn as_tcp(fd: OwnedFd) -> Option<(TcpStream, SocketAddr)> {
+    let std_stream = std::net::TcpStream::from(fd);
+    let peer = std_stream.peer_addr().ok()?;
+    std_stream.set_nonblocking(true).ok()?;
+    let stream = TcpStream::from_std(std_stream).ok()?;
+    Some((stream, peer))
+}
+
+/// Outside, with a proxy that is already running: relays `stream` to it.
+pub async fn relay_to(proxy: SocketAddr, mut stream: TcpStream) {
+    if let Ok(mut upstream) = TcpStream::connect(proxy).await {
+        let _ = upstream.set_nodelay(true);
+        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_passed_tcp_socket_arrives_connected_and_other_descriptors_are_refused() {
+        let (outside, inside) = pair().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        // Not a TCP socket: a pipe end. It must be dropped, not delivered.
+        let (pipe_read, _pipe_write) = rustix::pipe::pipe().unwrap();
+        pass_out(&inside, &pipe_read).unwrap();
+        pass_out(&inside, &accepted).unwrap();
+        drop(accepted);
+        drop(inside);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        receive(outside, move |stream, peer| {
+            let _ = tx.send((stream, peer));
+        })
+        .await;
+        let (mut stream, peer) = rx.recv().await.expect("the TCP socket is delivered");
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(rx.recv().await.is_none(), "only one delivery");
+        // The delivered stream is the accepted connection: what the client sends arrives.
+        std::io::Write::write_all(&mut &client, b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        tokio::io::AsyncReadExt::read_exact(&mut stream, &mut buf)
+            .await
+            .unwrap();
+        assert_eq!(&buf, b"hi");
     }
 }

@@ -19,9 +19,7 @@ pub struct Plan {
     pub deny_write: Vec<PathBuf>,
     /// Nothing writable but a private /tmp.
     pub read_only: bool,
-    /// The private runtime directory holding the bridge socket, mounted at `RUNTIME_MOUNT`.
-    pub runtime_dir: PathBuf,
-    /// egress-run's own binary, mounted at `SELF_MOUNT`.
+    /// egress-run's own binary (see `self_inside`).
     pub self_exe: PathBuf,
     /// Secret files and directories that exist (masked), and write-protected paths that exist;
     /// found by `existing_sensitive_paths`, so the function below stays pure.
@@ -29,12 +27,34 @@ pub struct Plan {
     pub protected: Vec<PathBuf>,
 }
 
-/// Where the runtime directory appears inside the sandbox.
-pub const RUNTIME_MOUNT: &str = "/run/egress";
-
-/// Where egress-run's own binary appears inside the sandbox: wherever it lives outside (even
-/// under /tmp, which is private inside), it is found here for the inner half and `connect`.
+/// Where egress-run's own binary appears inside the sandbox when its own path is not visible
+/// there (under /tmp, which is private inside, or a masked path).
 pub const SELF_MOUNT: &str = "/run/egress-run";
+
+/// Directories whose host contents the sandbox does not see.
+const REPLACED: [&str; 4] = ["/tmp", "/run", "/dev", "/proc"];
+
+/// egress-run's path inside the sandbox, for the inner half and the `connect` helper: its own
+/// path when the read-only root shows it there (no mount needed: one less for every start), else
+/// `SELF_MOUNT`. A path that would need quoting in `GIT_SSH_COMMAND` is mounted too.
+pub fn self_inside(plan: &Plan) -> PathBuf {
+    let exe = &plan.self_exe;
+    let hidden = REPLACED
+        .iter()
+        .map(Path::new)
+        .chain(plan.secrets.iter().map(PathBuf::as_path))
+        .chain(plan.deny_read.iter().map(PathBuf::as_path))
+        .any(|dir| exe.starts_with(dir));
+    let plain = exe.to_str().is_some_and(|s| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+".contains(&b))
+    });
+    if hidden || !plain {
+        PathBuf::from(SELF_MOUNT)
+    } else {
+        exe.clone()
+    }
+}
 
 /// Under the home directory: credentials a sandboxed command has no business reading.
 pub const HOME_SECRETS: [&str; 7] = [
@@ -95,17 +115,35 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
             push(&mut out, &[&"--bind-try", path, path]);
         }
     }
-    push(&mut out, &[&"--bind", &plan.runtime_dir, &RUNTIME_MOUNT]);
-    push(&mut out, &[&"--ro-bind", &plan.self_exe, &SELF_MOUNT]);
+    if self_inside(plan) != plan.self_exe {
+        push(&mut out, &[&"--ro-bind", &plan.self_exe, &SELF_MOUNT]);
+    }
     // Masks come after the writable binds, so a secret inside the working tree stays masked.
     for path in plan.secrets.iter().chain(&plan.deny_read) {
         mask(&mut out, path);
     }
+    // The root is read-only already: only what lies under a writable bind needs protecting
+    // again, and each bind skipped is a mount less for bwrap to make at every start.
     for path in plan.protected.iter().chain(&plan.deny_write) {
-        out.extend(["--ro-bind-try".into(), path.into(), path.into()]);
+        if writable(plan).any(|w| path.starts_with(w)) {
+            out.extend(["--ro-bind-try".into(), path.into(), path.into()]);
+        }
     }
     push(&mut out, &[&"--chdir", &plan.cwd, &"--"]);
     out
+}
+
+/// The paths bound writable, in the order `args` binds them.
+fn writable(plan: &Plan) -> impl Iterator<Item = &Path> {
+    let paths = if plan.read_only {
+        &[][..]
+    } else {
+        &plan.allow_write[..]
+    };
+    (!plan.read_only)
+        .then_some(plan.cwd.as_path())
+        .into_iter()
+        .chain(paths.iter().map(PathBuf::as_path))
 }
 
 /// Hides `path`: an empty tmpfs over a directory, /dev/null over a file.
@@ -134,11 +172,18 @@ pub fn existing_sensitive_paths(home: &Path, cwd: &Path) -> (Vec<PathBuf>, Vec<P
         env_files.sort();
         secrets.extend(env_files);
     }
-    let mut protected: Vec<PathBuf> = HOME_PROTECTED
-        .iter()
-        .map(|p| home.join(p))
-        .filter(|p| p.exists())
-        .collect();
+    let mut protected: Vec<PathBuf> = Vec::new();
+    for path in HOME_PROTECTED.iter().map(|p| home.join(p)) {
+        // A link's target is what a write would change: protect it too (`args` keeps only what
+        // lies under a writable path, by plain prefix, so both spellings must be listed).
+        if let Ok(real) = path.canonicalize() {
+            let linked = real != path;
+            protected.push(path);
+            if linked {
+                protected.push(real);
+            }
+        }
+    }
     let git = cwd.join(".git");
     if git.is_dir() {
         protected.extend(

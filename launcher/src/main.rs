@@ -12,6 +12,7 @@ mod bridge;
 mod bwrap;
 mod connect;
 mod env;
+mod inherited;
 mod inner;
 mod policy;
 mod run;
@@ -76,8 +77,9 @@ enum Sub {
     /// Inside the sandbox (started by egress-run itself).
     #[command(name = "__inner", hide = true)]
     Inner {
+        /// The inherited end of the bridge (a socket pair with the outer half).
         #[arg(long)]
-        socket: PathBuf,
+        bridge_fd: i32,
         #[arg(last = true)]
         command: Vec<OsString>,
     },
@@ -87,7 +89,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.sub {
         Some(Sub::Connect { host, port }) => connect::run(&host, port),
-        Some(Sub::Inner { socket, command }) => inner::run(socket, command),
+        Some(Sub::Inner { bridge_fd, command }) => inner::run(bridge_fd, command),
         None if cli.command.is_empty() => {
             eprintln!(
                 "egress-run: no command given; usage: egress-run [OPTIONS] -- COMMAND [ARGS…]"

@@ -1,17 +1,20 @@
 //! egress-run's first half, outside the sandbox: the proxy (embedded, or one already running),
-//! the bridge socket in a private runtime directory, and bubblewrap around the inner half. It
-//! forwards SIGINT and SIGTERM to the sandbox's PID 1, returns the command's exit code, and
-//! leaves nothing behind: the runtime directory is outside the user's tree and removed at exit,
-//! and `--die-with-parent` takes the sandbox down with egress-run.
+//! the bridge (a socket pair, see `bridge`), and bubblewrap around the inner half. It forwards
+//! SIGINT and SIGTERM to the sandbox's PID 1, returns the command's exit code, and leaves
+//! nothing behind: the bridge is no file anywhere, and `--die-with-parent` takes the sandbox
+//! down with egress-run however egress-run ends.
 
 use std::ffi::OsString;
 use std::io::Read;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 use anyhow::{bail, Context};
-use egress_proxy::{BoundListener, ProxyState};
+use egress_config::ListenerProtocols;
+use egress_proxy::listener::Admission;
+use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
 use crate::summary::Blocked;
@@ -49,33 +52,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         request.allow_write.extend(srt.allow_write);
         deny_write = srt.deny_write;
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()?;
-    let blocked = Blocked::default();
-    let proxy_addr = match &request.proxy {
-        Some(url) => parse_proxy_url(url)?,
-        None => {
-            let config = policy::build(request.policy.as_deref(), &request.allow, &request.deny)?;
-            let observer = blocked.clone();
-            egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
-            runtime.block_on(start_embedded(&config))?
-        }
-    };
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|p| p.is_dir())
-        .unwrap_or_else(std::env::temp_dir);
-    remove_stale_runtime_dirs(&base);
-    // tempfile creates it 0700; it is removed when `runtime_dir` drops, also on error paths.
-    let runtime_dir = tempfile::Builder::new()
-        .prefix("egress-run-")
-        .tempdir_in(&base)?;
-    let _alive = hold_lock(runtime_dir.path())?;
-    let socket = runtime_dir.path().join("proxy.sock");
-    let relay = runtime.block_on(async { bridge::serve_outside(&socket, proxy_addr) })?;
-    runtime.spawn(relay);
+    let (outside, inside) = bridge::pair()?;
 
     let cwd = std::env::current_dir()?;
     let (secrets, protected) = bwrap::existing_sensitive_paths(&home, &cwd);
@@ -85,33 +62,65 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         deny_read: absolute(&request.deny_read)?,
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
-        runtime_dir: runtime_dir.path().to_path_buf(),
         self_exe: std::env::current_exe()?,
         secrets,
         protected,
     };
-    let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::empty())?;
-    // The write end must reach bwrap; the read end must not.
-    rustix::io::fcntl_setfd(&info_read, rustix::io::FdFlags::CLOEXEC)?;
-    let info_fd = std::os::fd::AsRawFd::as_raw_fd(&info_write);
+    let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // bwrap must inherit the info pipe's write end and the bridge's inside end (it passes the
+    // latter on to the inner half); nothing else is spawned meanwhile, so clearing their
+    // close-on-exec flags for the spawn leaks them nowhere.
+    rustix::io::fcntl_setfd(&info_write, rustix::io::FdFlags::empty())?;
+    rustix::io::fcntl_setfd(&inside, rustix::io::FdFlags::empty())?;
+    let self_inside = bwrap::self_inside(&plan);
     let mut command = Command::new(&bwrap);
     command
         .arg("--as-pid-1")
         .arg("--info-fd")
-        .arg(info_fd.to_string())
+        .arg(info_write.as_raw_fd().to_string())
         .args(bwrap::args(&plan))
-        .arg(bwrap::SELF_MOUNT)
+        .arg(&self_inside)
         .arg("__inner")
-        .arg("--socket")
-        .arg(Path::new(bwrap::RUNTIME_MOUNT).join("proxy.sock"))
+        .arg("--bridge-fd")
+        .arg(inside.as_raw_fd().to_string())
         .arg("--")
         .args(&request.command)
-        .envs(env::proxy_env(env::INSIDE_PORT, bwrap::SELF_MOUNT))
+        .envs(env::proxy_env(
+            env::INSIDE_PORT,
+            &self_inside.to_string_lossy(),
+        ))
         .stdin(Stdio::inherit());
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
     drop(info_write);
+    drop(inside);
+    // While bubblewrap builds the sandbox (most of the start-up time), the policy is loaded and
+    // the proxy started; the inner half starts the command only once told to go, so a bad
+    // policy or proxy URL means no command runs at all.
+    let prepared = prepare(&request).and_then(|proxy| {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        Ok((proxy, runtime))
+    });
+    let (proxy, runtime) = match prepared {
+        Ok(ready) => ready,
+        Err(error) => {
+            drop(outside); // the inner half sees the bridge close and exits without the command
+            let _ = child.wait();
+            return Err(error);
+        }
+    };
+    let blocked = Blocked::default();
+    if matches!(proxy, Proxy::Embedded(_)) {
+        let observer = blocked.clone();
+        egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    }
+    // Fails only when the sandbox is already gone; the exit status below then says why.
+    let _ = bridge::send_go(&outside);
+    runtime.spawn(serve(outside, proxy));
     let sandbox_pid = read_child_pid(info_read);
     if let Some(pid) = sandbox_pid.and_then(rustix::process::Pid::from_raw) {
         runtime.spawn(crate::signals::forward(pid));
@@ -131,26 +140,53 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             status.code()
         );
     }
-    drop(runtime_dir);
     // The command is over: no need to wait for the proxy's tasks to wind down.
     runtime.shutdown_background();
     Ok(crate::inner::exit_code(status))
 }
 
-async fn start_embedded(config: &egress_config::Config) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let state = ProxyState::new(config);
-    let bound = vec![BoundListener {
-        listener,
-        protocols: egress_config::ListenerProtocols::Mixed,
-    }];
-    tokio::spawn(egress_proxy::run(
-        bound,
-        state,
-        std::future::pending::<()>(),
-    ));
-    Ok(addr)
+/// The proxy the request names, checked: a policy that loads, or a proxy URL that parses.
+fn prepare(request: &Request) -> anyhow::Result<Proxy> {
+    Ok(match &request.proxy {
+        Some(url) => Proxy::Running(parse_proxy_url(url)?),
+        None => Proxy::Embedded(Box::new(policy::build(
+            request.policy.as_deref(),
+            &request.allow,
+            &request.deny,
+        )?)),
+    })
+}
+
+/// Where the sandbox's connections go.
+#[derive(Debug)]
+enum Proxy {
+    /// A proxy in this process, from this configuration; it has no listening port.
+    Embedded(Box<egress_config::Config>),
+    /// An egress-proxy already running at this address.
+    Running(SocketAddr),
+}
+
+/// Serves the sandbox's connections from the bridge until the inner half closes it.
+async fn serve(outside: std::os::fd::OwnedFd, proxy: Proxy) {
+    match proxy {
+        Proxy::Embedded(config) => {
+            let state = ProxyState::new(&config);
+            let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
+            // No listeners: `run` only keeps the parents' health probes going.
+            tokio::spawn(egress_proxy::run(
+                Vec::new(),
+                state,
+                std::future::pending::<()>(),
+            ));
+            bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
+        }
+        Proxy::Running(addr) => {
+            bridge::receive(outside, |stream, _| {
+                tokio::spawn(bridge::relay_to(addr, stream));
+            })
+            .await;
+        }
+    }
 }
 
 /// `--proxy http://host:port` of an egress-proxy that is already running.
@@ -180,52 +216,19 @@ fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
         .and_then(|p| i32::try_from(p).ok())
 }
 
-/// Runtime directories of egress-runs that were killed (kill -9 gives no chance to clean up).
-/// A live run holds an exclusive lock on its directory's `lock` file for its whole life; the
-/// kernel releases it when the process dies, however it dies. A directory without a lock file
-/// yet is one being set up, and is left alone.
-fn remove_stale_runtime_dirs(base: &Path) {
-    let Ok(entries) = std::fs::read_dir(base) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if !entry
-            .file_name()
-            .to_string_lossy()
-            .starts_with("egress-run-")
-        {
-            continue;
-        }
-        let Ok(lock) = std::fs::File::open(entry.path().join("lock")) else {
-            continue;
-        };
-        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Creates `dir/lock`, locked for as long as the returned file is open. It is locked under
-/// another name and then renamed, so a sweeper never finds `lock` unlocked while its run lives.
-fn hold_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
-    let pending = dir.join("lock.new");
-    let lock = std::fs::File::create(&pending)?;
-    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
-        .context("locking the runtime directory")?;
-    std::fs::rename(&pending, dir.join("lock"))?;
-    Ok(lock)
-}
-
+/// Absolute, and with links resolved where the path exists: bwrap binds what a path resolves
+/// to, and the protected-path check compares resolved prefixes.
 fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let cwd = std::env::current_dir()?;
     Ok(paths
         .iter()
         .map(|p| {
-            if p.is_absolute() {
+            let joined = if p.is_absolute() {
                 p.clone()
             } else {
                 cwd.join(p)
-            }
+            };
+            joined.canonicalize().unwrap_or(joined)
         })
         .collect())
 }

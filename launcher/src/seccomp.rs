@@ -1,7 +1,7 @@
 //! The seccomp filter a sandboxed command runs under (after `no_new_privs`). It refuses, with
 //! EPERM, what would open a way around the proxy or into other processes: new Unix-domain
 //! sockets (a host daemon's socket could carry traffic out; `socketpair` stays allowed),
-//! io_uring (syscalls the filter cannot see), ptrace and process_vm_*, terminal injection
+//! io_uring (syscalls the filter cannot see), ptrace, process_vm_* and pidfd_getfd, terminal injection
 //! (TIOCSTI, TIOCLINUX), and new user namespaces. clone3 answers ENOSYS, so libc falls back to
 //! clone, whose flags the filter can inspect.
 
@@ -58,6 +58,8 @@ pub fn filter() -> anyhow::Result<BpfProgram> {
         libc::SYS_ptrace,
         libc::SYS_process_vm_readv,
         libc::SYS_process_vm_writev,
+        // Another process's descriptors (egress-run's own bridge end among them).
+        libc::SYS_pidfd_getfd,
     ] {
         rules.insert(unconditional, Vec::new());
     }

@@ -1,11 +1,12 @@
 //! Accepting connections: the connection cap, backoff on accept errors, one span per connection.
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use egress_config::{DenyReason, ListenerProtocols};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tracing::{debug, info_span, warn, Instrument};
 
@@ -26,8 +27,7 @@ pub async fn accept_loop(
     protocols: ListenerProtocols,
     state: Arc<ProxyState>,
 ) {
-    let local = listener.local_addr().ok();
-    let busy_answers = Arc::new(Semaphore::new(MAX_BUSY_ANSWERS));
+    let admission = Admission::new(state.clone(), protocols, listener.local_addr().ok());
     let mut backoff = BACKOFF_START;
     loop {
         let accepted = tokio::select! {
@@ -35,10 +35,10 @@ pub async fn accept_loop(
             () = state.shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let (stream, peer) = match accepted {
-            Ok(pair) => {
+        match accepted {
+            Ok((stream, peer)) => {
                 backoff = BACKOFF_START;
-                pair
+                admission.admit(stream, peer);
             }
             Err(error) if is_resource_exhaustion(&error) => {
                 // EMFILE and friends: the listen queue stays full, so accepting again at once
@@ -49,18 +49,49 @@ pub async fn accept_loop(
                     () = tokio::time::sleep(backoff) => {}
                 }
                 backoff = (backoff * 2).min(BACKOFF_MAX);
-                continue;
             }
-            Err(error) => {
-                debug!(%error, "accept failed");
-                continue;
-            }
-        };
+            Err(error) => debug!(%error, "accept failed"),
+        }
+    }
+}
+
+/// What happens to a connection once accepted: the caps, the span, and its task. Shared by the
+/// accept loops and by callers that accept elsewhere and hand connections over (egress-run
+/// receives its sandbox's connections as file descriptors, with no listening port at all).
+#[derive(Debug, Clone)]
+pub struct Admission {
+    state: Arc<ProxyState>,
+    protocols: ListenerProtocols,
+    /// The listening address, for the span (`None` for handed-over connections).
+    local: Option<SocketAddr>,
+    /// Bounds the tasks that answer "too many connections" (see `MAX_BUSY_ANSWERS`).
+    busy_answers: Arc<Semaphore>,
+}
+
+impl Admission {
+    pub fn new(
+        state: Arc<ProxyState>,
+        protocols: ListenerProtocols,
+        local: Option<SocketAddr>,
+    ) -> Self {
+        Self {
+            state,
+            protocols,
+            local,
+            busy_answers: Arc::new(Semaphore::new(MAX_BUSY_ANSWERS)),
+        }
+    }
+
+    /// Serves `stream` from `peer` on the state's task tracker, or refuses it when a cap is
+    /// reached. Returns at once.
+    pub fn admit(&self, stream: TcpStream, peer: SocketAddr) {
+        let state = &self.state;
+        let protocols = self.protocols;
         let _ = stream.set_nodelay(true);
         let span = info_span!(
             "conn",
             client = %peer,
-            listener = ?local,
+            listener = ?self.local,
             protocol = tracing::field::Empty,
             target = tracing::field::Empty,
         );
@@ -89,8 +120,8 @@ pub async fn accept_loop(
                 } else {
                     "the connection limit"
                 };
-                let Ok(answer_permit) = busy_answers.clone().try_acquire_owned() else {
-                    continue; // dropping the stream closes it
+                let Ok(answer_permit) = self.busy_answers.clone().try_acquire_owned() else {
+                    return; // dropping the stream closes it
                 };
                 state.tracker.spawn(
                     async move {
@@ -100,9 +131,7 @@ pub async fn accept_loop(
                             "connection refused"
                         );
                         let protocol = match protocols {
-                            egress_config::ListenerProtocols::Socks5 => {
-                                egress_config::Protocol::Socks5
-                            }
+                            ListenerProtocols::Socks5 => egress_config::Protocol::Socks5,
                             _ => egress_config::Protocol::HttpForward,
                         };
                         crate::account::record(&crate::account::Outcome::refused(

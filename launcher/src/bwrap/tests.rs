@@ -7,7 +7,6 @@ fn plan() -> Plan {
         deny_read: vec!["/srv/customer-data".into()],
         deny_write: vec!["/home/dev/project/Makefile".into()],
         read_only: false,
-        runtime_dir: "/run/user/1000/egress-run-abc".into(),
         self_exe: "/usr/local/bin/egress-run".into(),
         secrets: vec!["/home/dev/project/.env".into()],
         protected: vec![
@@ -52,12 +51,7 @@ fn the_command_line_for_a_typical_project() {
             "--bind-try",
             "/home/dev/.cache/pip",
             "/home/dev/.cache/pip",
-            "--bind",
-            "/run/user/1000/egress-run-abc",
-            "/run/egress",
-            "--ro-bind",
-            "/usr/local/bin/egress-run",
-            "/run/egress-run",
+            // /usr/local/bin/egress-run is visible in place: no mount for it.
             // Not directories on the test machine: masked by /dev/null.
             "--ro-bind-try",
             "/dev/null",
@@ -65,9 +59,7 @@ fn the_command_line_for_a_typical_project() {
             "--ro-bind-try",
             "/dev/null",
             "/srv/customer-data",
-            "--ro-bind-try",
-            "/home/dev/.bashrc",
-            "/home/dev/.bashrc",
+            // ~/.bashrc is not under a writable path: the read-only root protects it already.
             "--ro-bind-try",
             "/home/dev/project/.git/hooks",
             "/home/dev/project/.git/hooks",
@@ -91,11 +83,25 @@ fn read_only_leaves_nothing_writable_but_tmp() {
         .filter(|w| w[0] == "--bind" || w[0] == "--bind-try")
         .map(|w| &w[1])
         .collect();
-    assert_eq!(
-        binds,
-        ["/run/user/1000/egress-run-abc"],
-        "only the bridge directory is bound writable"
-    );
+    assert_eq!(binds, Vec::<&String>::new(), "nothing is bound writable");
+    // With nothing writable, nothing needs protecting again.
+    assert!(!args.iter().any(|a| a.ends_with(".git/hooks")));
+}
+
+#[test]
+fn protected_files_under_a_writable_path_are_bound_read_only() {
+    // Working in the home directory: the rc files are inside the writable bind.
+    let mut plan = plan();
+    plan.cwd = "/home/dev".into();
+    plan.protected = vec!["/home/dev/.bashrc".into(), "/etc/profile".into()];
+    plan.deny_write.clear();
+    let args = text(&args(&plan));
+    let protected: Vec<&String> = args
+        .windows(3)
+        .filter(|w| w[0] == "--ro-bind-try" && w[1] == w[2])
+        .map(|w| &w[1])
+        .collect();
+    assert_eq!(protected, ["/home/dev/.bashrc"]);
 }
 
 #[test]
@@ -125,6 +131,10 @@ fn only_existing_sensitive_paths_are_listed_so_none_is_created() {
     std::fs::write(cwd.path().join(".env.local"), "TOKEN=2").unwrap();
     std::fs::create_dir_all(cwd.path().join(".git/hooks")).unwrap();
     std::fs::write(cwd.path().join(".git/config"), "").unwrap();
+    // A protected file that is a link into the tree: its target is protected too.
+    let real_profile = cwd.path().join("dotfiles-profile");
+    std::fs::write(&real_profile, "").unwrap();
+    std::os::unix::fs::symlink(&real_profile, home.path().join(".profile")).unwrap();
     let (secrets, protected) = existing_sensitive_paths(home.path(), cwd.path());
     assert_eq!(
         secrets,
@@ -139,8 +149,28 @@ fn only_existing_sensitive_paths_are_listed_so_none_is_created() {
         protected,
         [
             home.path().join(".bashrc"),
+            home.path().join(".profile"),
+            real_profile.canonicalize().unwrap(),
             cwd.path().join(".git/hooks"),
             cwd.path().join(".git/config")
         ]
     );
+}
+
+#[test]
+fn egress_run_is_mounted_only_where_the_sandbox_would_not_see_it() {
+    let mut plan = plan();
+    assert_eq!(self_inside(&plan), Path::new("/usr/local/bin/egress-run"));
+    for hidden in [
+        "/tmp/build/egress-run",
+        "/run/user/1000/egress-run",
+        "/srv/customer-data/bin/egress-run",
+        "/opt/my tools/egress-run",
+    ] {
+        plan.self_exe = hidden.into();
+        assert_eq!(self_inside(&plan), Path::new(SELF_MOUNT), "{hidden}");
+        let args = text(&args(&plan));
+        let at = args.iter().position(|a| a == SELF_MOUNT).unwrap();
+        assert_eq!(args[at - 2..=at], ["--ro-bind", hidden, SELF_MOUNT]);
+    }
 }
