@@ -7,11 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 
-use crate::env::INSIDE_PORT;
-
-pub fn run(host: &str, port: u16) -> anyhow::Result<ExitCode> {
+pub fn run(host: &str, port: u16, proxy_port: u16) -> anyhow::Result<ExitCode> {
     let mut proxy =
-        TcpStream::connect(("127.0.0.1", INSIDE_PORT)).context("cannot reach the proxy")?;
+        TcpStream::connect(("127.0.0.1", proxy_port)).context("cannot reach the proxy")?;
     let authority = if host.contains(':') {
         format!("[{host}]:{port}")
     } else {

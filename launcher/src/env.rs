@@ -34,9 +34,14 @@ pub fn proxy_env(port: u16, self_exe: &str) -> Vec<(String, String)> {
     vars.push(("PIP_PROXY", http.clone()));
     vars.push(("CARGO_HTTP_PROXY", http.clone()));
     // git over ssh through the proxy, with egress-run's own CONNECT helper (no nc or socat).
+    let port_option = if port == INSIDE_PORT {
+        String::new()
+    } else {
+        format!(" --proxy-port {port}")
+    };
     vars.push((
         "GIT_SSH_COMMAND",
-        format!("ssh -o ProxyCommand='{self_exe} connect %h %p'"),
+        format!("ssh -o ProxyCommand='{self_exe} connect{port_option} %h %p'"),
     ));
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
@@ -65,5 +70,19 @@ mod tests {
             Some("ssh -o ProxyCommand='/usr/bin/egress-run connect %h %p'")
         );
         assert_eq!(env.len(), 15);
+    }
+
+    #[test]
+    fn another_proxy_port_reaches_the_connect_helper() {
+        // macOS: no sandbox-side relay, the proxy's own port on loopback.
+        let env = proxy_env(49152, "/usr/local/bin/egress-run");
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ALL_PROXY"), Some("socks5h://127.0.0.1:49152"));
+        assert_eq!(
+            get("GIT_SSH_COMMAND"),
+            Some(
+                "ssh -o ProxyCommand='/usr/local/bin/egress-run connect --proxy-port 49152 %h %p'"
+            )
+        );
     }
 }

@@ -16,7 +16,7 @@ use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::{bridge, env, inherited, seccomp};
+use crate::{bridge, env, inherited, seccomp, signals};
 
 pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
@@ -45,7 +45,7 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
         }
     });
     let status = child.wait()?;
-    Ok(exit_code(status))
+    Ok(signals::exit_code(status))
 }
 
 /// Accepts until the outer half is gone; each accepted socket is passed out and closed here.
@@ -56,15 +56,5 @@ fn pass_connections_out(listener: &TcpListener, control: &OwnedFd) {
             // The outer half is gone (it died or is exiting): nothing can leave the sandbox.
             return;
         }
-    }
-}
-
-/// The command's exit code, or 128 + N when a signal N ended it (as shells report it).
-pub fn exit_code(status: std::process::ExitStatus) -> ExitCode {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => ExitCode::from(code as u8),
-        (None, Some(signal)) => ExitCode::from(128u8.wrapping_add(signal as u8)),
-        _ => ExitCode::FAILURE,
     }
 }

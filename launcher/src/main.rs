@@ -8,15 +8,23 @@
 //! the proxy, no_new_privs and a seccomp filter. The sandbox's only network is its own loopback,
 //! where egress-run relays 127.0.0.1:3128 to the proxy.
 
+#[cfg(target_os = "linux")]
 mod bridge;
 mod bwrap;
 mod connect;
 mod env;
+#[cfg(target_os = "linux")]
 mod inherited;
+#[cfg(target_os = "linux")]
 mod inner;
+#[cfg(target_os = "macos")]
+mod macos;
 mod policy;
+mod request;
+#[cfg(target_os = "linux")]
 mod run;
 mod seatbelt;
+#[cfg(target_os = "linux")]
 mod seccomp;
 mod signals;
 mod srt;
@@ -73,8 +81,15 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Sub {
     /// A CONNECT tunnel to HOST PORT through the proxy on stdin/stdout (ssh's ProxyCommand).
-    Connect { host: String, port: u16 },
+    Connect {
+        host: String,
+        port: u16,
+        /// The proxy's port on 127.0.0.1 (inside the Linux sandbox: 3128).
+        #[arg(long, default_value_t = env::INSIDE_PORT)]
+        proxy_port: u16,
+    },
     /// Inside the sandbox (started by egress-run itself).
+    #[cfg(target_os = "linux")]
     #[command(name = "__inner", hide = true)]
     Inner {
         /// The inherited end of the bridge (a socket pair with the outer half).
@@ -88,7 +103,12 @@ enum Sub {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.sub {
-        Some(Sub::Connect { host, port }) => connect::run(&host, port),
+        Some(Sub::Connect {
+            host,
+            port,
+            proxy_port,
+        }) => connect::run(&host, port, proxy_port),
+        #[cfg(target_os = "linux")]
         Some(Sub::Inner { bridge_fd, command }) => inner::run(bridge_fd, command),
         None if cli.command.is_empty() => {
             eprintln!(
@@ -96,7 +116,7 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        None => run::run(run::Request {
+        None => platform_run(request::Request {
             proxy: cli.proxy,
             policy: cli.policy,
             allow: cli.allow,
@@ -113,4 +133,21 @@ fn main() -> ExitCode {
         eprintln!("egress-run: {e:#}");
         ExitCode::from(125)
     })
+}
+
+#[cfg(target_os = "linux")]
+fn platform_run(request: request::Request) -> anyhow::Result<ExitCode> {
+    run::run(request)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_run(request: request::Request) -> anyhow::Result<ExitCode> {
+    macos::run(request)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+fn platform_run(_: request::Request) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "egress-run runs commands in a sandbox on Linux (bubblewrap) and macOS (Seatbelt) only"
+    )
 }

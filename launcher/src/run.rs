@@ -4,9 +4,7 @@
 //! nothing behind: the bridge is no file anywhere, and `--die-with-parent` takes the sandbox
 //! down with egress-run however egress-run ends.
 
-use std::ffi::OsString;
 use std::io::Read;
-use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -17,23 +15,9 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
+use crate::request::{absolute, prepare, Proxy, Request};
 use crate::summary::Blocked;
-use crate::{bridge, env, policy};
-
-/// What the user asked for.
-#[derive(Debug)]
-pub struct Request {
-    pub proxy: Option<String>,
-    pub policy: Option<PathBuf>,
-    pub allow: Vec<String>,
-    pub deny: Vec<String>,
-    pub allow_write: Vec<PathBuf>,
-    pub deny_read: Vec<PathBuf>,
-    pub srt_settings: Option<PathBuf>,
-    pub read_only: bool,
-    pub quiet: bool,
-    pub command: Vec<OsString>,
-}
+use crate::{bridge, env};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
@@ -142,28 +126,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     // The command is over: no need to wait for the proxy's tasks to wind down.
     runtime.shutdown_background();
-    Ok(crate::inner::exit_code(status))
-}
-
-/// The proxy the request names, checked: a policy that loads, or a proxy URL that parses.
-fn prepare(request: &Request) -> anyhow::Result<Proxy> {
-    Ok(match &request.proxy {
-        Some(url) => Proxy::Running(parse_proxy_url(url)?),
-        None => Proxy::Embedded(Box::new(policy::build(
-            request.policy.as_deref(),
-            &request.allow,
-            &request.deny,
-        )?)),
-    })
-}
-
-/// Where the sandbox's connections go.
-#[derive(Debug)]
-enum Proxy {
-    /// A proxy in this process, from this configuration; it has no listening port.
-    Embedded(Box<egress_config::Config>),
-    /// An egress-proxy already running at this address.
-    Running(SocketAddr),
+    Ok(crate::signals::exit_code(status))
 }
 
 /// Serves the sandbox's connections from the bridge until the inner half closes it.
@@ -189,22 +152,6 @@ async fn serve(outside: std::os::fd::OwnedFd, proxy: Proxy) {
     }
 }
 
-/// `--proxy http://host:port` of an egress-proxy that is already running.
-fn parse_proxy_url(url: &str) -> anyhow::Result<SocketAddr> {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or(url)
-        .trim_end_matches('/');
-    if rest.contains('@') {
-        bail!("--proxy takes no credentials in the URL (they would show in ps); set EGRESS_PROXY_PASSWORD instead");
-    }
-    use std::net::ToSocketAddrs;
-    rest.to_socket_addrs()
-        .with_context(|| format!("--proxy {url}"))?
-        .next()
-        .with_context(|| format!("--proxy {url}: no address"))
-}
-
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed
 /// before starting it.
 fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
@@ -214,23 +161,6 @@ fn read_child_pid(read: std::os::fd::OwnedFd) -> Option<i32> {
     value["child-pid"]
         .as_i64()
         .and_then(|p| i32::try_from(p).ok())
-}
-
-/// Absolute, and with links resolved where the path exists: bwrap binds what a path resolves
-/// to, and the protected-path check compares resolved prefixes.
-fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
-    let cwd = std::env::current_dir()?;
-    Ok(paths
-        .iter()
-        .map(|p| {
-            let joined = if p.is_absolute() {
-                p.clone()
-            } else {
-                cwd.join(p)
-            };
-            joined.canonicalize().unwrap_or(joined)
-        })
-        .collect())
 }
 
 /// bwrap from `EGRESS_RUN_BWRAP` when set (a build elsewhere), else the usual places: never

@@ -2,7 +2,8 @@
 //! deny by default; network out only to the proxy on localhost; file writes only under the
 //! allowed paths, with `file-write-unlink` denied elsewhere so rename tricks cannot move a
 //! protected file out of the way; secrets unreadable. Plain string building, compiled and
-//! tested on every platform; the runner that uses it exists only on macOS (not yet run there).
+//! tested on every platform, as is the `sandbox-exec` command line; the runner that uses them
+//! (`macos`) exists only on macOS, and has not been run on a Mac yet.
 
 #![cfg_attr(not(target_os = "macos"), allow(dead_code))]
 
@@ -52,9 +53,25 @@ pub fn profile(plan: &SeatbeltPlan) -> String {
     out
 }
 
+/// `sandbox-exec` by absolute path: a `$PATH` lookup could find a fake one.
+pub const SANDBOX_EXEC: &str = "/usr/bin/sandbox-exec";
+
+/// The arguments to `SANDBOX_EXEC`: the profile inline, then the command.
+pub fn sandbox_exec_args(profile: &str, command: &[std::ffi::OsString]) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> = vec!["-p".into(), profile.into(), "--".into()];
+    args.extend(command.iter().cloned());
+    args
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_exec_gets_the_profile_inline_and_the_command_after_dashes() {
+        let args = sandbox_exec_args("(version 1)", &["make".into(), "-j4".into()]);
+        assert_eq!(args, ["-p", "(version 1)", "--", "make", "-j4"]);
+    }
 
     #[test]
     fn a_project_with_one_secret() {

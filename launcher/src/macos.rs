@@ -1,0 +1,86 @@
+//! egress-run on macOS: the embedded proxy (or a running one) on host loopback, and the command
+//! under Seatbelt (`/usr/bin/sandbox-exec`) with a profile from `seatbelt`, whose only network
+//! way out is that proxy's port. Written for macOS and compiled only there: it has not been
+//! built or run on a Mac yet (see README).
+
+use std::net::SocketAddr;
+use std::process::{Command, ExitCode, Stdio};
+
+use anyhow::Context;
+use egress_config::ListenerProtocols;
+use egress_proxy::{BoundListener, ProxyState};
+
+use crate::request::{absolute, prepare, Proxy, Request};
+use crate::seatbelt::{self, SeatbeltPlan};
+use crate::summary::Blocked;
+use crate::{bwrap, env};
+
+pub fn run(request: Request) -> anyhow::Result<ExitCode> {
+    if request.srt_settings.is_some() {
+        anyhow::bail!("--srt-settings is not supported on macOS yet");
+    }
+    let proxy = prepare(&request)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let blocked = Blocked::default();
+    let port = match proxy {
+        Proxy::Running(addr) => addr.port(),
+        Proxy::Embedded(config) => {
+            let observer = blocked.clone();
+            egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+            runtime.block_on(start_embedded(&config))?.port()
+        }
+    };
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let cwd = std::env::current_dir()?;
+    let (mut secrets, _protected) = bwrap::existing_sensitive_paths(&home, &cwd);
+    secrets.extend(absolute(&request.deny_read)?);
+    let mut writable = Vec::new();
+    if !request.read_only {
+        writable.push(cwd);
+        writable.extend(absolute(&request.allow_write)?);
+    }
+    let profile = seatbelt::profile(&SeatbeltPlan {
+        proxy_port: port,
+        writable,
+        secrets,
+    });
+    let self_exe = std::env::current_exe()?;
+    let mut child = Command::new(seatbelt::SANDBOX_EXEC)
+        .args(seatbelt::sandbox_exec_args(&profile, &request.command))
+        .envs(env::proxy_env(port, &self_exe.to_string_lossy()))
+        .stdin(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
+    runtime.spawn(crate::signals::forward(rustix::process::Pid::from_child(
+        &child,
+    )));
+    let status = child.wait()?;
+    if !request.quiet {
+        if let Some(paragraph) = blocked.paragraph() {
+            eprintln!("{paragraph}");
+        }
+    }
+    runtime.shutdown_background();
+    Ok(crate::signals::exit_code(status))
+}
+
+/// Seatbelt filters by address, so the proxy needs a port on loopback here.
+async fn start_embedded(config: &egress_config::Config) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let bound = vec![BoundListener {
+        listener,
+        protocols: ListenerProtocols::Mixed,
+    }];
+    tokio::spawn(egress_proxy::run(
+        bound,
+        ProxyState::new(config),
+        std::future::pending::<()>(),
+    ));
+    Ok(addr)
+}
