@@ -367,13 +367,30 @@ fn srt_settings_are_read_and_what_cannot_be_honoured_is_named() {
 /// guard.
 struct GitServer {
     url: String,
-    child: std::process::Child,
+    _server: Server,
 }
 
-impl Drop for GitServer {
+/// A server process a test started: killed and reaped when the test is done with it.
+struct Server(std::process::Child);
+
+impl Server {
+    /// Starts `command` quietly and returns once it accepts connections on loopback `port`.
+    fn start(command: &mut Command, port: u16, what: &str) -> Server {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = Server(child);
+        wait::listening(("127.0.0.1", port), what);
+        server
+    }
+}
+
+impl Drop for Server {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -436,24 +453,23 @@ fn git_server(dir: &Path) -> GitServer {
         .local_addr()
         .unwrap()
         .port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--cgi",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-        ])
-        .current_dir(&srv)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait::listening(("127.0.0.1", port), "the git server did not start");
+    let server = Server::start(
+        Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--cgi",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(&srv),
+        port,
+        "the git server did not start",
+    );
     GitServer {
         url: format!("http://127.0.0.1:{port}/cgi-bin/git/repo.git"),
-        child,
+        _server: server,
     }
 }
 
@@ -776,14 +792,7 @@ fn a_missing_bwrap_or_refused_user_namespaces_get_a_clear_error_not_a_trace() {
 /// password logins; it runs `git-upload-pack` for git over ssh.
 struct SshServer {
     port: u16,
-    child: std::process::Child,
-}
-
-impl Drop for SshServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    _server: Server,
 }
 
 fn ssh_server(dir: &Path, client_key: &Path) -> SshServer {
@@ -819,15 +828,17 @@ fn ssh_server(dir: &Path, client_key: &Path) -> SshServer {
         ),
     )
     .unwrap();
-    let child = Command::new("/usr/sbin/sshd")
-        .args(["-D", "-e", "-f"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait::listening(("127.0.0.1", port), "sshd did not start");
-    SshServer { port, child }
+    let server = Server::start(
+        Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(&config),
+        port,
+        "sshd did not start",
+    );
+    SshServer {
+        port,
+        _server: server,
+    }
 }
 
 #[test]
