@@ -154,6 +154,19 @@ fn every_way_around_the_proxy_fails_from_inside() {
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(work.path().join("made-here").exists());
+    // The command and egress-run's inner half (PID 1) run under no_new_privs and the filters.
+    let status = run_in(
+        work.path(),
+        home.path(),
+        &["--quiet"],
+        "grep -hE '^(NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status /proc/1/status",
+    );
+    let filters = if cfg!(target_arch = "x86_64") { 3 } else { 2 };
+    assert_eq!(
+        text(&status.stdout),
+        format!("NoNewPrivs:\t1\nSeccomp:\t2\nSeccomp_filters:\t{filters}\n").repeat(2),
+        "{status:?}"
+    );
     assert!(!outside.path().join("planted").exists());
     assert!(!work.path().join(".git/hooks/pre-commit").exists());
 }

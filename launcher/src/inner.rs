@@ -1,7 +1,8 @@
 //! egress-run's second half, running inside bubblewrap as PID 1 of the sandbox. It listens on
 //! the sandbox's 127.0.0.1:3128 and passes each accepted connection out through the bridge (see
-//! `bridge`), confines itself (no_new_privs, seccomp) before any thread starts so every thread
-//! and the command inherit the filter, and starts the command. As PID 1 it forwards SIGINT and
+//! `bridge`), and starts the command. bubblewrap has already set `no_new_privs` and installed the
+//! seccomp filters (see `seccomp`), so this process, its threads and the command are confined
+//! from the start. As PID 1 it forwards SIGINT and
 //! SIGTERM to the command, and its exit ends every process left in the sandbox.
 //!
 //! No async runtime here: one thread accepts and passes descriptors on, which costs nothing at
@@ -10,13 +11,14 @@
 use std::ffi::OsString;
 use std::net::TcpListener;
 use std::os::fd::{OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::{bridge, env, inherited, seccomp, signals};
+use crate::{bridge, env, inherited, signals};
 
 pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
@@ -26,13 +28,11 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
     // Registered before the command starts, so a signal that arrives early is queued, not lost
     // (PID 1 ignores signals it has no handler for).
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
-    // From here on this process, every thread it starts and the command are confined.
-    seccomp::apply()?;
     if !bridge::wait_for_go(&control) {
         return Ok(ExitCode::from(125));
     }
     std::thread::spawn(move || pass_connections_out(&listener, &control));
-    let mut child = std::process::Command::new(program)
+    let mut child = command_for(program)
         .args(args)
         .spawn()
         .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
@@ -48,6 +48,47 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
     Ok(signals::exit_code(status))
 }
 
+/// `program` found on `$PATH` here, once, by checking files: spawning by name would have the
+/// child try `execve` in every directory before the right one, each try a failed system call
+/// on the start-up path. `argv[0]` stays the name as given. Anything not found this way is left
+/// to the usual search, which reports it.
+fn command_for(program: &std::ffi::OsStr) -> std::process::Command {
+    use std::os::unix::process::CommandExt;
+    let found = std::env::var_os("PATH").and_then(|path| find_on_path(program, &path));
+    match found {
+        Some(path) => {
+            let mut command = std::process::Command::new(path);
+            command.arg0(program);
+            command
+        }
+        None => std::process::Command::new(program),
+    }
+}
+
+/// The first executable regular file named `program` in `path`'s directories, as execvp would
+/// pick it; `None` for a name with a slash (used as it is) or one found nowhere.
+fn find_on_path(program: &std::ffi::OsStr, path: &std::ffi::OsStr) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::PermissionsExt;
+    if program.is_empty() || program.as_bytes().contains(&b'/') {
+        return None;
+    }
+    std::env::split_paths(path)
+        // An empty entry means the current directory, as in execvp.
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                dir
+            }
+        })
+        .map(|dir| dir.join(program))
+        .find(|candidate| {
+            std::fs::metadata(candidate)
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+}
+
 /// Accepts until the outer half is gone; each accepted socket is passed out and closed here.
 fn pass_connections_out(listener: &TcpListener, control: &OwnedFd) {
     for accepted in listener.incoming() {
@@ -56,5 +97,35 @@ fn pass_connections_out(listener: &TcpListener, control: &OwnedFd) {
             // The outer half is gone (it died or is exiting): nothing can leave the sandbox.
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_is_found_in_the_first_directory_that_has_it_executable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        // Not executable in the first directory, executable in the second and third.
+        std::fs::write(dirs[0].path().join("tool"), "").unwrap();
+        for dir in &dirs[1..] {
+            let tool = dir.path().join("tool");
+            std::fs::write(&tool, "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = std::env::join_paths(dirs.iter().map(|d| d.path())).unwrap();
+        assert_eq!(
+            find_on_path("tool".as_ref(), &path),
+            Some(dirs[1].path().join("tool"))
+        );
+        assert_eq!(find_on_path("missing".as_ref(), &path), None);
+        assert_eq!(
+            find_on_path("./tool".as_ref(), &path),
+            None,
+            "a path is used as given"
+        );
+        assert_eq!(find_on_path("".as_ref(), &path), None);
     }
 }

@@ -4,7 +4,7 @@
 //! nothing behind: the bridge is no file anywhere, and `--die-with-parent` takes the sandbox
 //! down with egress-run however egress-run ends.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -17,7 +17,7 @@ use egress_proxy::ProxyState;
 use crate::bwrap::{self, Plan};
 use crate::request::{absolute, prepare, Proxy, Request};
 use crate::summary::Blocked;
-use crate::{bridge, env};
+use crate::{bridge, env, seccomp};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
@@ -56,12 +56,26 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     // close-on-exec flags for the spawn leaks them nowhere.
     rustix::io::fcntl_setfd(&info_write, rustix::io::FdFlags::empty())?;
     rustix::io::fcntl_setfd(&inside, rustix::io::FdFlags::empty())?;
+    // One pipe per filter, written now (a few hundred bytes each, far below a pipe's buffer) and
+    // read by bwrap; the read ends must reach it, like the two descriptors above.
+    let mut filters = Vec::new();
+    for program in seccomp::programs()? {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        std::fs::File::from(write).write_all(&seccomp::to_bytes(&program))?;
+        rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::empty())?;
+        filters.push(read);
+    }
     let self_inside = bwrap::self_inside(&plan);
     let mut command = Command::new(&bwrap);
     command
         .arg("--as-pid-1")
         .arg("--info-fd")
         .arg(info_write.as_raw_fd().to_string())
+        .args(
+            filters
+                .iter()
+                .flat_map(|fd| ["--add-seccomp-fd".to_string(), fd.as_raw_fd().to_string()]),
+        )
         .args(bwrap::args(&plan))
         .arg(&self_inside)
         .arg("__inner")
@@ -79,6 +93,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
     drop(info_write);
     drop(inside);
+    drop(filters);
     // While bubblewrap builds the sandbox (most of the start-up time), the policy is loaded and
     // the proxy started; the inner half starts the command only once told to go, so a bad
     // policy or proxy URL means no command runs at all.

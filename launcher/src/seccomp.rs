@@ -117,12 +117,68 @@ pub fn x32_guard() -> BpfProgram {
     ]
 }
 
-/// Sets `no_new_privs` and installs the filters on the calling thread; children inherit them.
-pub fn apply() -> anyhow::Result<()> {
-    rustix::thread::set_no_new_privs(true).context("prctl(PR_SET_NO_NEW_PRIVS)")?;
+/// Every filter, in the order they are installed. bubblewrap installs them (`--add-seccomp-fd`,
+/// after setting `no_new_privs`) just before it starts egress-run's inner half, so the inner half
+/// is confined from its first instruction and the command inherits the same filters.
+pub fn programs() -> anyhow::Result<Vec<BpfProgram>> {
+    let main = vec![filter()?, clone3_filter()?];
     #[cfg(target_arch = "x86_64")]
-    seccompiler::apply_filter(&x32_guard()).context("installing the x32 guard")?;
-    seccompiler::apply_filter(&filter()?).context("installing the seccomp filter")?;
-    seccompiler::apply_filter(&clone3_filter()?).context("installing the clone3 filter")?;
-    Ok(())
+    let main = [vec![x32_guard()], main].concat();
+    Ok(main)
+}
+
+/// A program as the kernel's array of `struct sock_filter` (u16 code, u8 jt, u8 jf, u32 k, in
+/// native byte order): what bubblewrap reads from a seccomp descriptor and hands to the kernel.
+pub fn to_bytes(program: &BpfProgram) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(program.len() * 8);
+    for instruction in program {
+        bytes.extend_from_slice(&instruction.code.to_ne_bytes());
+        bytes.push(instruction.jt);
+        bytes.push(instruction.jf);
+        bytes.extend_from_slice(&instruction.k.to_ne_bytes());
+    }
+    bytes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_is_laid_out_as_the_kernels_sock_filter_array() {
+        let program = vec![
+            seccompiler::sock_filter {
+                code: 0x20,
+                jt: 0,
+                jf: 0,
+                k: 4,
+            },
+            seccompiler::sock_filter {
+                code: 0x15,
+                jt: 1,
+                jf: 2,
+                k: 0xc000_003e,
+            },
+        ];
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&0x20u16.to_ne_bytes());
+        expected.extend_from_slice(&[0, 0]);
+        expected.extend_from_slice(&4u32.to_ne_bytes());
+        expected.extend_from_slice(&0x15u16.to_ne_bytes());
+        expected.extend_from_slice(&[1, 2]);
+        expected.extend_from_slice(&0xc000_003eu32.to_ne_bytes());
+        assert_eq!(to_bytes(&program), expected);
+    }
+
+    #[test]
+    fn every_filter_compiles_and_the_x32_guard_comes_first() {
+        let programs = programs().unwrap();
+        assert_eq!(
+            programs.len(),
+            if cfg!(target_arch = "x86_64") { 3 } else { 2 }
+        );
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(programs[0], x32_guard());
+        assert!(programs.iter().all(|p| !p.is_empty() && p.len() < 4096));
+    }
 }
