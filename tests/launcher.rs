@@ -6,6 +6,8 @@
 #[allow(dead_code)] // the launcher tests use only the plain origin
 #[path = "support/origin.rs"]
 mod origin;
+#[path = "support/squid.rs"]
+mod squid;
 #[path = "support/wait.rs"]
 mod wait;
 
@@ -925,4 +927,153 @@ fn a_bad_policy_is_an_error_and_the_command_never_runs() {
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     assert!(text(&out.stderr).contains("bogus"), "{out:?}");
     assert!(!work.path().join("ran").exists());
+}
+
+/// Names the test Squids resolve (their hosts file) to the local origin.
+const SQUID_HOSTS: &[(&str, &str)] = &[
+    ("allowed.test", "127.0.0.1"),
+    ("x.denied-by-squid.test", "127.0.0.1"),
+];
+
+#[test]
+fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside() {
+    use squid::{Squid, SquidOptions};
+    const PASSWORD: &str = "run-pa55-4417";
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let squid = Squid::start(&SquidOptions {
+        users: &[("agent", PASSWORD)],
+        deny_domains: &[".denied-by-squid.test"],
+        hosts: SQUID_HOSTS,
+        ..SquidOptions::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let proxy = format!("http://agent@{}", squid.addr);
+    let run = |extra: &[&str], password: Option<&str>, script: &str| {
+        let mut command = Command::new(egress_run());
+        command
+            .args(["-q", "--proxy", &proxy])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .current_dir(work.path())
+            .env("HOME", work.path())
+            .env_remove("EGRESS_PROXY_PASSWORD")
+            .stdin(Stdio::null());
+        if let Some(password) = password {
+            command.env("EGRESS_PROXY_PASSWORD", password);
+        }
+        command.output().unwrap()
+    };
+    // HTTP, SOCKS5 and a Squid denial; then what the command could see of the password.
+    let script = format!(
+        "curl -s http://allowed.test:{port}/hello; \
+         curl -s --socks5-hostname 127.0.0.1:3128 http://allowed.test:{port}/hello; \
+         curl -s -i http://x.denied-by-squid.test:{port}/hello; \
+         env; tr '\\0' ' ' </proc/1/cmdline"
+    );
+    let out = run(&[], Some(PASSWORD), &script);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout.starts_with("hello from origin\nhello from origin\nHTTP/1.1 403"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("X-Squid-Error: ERR_ACCESS_DENIED 0"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("X-Egress-Error: upstream-denied"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(PASSWORD),
+        "the command sees the password: {stdout}"
+    );
+    // Squid saw the user's requests by name, authenticated as the user.
+    let entries = squid.wait_for_entries(3);
+    let seen: Vec<(&str, &str, u16)> = entries
+        .iter()
+        .map(|e| (e.method.as_str(), e.user.as_str(), e.status))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET", "agent", 200),
+            ("CONNECT", "agent", 200),
+            ("GET", "agent", 403)
+        ],
+        "{entries:?}"
+    );
+    assert_eq!(entries[1].url, format!("allowed.test:{port}"));
+
+    // The password from a file instead.
+    let secrets = tempfile::tempdir().unwrap();
+    let file = secrets.path().join("proxy-password");
+    std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
+    let hello = format!("curl -s http://allowed.test:{port}/hello");
+    let out = run(
+        &["--proxy-password-file", file.to_str().unwrap()],
+        None,
+        &hello,
+    );
+    assert_eq!(text(&out.stdout), "hello from origin\n", "{out:?}");
+
+    // A wrong password: Squid's 407 reaches the command as egress's 502 with the reason.
+    let out = run(
+        &[],
+        Some("wrong"),
+        &format!("curl -s -i http://allowed.test:{port}/hello"),
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("HTTP/1.1 502"), "{stdout}");
+    assert!(
+        stdout.contains("X-Egress-Error: upstream-auth-failed"),
+        "{stdout}"
+    );
+
+    // No password at all: refused before anything runs, saying where it should come from.
+    let out = run(&[], None, "touch ran");
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("names a user: give the password in EGRESS_PROXY_PASSWORD"),
+        "{out:?}"
+    );
+    assert!(!work.path().join("ran").exists());
+}
+
+#[test]
+fn with_proxy_and_no_credentials_the_clients_requests_reach_it_as_they_are() {
+    use squid::{Squid, SquidOptions};
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let squid = Squid::start(&SquidOptions {
+        hosts: SQUID_HOSTS,
+        ..SquidOptions::default()
+    });
+    let work = tempfile::tempdir().unwrap();
+    let proxy = format!("http://{}", squid.addr);
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--proxy", &proxy],
+        &format!("curl -s http://allowed.test:{port}/hello"),
+    );
+    assert_eq!(text(&out.stdout), "hello from origin\n", "{out:?}");
+    let entries = squid.wait_for_entries(1);
+    assert_eq!(
+        (entries[0].method.as_str(), entries[0].user.as_str()),
+        ("GET", "-")
+    );
+    // A policy of egress-run's own would be ignored with --proxy: refused instead.
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["--proxy", &proxy, "--allow", "github.com"],
+        "true",
+    );
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).contains("--policy, --allow and --deny are for egress-run's own proxy")
+    );
 }

@@ -52,6 +52,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     let self_exe = std::env::current_exe()?;
     let mut child = Command::new(seatbelt::SANDBOX_EXEC)
         .args(seatbelt::sandbox_exec_args(&profile, &request.command))
+        .env_remove(crate::request::PASSWORD_ENV)
         .envs(env::proxy_env(port, &self_exe.to_string_lossy()))
         .stdin(Stdio::inherit())
         .spawn()

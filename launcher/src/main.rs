@@ -46,9 +46,13 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     sub: Option<Sub>,
-    /// Use a running egress-proxy (http://HOST:PORT) instead of the embedded one.
+    /// Send everything to a running proxy ([http://|socks5://][USER@]HOST:PORT), which decides,
+    /// instead of the embedded one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
+    /// With a user in --proxy's URL: the file holding the password (else EGRESS_PROXY_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    proxy_password_file: Option<PathBuf>,
     /// Policy file for the embedded proxy (default: the built-in policy).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         }
         None => platform_run(request::Request {
             proxy: cli.proxy,
+            proxy_password_file: cli.proxy_password_file,
             policy: cli.policy,
             allow: cli.allow,
             deny: cli.deny,

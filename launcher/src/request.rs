@@ -13,6 +13,8 @@ use crate::policy;
 #[derive(Debug)]
 pub struct Request {
     pub proxy: Option<String>,
+    /// The password for `--proxy`'s user, from a file (else `PASSWORD_ENV`).
+    pub proxy_password_file: Option<PathBuf>,
     pub policy: Option<PathBuf>,
     pub allow: Vec<String>,
     pub deny: Vec<String>,
@@ -24,16 +26,70 @@ pub struct Request {
     pub command: Vec<OsString>,
 }
 
+/// Where `--proxy`'s password is read from when no file is named. egress-run removes it from
+/// the sandbox's environment: the command never sees it.
+pub const PASSWORD_ENV: &str = "EGRESS_PROXY_PASSWORD";
+
 /// The proxy the request names, checked: a policy that loads, or a proxy URL that parses.
 pub fn prepare(request: &Request) -> anyhow::Result<Proxy> {
-    Ok(match &request.proxy {
-        Some(url) => Proxy::Running(parse_proxy_url(url)?),
-        None => Proxy::Embedded(Box::new(policy::build(
+    let Some(url) = &request.proxy else {
+        return Ok(Proxy::Embedded(Box::new(policy::build(
             request.policy.as_deref(),
             &request.allow,
             &request.deny,
-        )?)),
-    })
+        )?)));
+    };
+    if request.policy.is_some() || !request.allow.is_empty() || !request.deny.is_empty() {
+        bail!(
+            "--proxy sends every connection to that proxy, which decides; --policy, --allow and \
+             --deny are for egress-run's own proxy"
+        );
+    }
+    let target = ProxyUrl::parse(url)?;
+    if target.user.is_none() && target.scheme == "http" {
+        return Ok(Proxy::Running(target.addr()?));
+    }
+    Ok(Proxy::Embedded(Box::new(chained_config(
+        url,
+        request.proxy_password_file.as_deref(),
+        target.user.is_some(),
+    )?)))
+}
+
+/// The embedded proxy as a pure forwarder to `url`, which does the filtering: every request
+/// goes through (report mode, no address guard, no SNI check of its own) to that one parent,
+/// with its user's password (`password_file`, else `PASSWORD_ENV`). Used when the parent needs
+/// credentials or speaks SOCKS5, which the sandbox's clients cannot be handed over to as they
+/// are.
+fn chained_config(
+    url: &str,
+    password_file: Option<&std::path::Path>,
+    has_user: bool,
+) -> anyhow::Result<egress_config::Config> {
+    let mut upstream = serde_json::json!({ "url": url });
+    if has_user {
+        match password_file {
+            Some(path) => upstream["password_file"] = path.to_string_lossy().into(),
+            None if std::env::var_os(PASSWORD_ENV).is_some() => {
+                upstream["password_env"] = PASSWORD_ENV.into()
+            }
+            None => bail!(
+                "--proxy {url} names a user: give the password in {PASSWORD_ENV} or with \
+                 --proxy-password-file FILE (never on the command line)"
+            ),
+        }
+    } else if password_file.is_some() {
+        bail!("--proxy-password-file needs a user in the --proxy URL (http://USER@HOST:PORT)");
+    }
+    // YAML reads JSON: the URL and path need no quoting rules of their own this way.
+    let config = serde_json::json!({
+        "mode": "report",
+        "address_guard": { "enabled": false },
+        "tls": { "sni": "off" },
+        "upstreams": { "proxy": upstream },
+        "route": { "default": "proxy" },
+    });
+    egress_config::load_str(&config.to_string(), "--proxy").map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Where the sandbox's connections go.
@@ -41,24 +97,56 @@ pub fn prepare(request: &Request) -> anyhow::Result<Proxy> {
 pub enum Proxy {
     /// A proxy in this process, from this configuration; it has no listening port.
     Embedded(Box<egress_config::Config>),
-    /// An egress-proxy already running at this address.
+    /// A proxy already running at this address, which takes the clients' own requests as they
+    /// are (an egress-proxy, or any HTTP proxy that needs no credentials).
     Running(SocketAddr),
 }
 
-/// `--proxy http://host:port` of an egress-proxy that is already running.
-pub fn parse_proxy_url(url: &str) -> anyhow::Result<SocketAddr> {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or(url)
-        .trim_end_matches('/');
-    if rest.contains('@') {
-        bail!("--proxy takes no credentials in the URL (they would show in ps); set EGRESS_PROXY_PASSWORD instead");
+/// `--proxy [http://|socks5://][USER@]HOST:PORT`, checked: no password in it (it would show
+/// in `ps`).
+#[derive(Debug, PartialEq, Eq)]
+struct ProxyUrl<'a> {
+    scheme: &'a str,
+    user: Option<&'a str>,
+    host_port: &'a str,
+}
+
+impl<'a> ProxyUrl<'a> {
+    fn parse(url: &'a str) -> anyhow::Result<Self> {
+        let (scheme, rest) = match url.split_once("://") {
+            Some((scheme @ ("http" | "socks5"), rest)) => (scheme, rest),
+            Some((other, _)) => {
+                bail!("--proxy {url}: {other}:// is not supported (http:// or socks5://)")
+            }
+            None => ("http", url),
+        };
+        let rest = rest.trim_end_matches('/');
+        let (user, host_port) = match rest.rsplit_once('@') {
+            Some((userinfo, _)) if userinfo.contains(':') => bail!(
+                "--proxy takes no password in the URL (it would show in ps); set {PASSWORD_ENV} \
+                 or use --proxy-password-file"
+            ),
+            Some((user, host_port)) => (Some(user), host_port),
+            None => (None, rest),
+        };
+        if host_port.is_empty() || host_port.contains('/') {
+            bail!("--proxy {url}: expected HOST:PORT");
+        }
+        Ok(Self {
+            scheme,
+            user,
+            host_port,
+        })
     }
-    use std::net::ToSocketAddrs;
-    rest.to_socket_addrs()
-        .with_context(|| format!("--proxy {url}"))?
-        .next()
-        .with_context(|| format!("--proxy {url}: no address"))
+
+    fn addr(&self) -> anyhow::Result<SocketAddr> {
+        use std::net::ToSocketAddrs;
+        self.host_port
+            .to_socket_addrs()
+            .with_context(|| format!("--proxy {}", self.host_port))?
+            .next()
+            .with_context(|| format!("--proxy {}: no address", self.host_port))
+    }
 }
 
 /// Absolute, and with links resolved where the path exists: bwrap binds what a path resolves
@@ -76,4 +164,35 @@ pub fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             joined.canonicalize().unwrap_or(joined)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_urls_are_split_and_passwords_refused() {
+        assert_eq!(
+            ProxyUrl::parse("http://alice@squid.corp:3128/").unwrap(),
+            ProxyUrl {
+                scheme: "http",
+                user: Some("alice"),
+                host_port: "squid.corp:3128"
+            }
+        );
+        assert_eq!(
+            ProxyUrl::parse("127.0.0.1:3128").unwrap(),
+            ProxyUrl {
+                scheme: "http",
+                user: None,
+                host_port: "127.0.0.1:3128"
+            }
+        );
+        assert_eq!(ProxyUrl::parse("socks5://h:1080").unwrap().scheme, "socks5");
+        let refused = ProxyUrl::parse("http://alice:s3cret@squid:3128").unwrap_err();
+        assert!(!refused.to_string().contains("s3cret"), "{refused}");
+        assert!(refused.to_string().contains("no password in the URL"));
+        assert!(ProxyUrl::parse("https://squid:3128").is_err());
+        assert!(ProxyUrl::parse("http://squid:3128/path").is_err());
+    }
 }

@@ -83,6 +83,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .arg(inside.as_raw_fd().to_string())
         .arg("--")
         .args(&request.command)
+        .env_remove(crate::request::PASSWORD_ENV)
         .envs(env::proxy_env(
             env::INSIDE_PORT,
             &self_inside.to_string_lossy(),
