@@ -155,12 +155,12 @@ fn mask(out: &mut Vec<OsString>, path: &Path) {
     }
 }
 
-/// The secrets and protected files of `home` and `cwd` that exist now (masks over missing
-/// paths would create them: the "phantom dotfiles" other sandboxes leave behind).
-pub fn existing_sensitive_paths(home: &Path, cwd: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut secrets: Vec<PathBuf> = HOME_SECRETS
+/// The secrets and protected files of the home directories and `cwd` that exist now (masks over
+/// missing paths would create them: the "phantom dotfiles" other sandboxes leave behind).
+pub fn existing_sensitive_paths(homes: &[PathBuf], cwd: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut secrets: Vec<PathBuf> = homes
         .iter()
-        .map(|p| home.join(p))
+        .flat_map(|home| HOME_SECRETS.iter().map(move |p| home.join(p)))
         .filter(|p| p.exists())
         .collect();
     if let Ok(entries) = std::fs::read_dir(cwd) {
@@ -173,7 +173,10 @@ pub fn existing_sensitive_paths(home: &Path, cwd: &Path) -> (Vec<PathBuf>, Vec<P
         secrets.extend(env_files);
     }
     let mut protected: Vec<PathBuf> = Vec::new();
-    for path in HOME_PROTECTED.iter().map(|p| home.join(p)) {
+    let home_protected = homes
+        .iter()
+        .flat_map(|home| HOME_PROTECTED.iter().map(move |p| home.join(p)));
+    for path in home_protected {
         // A link's target is what a write would change: protect it too (`args` keeps only what
         // lies under a writable path, by plain prefix, so both spellings must be listed).
         if let Ok(real) = path.canonicalize() {

@@ -33,11 +33,9 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
             runtime.block_on(start_embedded(&config))?.port()
         }
     };
-    let home = std::env::var_os("HOME")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_default();
     let cwd = std::env::current_dir()?;
-    let (mut secrets, _protected) = bwrap::existing_sensitive_paths(&home, &cwd);
+    let (mut secrets, _protected) =
+        bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     secrets.extend(absolute(&request.deny_read)?);
     let mut writable = Vec::new();
     if !request.read_only {

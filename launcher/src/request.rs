@@ -149,6 +149,35 @@ impl<'a> ProxyUrl<'a> {
     }
 }
 
+/// The home directories whose secrets are masked: `$HOME`, and the user's home in the password
+/// database when it differs (`sudo -E`, a `HOME` pointed elsewhere): ssh and others read the
+/// latter whatever `HOME` says.
+pub fn home_dirs() -> Vec<PathBuf> {
+    let mut homes: Vec<PathBuf> = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
+    let uid = rustix::process::getuid().as_raw();
+    let from_passwd = std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|text| passwd_home(&text, uid));
+    if let Some(home) = from_passwd {
+        if !homes.contains(&home) {
+            homes.push(home);
+        }
+    }
+    homes
+}
+
+/// The home directory of `uid` in passwd(5) text.
+fn passwd_home(text: &str, uid: u32) -> Option<PathBuf> {
+    text.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.len() == 7 && fields[2].parse() == Ok(uid) && fields[5].starts_with('/'))
+            .then(|| PathBuf::from(fields[5]))
+    })
+}
+
 /// Absolute, and with links resolved where the path exists: bwrap binds what a path resolves
 /// to, and the protected-path check compares resolved prefixes.
 pub fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
@@ -169,6 +198,18 @@ pub fn absolute(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_home_directory_is_read_from_passwd_by_uid() {
+        let text = "root:x:0:0:root:/root:/bin/bash\n\
+                    # comment\n\
+                    dev:x:1000:1000:Dev,,,:/home/dev:/bin/zsh\n\
+                    broken:x:1001\n";
+        assert_eq!(passwd_home(text, 1000), Some(PathBuf::from("/home/dev")));
+        assert_eq!(passwd_home(text, 0), Some(PathBuf::from("/root")));
+        assert_eq!(passwd_home(text, 1001), None);
+        assert_eq!(passwd_home(text, 42), None);
+    }
 
     #[test]
     fn proxy_urls_are_split_and_passwords_refused() {

@@ -39,7 +39,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let (outside, inside) = bridge::pair()?;
 
     let cwd = std::env::current_dir()?;
-    let (secrets, protected) = bwrap::existing_sensitive_paths(&home, &cwd);
+    let (secrets, protected) = bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     let plan = Plan {
         cwd,
         allow_write: absolute(&request.allow_write)?,

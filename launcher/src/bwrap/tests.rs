@@ -135,7 +135,7 @@ fn only_existing_sensitive_paths_are_listed_so_none_is_created() {
     let real_profile = cwd.path().join("dotfiles-profile");
     std::fs::write(&real_profile, "").unwrap();
     std::os::unix::fs::symlink(&real_profile, home.path().join(".profile")).unwrap();
-    let (secrets, protected) = existing_sensitive_paths(home.path(), cwd.path());
+    let (secrets, protected) = existing_sensitive_paths(&[home.path().to_path_buf()], cwd.path());
     assert_eq!(
         secrets,
         [
