@@ -344,16 +344,16 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
 fn srt_settings_are_read_and_what_cannot_be_honoured_is_named() {
     let servers = Servers::new();
     let port = servers.http_origin().port();
+    assert_ne!(port, 80, "an ephemeral port, not the default one");
     let work = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join(".secret"), "s3cret").unwrap();
     let settings = work.path().join("srt.json");
     std::fs::write(
         &settings,
-        format!(
-            r#"{{"network": {{"allowedDomains": ["127.0.0.1:{port}"], "allowUnixSockets": ["/var/run/docker.sock"]}},
-                "filesystem": {{"denyRead": ["~/.secret"]}}}}"#
-        ),
+        // No port: in srt that allows every port of the host, and so it must here.
+        r#"{"network": {"allowedDomains": ["127.0.0.1"], "allowUnixSockets": ["/var/run/docker.sock"]},
+            "filesystem": {"denyRead": ["~/.secret"]}}"#,
     )
     .unwrap();
     let script = format!("curl -sS http://127.0.0.1:{port}/hello; cat \"$HOME/.secret\"");

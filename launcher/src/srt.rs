@@ -1,6 +1,7 @@
 //! `--srt-settings FILE`: Anthropic sandbox-runtime's settings, so a team can switch without
 //! rewriting them. Honoured: `network.allowedDomains` / `deniedDomains` (as allow / deny
-//! patterns), `filesystem.denyRead`, `allowWrite`, `denyWrite`. Every other key gets a warning
+//! patterns with srt's meaning — checked against srt 0.0.78's matcher: a bare name is that host
+//! only, `*.name` its subdomains only, and either allows every port unless one is named), `filesystem.denyRead`, `allowWrite`, `denyWrite`. Every other key gets a warning
 //! naming it, never silence.
 
 use std::path::{Path, PathBuf};
@@ -37,7 +38,18 @@ pub fn parse(value: &Value, home: &Path) -> anyhow::Result<SrtSettings> {
             ("network", Some(network)) => {
                 for (name, entry) in network {
                     match name.as_str() {
-                        "allowedDomains" => out.allow = strings(entry, "network.allowedDomains")?,
+                        "allowedDomains" => {
+                            for domain in strings(entry, "network.allowedDomains")? {
+                                match allow_pattern(&domain) {
+                                    Some(pattern) => out.allow.push(pattern),
+                                    None => out.warnings.push(format!(
+                                        "egress-run: --srt-settings: network.allowedDomains {domain:?} \
+                                         (everything) is not honoured: egress-run allows only named \
+                                         destinations"
+                                    )),
+                                }
+                            }
+                        }
                         "deniedDomains" => out.deny = strings(entry, "network.deniedDomains")?,
                         other => out.warnings.push(unhonoured(&format!("network.{other}"))),
                     }
@@ -65,6 +77,32 @@ pub fn parse(value: &Value, home: &Path) -> anyhow::Result<SrtSettings> {
         }
     }
     Ok(out)
+}
+
+/// An srt allow entry as an egress pattern with srt's meaning: a bare name or `*.name` allows
+/// every port in srt (egress's own default is 443 for tunnels and 80 for plain HTTP), so it
+/// gets `:*`; an entry with a port keeps it. `None` for srt's `*`, which allows everything.
+/// Deny entries need no change: an egress deny entry without a port covers every port.
+fn allow_pattern(entry: &str) -> Option<String> {
+    if entry == "*" {
+        return None;
+    }
+    let has_port = if let Some(rest) = entry.strip_prefix('[') {
+        rest.split_once(']')
+            .is_some_and(|(_, after)| after.starts_with(':'))
+    } else {
+        // Two colons or more and no brackets: a bare IPv6 address, never split.
+        entry.matches(':').count() == 1
+    };
+    Some(if has_port {
+        entry.to_string()
+    } else if entry.starts_with('[') {
+        format!("{entry}:*")
+    } else if entry.matches(':').count() > 1 {
+        format!("[{entry}]:*")
+    } else {
+        format!("{entry}:*")
+    })
 }
 
 fn unhonoured(key: &str) -> String {
@@ -118,7 +156,7 @@ mod tests {
         )
         .unwrap();
         let settings = parse(&value, Path::new("/home/dev")).unwrap();
-        assert_eq!(settings.allow, ["github.com", "*.npmjs.org"]);
+        assert_eq!(settings.allow, ["github.com:*", "*.npmjs.org:*"]);
         assert_eq!(settings.deny, ["evil.example"]);
         assert_eq!(settings.deny_read, [PathBuf::from("/home/dev/.ssh")]);
         assert_eq!(
@@ -133,6 +171,33 @@ mod tests {
                 "egress-run: --srt-settings: network.allowLocalBinding is not honoured by egress-run and is ignored",
                 "egress-run: --srt-settings: network.allowUnixSockets is not honoured by egress-run and is ignored",
             ]
+        );
+    }
+
+    #[test]
+    fn allowed_domains_keep_srts_meaning_every_port_unless_one_is_named() {
+        for (srt, egress) in [
+            ("example.com", "example.com:*"),
+            ("*.example.com", "*.example.com:*"),
+            ("example.com:8443", "example.com:8443"),
+            ("10.1.2.3", "10.1.2.3:*"),
+            ("[::1]", "[::1]:*"),
+            ("[2001:db8::1]:443", "[2001:db8::1]:443"),
+            ("2001:db8::1", "[2001:db8::1]:*"),
+            ("localhost", "localhost:*"),
+        ] {
+            let pattern = allow_pattern(srt).unwrap();
+            assert_eq!(pattern, egress, "{srt}");
+            assert!(egress_config::Pattern::parse(&pattern).is_ok(), "{pattern}");
+        }
+        assert_eq!(allow_pattern("*"), None);
+        let value: Value =
+            serde_json::from_str(r#"{"network": {"allowedDomains": ["*", "a.example"]}}"#).unwrap();
+        let settings = parse(&value, Path::new("/h")).unwrap();
+        assert_eq!(settings.allow, ["a.example:*"]);
+        assert_eq!(
+            settings.warnings,
+            ["egress-run: --srt-settings: network.allowedDomains \"*\" (everything) is not honoured: egress-run allows only named destinations"]
         );
     }
 
