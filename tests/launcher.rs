@@ -1043,7 +1043,7 @@ fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside(
 }
 
 #[test]
-fn with_proxy_and_no_credentials_the_clients_requests_reach_it_as_they_are() {
+fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_answer() {
     use squid::{Squid, SquidOptions};
     let servers = Servers::new();
     let port = servers.http_origin().port();
@@ -1064,6 +1064,35 @@ fn with_proxy_and_no_credentials_the_clients_requests_reach_it_as_they_are() {
     assert_eq!(
         (entries[0].method.as_str(), entries[0].user.as_str()),
         ("GET", "-")
+    );
+    // A proxy that is not there: an answer naming the cause, over HTTP and SOCKS5 alike, and a
+    // summary at exit; never a hang or a bare reset.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let script = format!(
+        "curl -s -i http://allowed.test:{port}/hello; \
+         curl -s --socks5-hostname 127.0.0.1:3128 http://allowed.test:{port}/hello; echo \"socks5 exit $?\""
+    );
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["--proxy", &format!("http://{dead_addr}")],
+        &script,
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("HTTP/1.1 502"), "{stdout}");
+    assert!(
+        stdout.contains("X-Egress-Error: upstream-unreachable"),
+        "{stdout}"
+    );
+    // curl's exit 97: the SOCKS5 server replied with a failure (not a connection error).
+    assert!(stdout.ends_with("socks5 exit 97\n"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "egress-run: blocked allowed.test:{port} (upstream-unreachable)"
+        )),
+        "{out:?}"
     );
     // A policy of egress-run's own would be ignored with --proxy: refused instead.
     let out = run_in(

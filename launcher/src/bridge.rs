@@ -1,8 +1,8 @@
 //! The only way out of the sandbox: a `SOCK_SEQPACKET` socket pair between egress-run's two
 //! halves, made before bubblewrap starts and inherited by the inner half. Inside, egress-run
 //! accepts each connection on the sandbox's 127.0.0.1:3128 and passes the accepted socket itself
-//! out over the pair (`SCM_RIGHTS`); outside, the embedded proxy serves that socket directly, or
-//! it is relayed to a running proxy. No socket file, no directory, nothing to sweep after a
+//! out over the pair (`SCM_RIGHTS`); outside, the embedded proxy serves that socket directly. No
+//! socket file, no directory, nothing to sweep after a
 //! `kill -9`, no socat — and, with the embedded proxy, no listening port on the host at all.
 
 use std::io::{self, IoSlice, IoSliceMut};
@@ -127,14 +127,6 @@ fn as_tcp(fd: OwnedFd) -> Option<(TcpStream, SocketAddr)> {
     std_stream.set_nonblocking(true).ok()?;
     let stream = TcpStream::from_std(std_stream).ok()?;
     Some((stream, peer))
-}
-
-/// Outside, with a proxy that is already running: relays `stream` to it.
-pub async fn relay_to(proxy: SocketAddr, mut stream: TcpStream) {
-    if let Ok(mut upstream) = TcpStream::connect(proxy).await {
-        let _ = upstream.set_nodelay(true);
-        let _ = tokio::io::copy_bidirectional(&mut stream, &mut upstream).await;
-    }
 }
 
 #[cfg(test)]

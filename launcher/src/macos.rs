@@ -10,7 +10,7 @@ use anyhow::Context;
 use egress_config::ListenerProtocols;
 use egress_proxy::{BoundListener, ProxyState};
 
-use crate::request::{absolute, prepare, Proxy, Request};
+use crate::request::{absolute, prepare, Request};
 use crate::seatbelt::{self, SeatbeltPlan};
 use crate::summary::Blocked;
 use crate::{bwrap, env};
@@ -19,20 +19,15 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     if request.srt_settings.is_some() {
         anyhow::bail!("--srt-settings is not supported on macOS yet");
     }
-    let proxy = prepare(&request)?;
+    let config = prepare(&request)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     let blocked = Blocked::default();
-    let port = match proxy {
-        Proxy::Running(addr) => addr.port(),
-        Proxy::Embedded(config) => {
-            let observer = blocked.clone();
-            egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
-            runtime.block_on(start_embedded(&config))?.port()
-        }
-    };
+    let observer = blocked.clone();
+    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    let port = runtime.block_on(start_embedded(&config))?.port();
     let cwd = std::env::current_dir()?;
     let (mut secrets, _protected) =
         bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);

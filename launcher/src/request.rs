@@ -2,10 +2,9 @@
 //! the proxy (a policy that loads, or a proxy URL that parses) and absolute paths.
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 
 use crate::policy;
 
@@ -30,14 +29,12 @@ pub struct Request {
 /// the sandbox's environment: the command never sees it.
 pub const PASSWORD_ENV: &str = "EGRESS_PROXY_PASSWORD";
 
-/// The proxy the request names, checked: a policy that loads, or a proxy URL that parses.
-pub fn prepare(request: &Request) -> anyhow::Result<Proxy> {
+/// The configuration of egress-run's own proxy, which every connection from the sandbox goes
+/// to (on Linux it has no listening port): the policy's (a file, the built-in one, or
+/// `--allow`/`--deny`), or a forwarder to `--proxy`. Checked: it loads, or the URL parses.
+pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     let Some(url) = &request.proxy else {
-        return Ok(Proxy::Embedded(Box::new(policy::build(
-            request.policy.as_deref(),
-            &request.allow,
-            &request.deny,
-        )?)));
+        return policy::build(request.policy.as_deref(), &request.allow, &request.deny);
     };
     if request.policy.is_some() || !request.allow.is_empty() || !request.deny.is_empty() {
         bail!(
@@ -45,29 +42,28 @@ pub fn prepare(request: &Request) -> anyhow::Result<Proxy> {
              --deny are for egress-run's own proxy"
         );
     }
-    let target = ProxyUrl::parse(url)?;
-    if target.user.is_none() && target.scheme == "http" {
-        return Ok(Proxy::Running(target.addr()?));
-    }
-    Ok(Proxy::Embedded(Box::new(chained_config(
-        url,
+    chained_config(
+        &ProxyUrl::parse(url)?,
         request.proxy_password_file.as_deref(),
-        target.user.is_some(),
-    )?)))
+    )
 }
 
-/// The embedded proxy as a pure forwarder to `url`, which does the filtering: every request
+/// The embedded proxy as a pure forwarder to `target`, which does the filtering: every request
 /// goes through (report mode, no address guard, no SNI check of its own) to that one parent,
-/// with its user's password (`password_file`, else `PASSWORD_ENV`). Used when the parent needs
-/// credentials or speaks SOCKS5, which the sandbox's clients cannot be handed over to as they
-/// are.
+/// with its user's password (`password_file`, else `PASSWORD_ENV`). Through the embedded proxy
+/// rather than byte for byte, so that a parent that is down or refuses gets the same clear
+/// answers as anywhere else (502 `upstream-unreachable`, SOCKS5 replies), a SOCKS5 parent
+/// serves HTTP clients too, and the password never enters the sandbox.
 fn chained_config(
-    url: &str,
+    target: &ProxyUrl<'_>,
     password_file: Option<&std::path::Path>,
-    has_user: bool,
 ) -> anyhow::Result<egress_config::Config> {
+    let url = match target.user {
+        Some(user) => format!("{}://{user}@{}", target.scheme, target.host_port),
+        None => format!("{}://{}", target.scheme, target.host_port),
+    };
     let mut upstream = serde_json::json!({ "url": url });
-    if has_user {
+    if target.user.is_some() {
         match password_file {
             Some(path) => upstream["password_file"] = path.to_string_lossy().into(),
             None if std::env::var_os(PASSWORD_ENV).is_some() => {
@@ -90,16 +86,6 @@ fn chained_config(
         "route": { "default": "proxy" },
     });
     egress_config::load_str(&config.to_string(), "--proxy").map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-/// Where the sandbox's connections go.
-#[derive(Debug)]
-pub enum Proxy {
-    /// A proxy in this process, from this configuration; it has no listening port.
-    Embedded(Box<egress_config::Config>),
-    /// A proxy already running at this address, which takes the clients' own requests as they
-    /// are (an egress-proxy, or any HTTP proxy that needs no credentials).
-    Running(SocketAddr),
 }
 
 /// `--proxy [http://|socks5://][USER@]HOST:PORT`, checked: no password in it (it would show
@@ -137,15 +123,6 @@ impl<'a> ProxyUrl<'a> {
             user,
             host_port,
         })
-    }
-
-    fn addr(&self) -> anyhow::Result<SocketAddr> {
-        use std::net::ToSocketAddrs;
-        self.host_port
-            .to_socket_addrs()
-            .with_context(|| format!("--proxy {}", self.host_port))?
-            .next()
-            .with_context(|| format!("--proxy {}: no address", self.host_port))
     }
 }
 

@@ -15,7 +15,7 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
-use crate::request::{absolute, prepare, Proxy, Request};
+use crate::request::{absolute, prepare, Request};
 use crate::summary::Blocked;
 use crate::{bridge, env, seccomp};
 
@@ -105,7 +105,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             .build()?;
         Ok((proxy, runtime))
     });
-    let (proxy, runtime) = match prepared {
+    let (config, runtime) = match prepared {
         Ok(ready) => ready,
         Err(error) => {
             drop(outside); // the inner half sees the bridge close and exits without the command
@@ -114,13 +114,11 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         }
     };
     let blocked = Blocked::default();
-    if matches!(proxy, Proxy::Embedded(_)) {
-        let observer = blocked.clone();
-        egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
-    }
+    let observer = blocked.clone();
+    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
     // Fails only when the sandbox is already gone; the exit status below then says why.
     let _ = bridge::send_go(&outside);
-    runtime.spawn(serve(outside, proxy));
+    runtime.spawn(serve(outside, config));
     let sandbox_pid = read_child_pid(info_read);
     if let Some(pid) = sandbox_pid.and_then(rustix::process::Pid::from_raw) {
         runtime.spawn(crate::signals::forward(pid));
@@ -145,27 +143,18 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     Ok(crate::signals::exit_code(status))
 }
 
-/// Serves the sandbox's connections from the bridge until the inner half closes it.
-async fn serve(outside: std::os::fd::OwnedFd, proxy: Proxy) {
-    match proxy {
-        Proxy::Embedded(config) => {
-            let state = ProxyState::new(&config);
-            let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
-            // No listeners: `run` only keeps the parents' health probes going.
-            tokio::spawn(egress_proxy::run(
-                Vec::new(),
-                state,
-                std::future::pending::<()>(),
-            ));
-            bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
-        }
-        Proxy::Running(addr) => {
-            bridge::receive(outside, |stream, _| {
-                tokio::spawn(bridge::relay_to(addr, stream));
-            })
-            .await;
-        }
-    }
+/// Serves the sandbox's connections from the bridge until the inner half closes it: each
+/// accepted socket goes straight to the proxy, as if the proxy had accepted it itself.
+async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
+    let state = ProxyState::new(&config);
+    let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
+    // No listeners: `run` only keeps the parents' health probes going.
+    tokio::spawn(egress_proxy::run(
+        Vec::new(),
+        state,
+        std::future::pending::<()>(),
+    ));
+    bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
 }
 
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed
