@@ -4,8 +4,8 @@
 # and /run, the working directory), and against srt (@anthropic-ai/sandbox-runtime, from npm,
 # when npm is there). ROUNDS hyperfine runs (default 3) of RUNS each (default 100), interleaved
 # so a noisy machine hits every contender alike; prints the median of the rounds' medians and
-# the ratio to bare bwrap. Installs bubblewrap and hyperfine when missing (and srt's socat and
-# ripgrep).
+# the ratio to bare bwrap. Also egress-run linked statically (STATIC=0 leaves it out). Installs
+# bubblewrap and hyperfine when missing (and srt's socat and ripgrep).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${RUNS:-100}"
@@ -20,6 +20,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 cargo build --release -q -p egress-run
+# The same binary linked statically (glibc's static-pie): no shared objects to load and bind at
+# each of its two starts. Not the default build, so reported as a row of its own; STATIC=0
+# leaves it out.
+host=$(rustc -vV | sed -n 's/^host: //p')
+static_exe=""
+if [ "${STATIC:-1}" = 1 ] && [[ "$host" == *-linux-gnu ]]; then
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release -q -p egress-run \
+    --target "$host" --target-dir target/static 2>/dev/null
+  static_exe="$PWD/target/static/$host/release/egress-run"
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mounts="bwrap --unshare-user --unshare-pid --unshare-ipc --unshare-uts --unshare-net --unshare-cgroup-try --die-with-parent --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --tmpfs /run --bind $work $work --chdir $work --as-pid-1 true"
@@ -29,6 +39,10 @@ commands=(
   "$PWD/target/release/egress-run -q -- true"
 )
 names=(bwrap "bwrap + egress-run's mounts" egress-run)
+if [ -n "$static_exe" ]; then
+  commands+=("$static_exe -q -- true")
+  names+=("egress-run, static build")
+fi
 srt=""
 if command -v npm >/dev/null 2>&1 && (cd "$work" && npm install -s --no-audit --no-fund @anthropic-ai/sandbox-runtime >/dev/null 2>&1); then
   srt="$work/node_modules/.bin/srt true"

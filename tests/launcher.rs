@@ -98,10 +98,14 @@ fn every_way_around_the_proxy_fails_from_inside() {
     std::fs::write(home.path().join(".ssh/id_rsa"), "PRIVATE KEY").unwrap();
     std::fs::write(work.path().join(".env"), "TOKEN=secret").unwrap();
     std::fs::create_dir_all(work.path().join(".git/hooks")).unwrap();
-    // A Unix socket of the host's, which a sandboxed command must not reach.
-    let sock_dir = tempfile::tempdir().unwrap();
+    // Unix sockets of the host's, stream and datagram, which a sandboxed command must not reach.
+    // Under /var/tmp, which the sandbox sees (its /tmp is private), so only the filter stops it.
+    let sock_dir = tempfile::tempdir_in("/var/tmp").unwrap();
     let host_socket = sock_dir.path().join("host.sock");
     let _listener = std::os::unix::net::UnixListener::bind(&host_socket).unwrap();
+    let host_dgram = sock_dir.path().join("host.dgram");
+    let dgram = std::os::unix::net::UnixDatagram::bind(&host_dgram).unwrap();
+    dgram.set_nonblocking(true).unwrap();
     // Outside /tmp (which is private inside) and outside the working tree: read-only there.
     let outside = tempfile::tempdir_in("/var/tmp").unwrap();
     let py = |code: &str| format!("python3 -c \"{code}\"");
@@ -115,6 +119,18 @@ fn every_way_around_the_proxy_fails_from_inside() {
         (
             "connect() to a host Unix socket",
             py(&format!("import socket; s=socket.socket(socket.AF_UNIX); s.connect('{}')", host_socket.display())),
+        ),
+        (
+            "sending to a host datagram socket from a socket pair",
+            py(&format!("import socket; a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM); a.sendto(b'x', '{}')", host_dgram.display())),
+        ),
+        (
+            "an AF_VSOCK socket (to a VM's host)",
+            py("import socket; socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)"),
+        ),
+        (
+            "an AF_PACKET socket",
+            py("import socket; socket.socket(socket.AF_PACKET, socket.SOCK_RAW)"),
         ),
         ("reading ~/.ssh/id_rsa", "cat \"$HOME/.ssh/id_rsa\"".into()),
         ("reading .env in the working tree", "grep -q secret .env".into()),
@@ -134,8 +150,14 @@ fn every_way_around_the_proxy_fails_from_inside() {
             py("import ctypes, os, sys; libc=ctypes.CDLL(None); p=os.pidfd_open(1); sys.exit(0 if any(libc.syscall(438, p, fd, 0) >= 0 for fd in range(3, 64)) else 1)"),
         ),
         (
-            "ptrace",
+            "ptrace of PID 1",
             py("import ctypes; libc=ctypes.CDLL(None); import sys; sys.exit(0 if libc.ptrace(16, 1, 0, 0) == 0 else 1)"),
+        ),
+        (
+            // A child of the script's own: even a Yama-restricted kernel would allow this, so
+            // only the filter can refuse it.
+            "ptrace of the command's own child",
+            py("import ctypes, os, sys, time; libc=ctypes.CDLL(None); pid=os.fork()\nif pid == 0: time.sleep(5); os._exit(0)\nok = libc.ptrace(16, pid, 0, 0) == 0; os.kill(pid, 9); sys.exit(0 if ok else 1)"),
         ),
     ];
     for (what, script) in &attempts {
@@ -171,6 +193,11 @@ fn every_way_around_the_proxy_fails_from_inside() {
     );
     assert!(!outside.path().join("planted").exists());
     assert!(!work.path().join(".git/hooks/pre-commit").exists());
+    let mut buf = [0u8; 8];
+    assert!(
+        dgram.recv(&mut buf).is_err(),
+        "nothing reached the host's datagram socket"
+    );
 }
 
 #[test]
@@ -969,7 +996,7 @@ fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside(
         "curl -s http://allowed.test:{port}/hello; \
          curl -s --socks5-hostname 127.0.0.1:3128 http://allowed.test:{port}/hello; \
          curl -s -i http://x.denied-by-squid.test:{port}/hello; \
-         env; tr '\\0' ' ' </proc/1/cmdline"
+         env; tr '\\0' ' ' </proc/1/cmdline; cat /proc/1/environ"
     );
     let out = run(&[], Some(PASSWORD), &script);
     let stdout = text(&out.stdout);
@@ -1007,17 +1034,50 @@ fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside(
     );
     assert_eq!(entries[1].url, format!("allowed.test:{port}"));
 
-    // The password from a file instead.
-    let secrets = tempfile::tempdir().unwrap();
+    // The password from a file instead: one the sandbox could see (under /var/tmp; its /tmp is
+    // private), so it must be masked there.
+    let secrets = tempfile::tempdir_in("/var/tmp").unwrap();
     let file = secrets.path().join("proxy-password");
     std::fs::write(&file, format!("{PASSWORD}\n")).unwrap();
-    let hello = format!("curl -s http://allowed.test:{port}/hello");
+    let script = format!(
+        "curl -s http://allowed.test:{port}/hello; cat {} /proc/1/environ",
+        file.display()
+    );
     let out = run(
         &["--proxy-password-file", file.to_str().unwrap()],
         None,
-        &hello,
+        &script,
     );
-    assert_eq!(text(&out.stdout), "hello from origin\n", "{out:?}");
+    assert!(
+        text(&out.stdout).starts_with("hello from origin\n"),
+        "{out:?}"
+    );
+    assert!(!text(&out.stdout).contains(PASSWORD), "{out:?}");
+
+    // A policy file's own parent with a password file: masked too.
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "allow: [\"allowed.test:*\"]\nupstreams:\n  corp:\n    url: http://agent@{}\n    password_file: {}\nroute:\n  default: corp\n",
+            squid.addr,
+            file.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(egress_run())
+        .args(["-q", "--policy", policy.to_str().unwrap(), "--"])
+        .args(["sh", "-c", &script])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stdout).starts_with("hello from origin\n"),
+        "{out:?}"
+    );
+    assert!(!text(&out.stdout).contains(PASSWORD), "{out:?}");
 
     // A wrong password: Squid's 407 reaches the command as egress's 502 with the reason.
     let out = run(
@@ -1104,5 +1164,76 @@ fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_a
     assert_eq!(out.status.code(), Some(125));
     assert!(
         text(&out.stderr).contains("--policy, --allow and --deny are for egress-run's own proxy")
+    );
+}
+
+#[test]
+fn descriptors_left_open_by_egress_runs_caller_do_not_reach_the_command() {
+    let work = tempfile::tempdir().unwrap();
+    // The caller holds fd 7 open (here a file; it could be a connected socket) and runs
+    // egress-run; the command must see only its standard streams.
+    let script = format!(
+        "exec 7</etc/hostname; ls /proc/self/fd; echo --; {} -q -- ls /proc/self/fd",
+        egress_run()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    let (outside, inside) = stdout.split_once("--\n").unwrap();
+    assert!(outside.lines().any(|fd| fd == "7"), "the control: {stdout}");
+    // ls's own directory descriptor is 3.
+    assert_eq!(inside, "0\n1\n2\n3\n", "{out:?}");
+}
+
+#[test]
+fn a_command_that_is_not_there_exits_127_as_in_a_shell() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(egress_run())
+        .args(["-q", "--", "no-such-command-egress"])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(
+        text(&out.stderr).starts_with("egress-run: cannot run no-such-command-egress: "),
+        "{out:?}"
+    );
+    let script = work.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = Command::new(egress_run())
+        .args(["-q", "--"])
+        .arg(&script)
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+}
+
+#[test]
+fn srt_settings_with_no_allowed_domains_allow_nothing_not_the_built_in_list() {
+    let work = tempfile::tempdir().unwrap();
+    let settings = work.path().join("srt.json");
+    std::fs::write(&settings, r#"{"network": {"allowedDomains": []}}"#).unwrap();
+    // github.com is in the built-in list: it must be refused by the policy, before any lookup.
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--srt-settings", settings.to_str().unwrap()],
+        "curl -s -o /dev/null -D - https://github.com/",
+    );
+    let stdout = text(&out.stdout);
+    assert!(stdout.starts_with("HTTP/1.1 403"), "{out:?}");
+    assert!(
+        stdout.contains("X-Egress-Error: not-allowlisted"),
+        "{out:?}"
     );
 }

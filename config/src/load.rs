@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::raw::{RawFile, UpstreamName, HINT_SEPARATOR};
+use crate::raw::{FileSecret, RawFile, UpstreamName, HINT_SEPARATOR};
 use crate::settings::{
     AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts,
     TlsInspection,
@@ -338,10 +338,11 @@ fn compile(raw: RawFile, origin: &str) -> Config {
             .into_iter()
             .map(|(name, raw)| {
                 let url = raw.url.0;
-                let password = url
-                    .password
-                    .or(raw.password_env.map(|e| e.0))
-                    .or(raw.password_file.map(|f| f.0));
+                let (from_file, password_file) = match raw.password_file {
+                    Some(FileSecret(secret, path)) => (Some(secret), Some(path)),
+                    None => (None, None),
+                };
+                let password = url.password.or(raw.password_env.map(|e| e.0)).or(from_file);
                 Upstream {
                     name: name.0,
                     kind: url.kind,
@@ -349,6 +350,7 @@ fn compile(raw: RawFile, origin: &str) -> Config {
                     port: url.port,
                     user: url.user,
                     password,
+                    password_file,
                     fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
                     health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
                 }

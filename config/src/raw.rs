@@ -258,8 +258,9 @@ impl<'de> Deserialize<'de> for EnvSecret {
 }
 
 /// `password_file: PATH`: the password is the file's content (one trailing newline dropped).
+/// The path is kept too: egress-run hides it from the commands it sandboxes.
 #[derive(Debug)]
-pub struct FileSecret(pub Secret);
+pub struct FileSecret(pub Secret, pub std::path::PathBuf);
 
 impl<'de> Deserialize<'de> for FileSecret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -271,7 +272,7 @@ impl<'de> Deserialize<'de> for FileSecret {
                     if value.is_empty() {
                         Err(format!("password file {path:?} is empty"))
                     } else {
-                        Ok(FileSecret(Secret::new(value)))
+                        Ok(FileSecret(Secret::new(value), path.into()))
                     }
                 }
                 Err(e) => Err(format!("cannot read password file {path:?}: {e}")),

@@ -62,6 +62,9 @@ pub struct Upstream {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// The file the password was read from (`password_file`), for what must keep it private:
+    /// egress-run masks it inside its sandbox.
+    pub password_file: Option<std::path::PathBuf>,
     /// Tried in this order when this parent is down or unreachable.
     pub fallback: Vec<String>,
     /// How often a parent is probed (a TCP connect) to mark it up or down.

@@ -42,7 +42,13 @@ pub fn send_go(control: impl AsFd) -> io::Result<()> {
 /// refused the request, or died): the command must not run.
 pub fn wait_for_go(control: impl AsFd) -> bool {
     let mut byte = [0u8; 1];
-    matches!(rustix::net::recv(control, &mut byte, RecvFlags::empty()), Ok((1, _)) if byte[0] == GO)
+    loop {
+        match rustix::net::recv(&control, &mut byte, RecvFlags::empty()) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok((1, _)) => return byte[0] == GO,
+            _ => return false,
+        }
+    }
 }
 
 /// Inside: passes `stream` out through `control`. One message, one byte, one descriptor; the
@@ -80,6 +86,7 @@ pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(TcpStream, Socket
             .async_io(tokio::io::Interest::READABLE, || receive_one(&control))
             .await;
         match received {
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Ok(Some(fd)) => {
                 if let Some((stream, peer)) = as_tcp(fd) {
                     deliver(stream, peer);
@@ -122,6 +129,14 @@ fn receive_one(control: &impl AsFd) -> io::Result<Option<OwnedFd>> {
 
 /// The descriptor as a connected TCP stream, or `None` (and closed) if it is anything else.
 fn as_tcp(fd: OwnedFd) -> Option<(TcpStream, SocketAddr)> {
+    use rustix::net::sockopt;
+    let inet = matches!(
+        sockopt::socket_domain(&fd),
+        Ok(AddressFamily::INET | AddressFamily::INET6)
+    );
+    if !inet || sockopt::socket_type(&fd).ok()? != SocketType::STREAM {
+        return None;
+    }
     let std_stream = std::net::TcpStream::from(fd);
     let peer = std_stream.peer_addr().ok()?;
     std_stream.set_nonblocking(true).ok()?;
@@ -140,9 +155,12 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        // Not a TCP socket: a pipe end. It must be dropped, not delivered.
+        // Not a TCP socket: a pipe end, and a connected UDP socket. Dropped, not delivered.
         let (pipe_read, _pipe_write) = rustix::pipe::pipe().unwrap();
         pass_out(&inside, &pipe_read).unwrap();
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.connect(addr).unwrap();
+        pass_out(&inside, &udp).unwrap();
         pass_out(&inside, &accepted).unwrap();
         drop(accepted);
         drop(inside);

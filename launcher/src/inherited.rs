@@ -1,6 +1,7 @@
-//! The one descriptor egress-run's inner half inherits by number: its end of the bridge (see
-//! `bridge`). The only `unsafe` in the launcher: taking ownership of a raw descriptor number
-//! has no safe form in std or rustix.
+//! Descriptors egress-run's inner half inherits: its end of the bridge (see `bridge`), taken by
+//! number, and whatever else egress-run's own caller left open, which must not reach the
+//! command. The only `unsafe` in the launcher: taking ownership of a raw descriptor number, and
+//! marking descriptors nobody owns, have no safe form in std or rustix.
 
 #![allow(unsafe_code)]
 
@@ -35,4 +36,35 @@ pub fn bridge_end(raw: RawFd) -> io::Result<OwnedFd> {
         ));
     }
     Ok(fd)
+}
+
+/// Marks every descriptor from 3 up close-on-exec, so nothing egress-run's caller left open (a
+/// connected socket, an IPC channel, a `LISTEN_FDS` socket) reaches the command: it gets stdin,
+/// stdout and stderr, and makes the rest itself.
+pub fn close_on_exec_from_3() -> io::Result<()> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_CLOEXEC only sets a flag on open descriptors; it
+    // takes no pointers and closes nothing.
+    let done = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if done == 0 {
+        return Ok(());
+    }
+    // Kernels before 5.11: one by one, from the list the kernel keeps.
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd >= 3)
+        .collect();
+    for fd in open {
+        // SAFETY: F_SETFD on a number takes no pointers; a number that was the directory
+        // listing's own descriptor, closed since, fails with EBADF, which is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
 }

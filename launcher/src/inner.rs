@@ -31,11 +31,27 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
     if !bridge::wait_for_go(&control) {
         return Ok(ExitCode::from(125));
     }
+    inherited::close_on_exec_from_3().context("marking inherited descriptors close-on-exec")?;
+    // Not dumpable: a command that can write /proc/1/mem (where Yama allows it) cannot take over
+    // this process and its bridge. The command itself is dumpable again after its exec.
+    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
     std::thread::spawn(move || pass_connections_out(&listener, &control));
-    let mut child = command_for(program)
-        .args(args)
-        .spawn()
-        .with_context(|| format!("cannot run {}", program.to_string_lossy()))?;
+    let mut child = match command_for(program).args(args).spawn() {
+        Ok(child) => child,
+        // As shells report them: 127 not found, 126 found but not runnable.
+        Err(error) => {
+            eprintln!(
+                "egress-run: cannot run {}: {error}",
+                program.to_string_lossy()
+            );
+            let code = if error.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            return Ok(ExitCode::from(code));
+        }
+    };
     let pid = rustix::process::Pid::from_child(&child);
     std::thread::spawn(move || {
         for signal in signals.forever() {
@@ -69,7 +85,6 @@ fn command_for(program: &std::ffi::OsStr) -> std::process::Command {
 /// pick it; `None` for a name with a slash (used as it is) or one found nowhere.
 fn find_on_path(program: &std::ffi::OsStr, path: &std::ffi::OsStr) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::PermissionsExt;
     if program.is_empty() || program.as_bytes().contains(&b'/') {
         return None;
     }
@@ -84,18 +99,46 @@ fn find_on_path(program: &std::ffi::OsStr, path: &std::ffi::OsStr) -> Option<Pat
         })
         .map(|dir| dir.join(program))
         .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            // As execvp: a regular file this user may execute (its permission class, noexec
+            // mounts); anything else, go on to the next directory.
+            std::fs::metadata(candidate).is_ok_and(|m| m.is_file())
+                && rustix::fs::accessat(
+                    rustix::fs::CWD,
+                    candidate,
+                    rustix::fs::Access::EXEC_OK,
+                    rustix::fs::AtFlags::EACCESS,
+                )
+                .is_ok()
         })
 }
 
 /// Accepts until the outer half is gone; each accepted socket is passed out and closed here.
 fn pass_connections_out(listener: &TcpListener, control: &OwnedFd) {
-    for accepted in listener.incoming() {
-        let Ok(stream) = accepted else { continue };
-        if bridge::pass_out(control, &stream).is_err() {
+    use std::io::ErrorKind;
+    loop {
+        let stream = match listener.accept() {
+            Ok((stream, _)) => stream,
+            Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => {
+                // Out of descriptors or memory: accepting again at once would spin.
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        match bridge::pass_out(control, &stream) {
+            Ok(()) => {}
             // The outer half is gone (it died or is exiting): nothing can leave the sandbox.
-            return;
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    ErrorKind::BrokenPipe | ErrorKind::ConnectionReset | ErrorKind::NotConnected
+                ) =>
+            {
+                return
+            }
+            // Anything else (ENOBUFS, ETOOMANYREFS) costs this connection only; dropping it
+            // closes it, so the client sees the failure at once.
+            Err(_) => {}
         }
     }
 }

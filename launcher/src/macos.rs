@@ -10,7 +10,7 @@ use anyhow::Context;
 use egress_config::ListenerProtocols;
 use egress_proxy::{BoundListener, ProxyState};
 
-use crate::request::{absolute, prepare, Request};
+use crate::request::{absolute, password_files, prepare, Request};
 use crate::seatbelt::{self, SeatbeltPlan};
 use crate::summary::Blocked;
 use crate::{bwrap, env};
@@ -32,6 +32,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     let (mut secrets, _protected) =
         bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     secrets.extend(absolute(&request.deny_read)?);
+    secrets.extend(password_files(&request, Some(&config))?);
     let mut writable = Vec::new();
     if !request.read_only {
         writable.push(cwd);

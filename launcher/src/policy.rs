@@ -6,10 +6,18 @@ use std::path::Path;
 use anyhow::{anyhow, Context};
 use egress_config::{Config, Pattern, Policy};
 
-pub fn build(file: Option<&Path>, allow: &[String], deny: &[String]) -> anyhow::Result<Config> {
+/// `only_named`: the entries are the whole list even when there are none (srt settings: an
+/// empty `allowedDomains` means no network, never the built-in list).
+pub fn build(
+    file: Option<&Path>,
+    allow: &[String],
+    deny: &[String],
+    only_named: bool,
+) -> anyhow::Result<Config> {
+    let named = !allow.is_empty() || !deny.is_empty() || only_named;
     let mut config = match file {
         Some(path) => egress_config::load_file(path).map_err(|e| anyhow!("{e}"))?,
-        None if allow.is_empty() && deny.is_empty() => egress_config::default_config(),
+        None if !named => egress_config::default_config(),
         // Only what the command line names: `--allow` means "this, and nothing else".
         None => egress_config::load_str("", "<command line>").map_err(|e| anyhow!("{e}"))?,
     };

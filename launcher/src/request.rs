@@ -34,7 +34,12 @@ pub const PASSWORD_ENV: &str = "EGRESS_PROXY_PASSWORD";
 /// `--allow`/`--deny`), or a forwarder to `--proxy`. Checked: it loads, or the URL parses.
 pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     let Some(url) = &request.proxy else {
-        return policy::build(request.policy.as_deref(), &request.allow, &request.deny);
+        return policy::build(
+            request.policy.as_deref(),
+            &request.allow,
+            &request.deny,
+            request.srt_settings.is_some(),
+        );
     };
     if request.policy.is_some() || !request.allow.is_empty() || !request.deny.is_empty() {
         bail!(
@@ -124,6 +129,20 @@ impl<'a> ProxyUrl<'a> {
             host_port,
         })
     }
+}
+
+/// Files holding proxy passwords, which the sandbox must not read: `--proxy-password-file`, and
+/// every upstream's `password_file` in `config` (a `--policy` file may name them).
+pub fn password_files(
+    request: &Request,
+    config: Option<&egress_config::Config>,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let named = request.proxy_password_file.iter().cloned();
+    let in_config = config
+        .into_iter()
+        .flat_map(|c| &c.routing.upstreams)
+        .filter_map(|u| u.password_file.clone());
+    absolute(&named.chain(in_config).collect::<Vec<_>>())
 }
 
 /// The home directories whose secrets are masked: `$HOME`, and the user's home in the password

@@ -15,12 +15,13 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
-use crate::request::{absolute, prepare, Request};
+use crate::request::{absolute, password_files, prepare, Request};
 use crate::summary::Blocked;
 use crate::{bridge, env, seccomp};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
+    raise_open_files_limit();
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
@@ -38,12 +39,20 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     let (outside, inside) = bridge::pair()?;
 
+    // A policy file may name password files, which must be masked: it is read before the
+    // sandbox is built. Without one, the policy loads while bwrap works (see below).
+    let early = match request.policy {
+        Some(_) => Some(prepare(&request)?),
+        None => None,
+    };
+    let mut deny_read = absolute(&request.deny_read)?;
+    deny_read.extend(password_files(&request, early.as_ref())?);
     let cwd = std::env::current_dir()?;
     let (secrets, protected) = bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     let plan = Plan {
         cwd,
         allow_write: absolute(&request.allow_write)?,
-        deny_read: absolute(&request.deny_read)?,
+        deny_read,
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
         self_exe: std::env::current_exe()?,
@@ -98,13 +107,15 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     // While bubblewrap builds the sandbox (most of the start-up time), the policy is loaded and
     // the proxy started; the inner half starts the command only once told to go, so a bad
     // policy or proxy URL means no command runs at all.
-    let prepared = prepare(&request).and_then(|proxy| {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()?;
-        Ok((proxy, runtime))
-    });
+    let prepared = early
+        .map_or_else(|| prepare(&request), Ok)
+        .and_then(|proxy| {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()?;
+            Ok((proxy, runtime))
+        });
     let (config, runtime) = match prepared {
         Ok(ready) => ready,
         Err(error) => {
@@ -131,7 +142,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     if sandbox_pid.is_none() {
         bail!(
-            "bubblewrap could not create the sandbox (exit {:?}). If it said \"No permissions to create new namespace\" \
+            "bubblewrap could not create the sandbox (exit {:?}); its own message is above. egress-run needs bubblewrap 0.5 or newer. \
+             If it said \"No permissions to create new namespace\" \
              or \"Operation not permitted\", unprivileged user namespaces are off: \
              sysctl kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ \
              sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap",
@@ -155,6 +167,27 @@ async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
         std::future::pending::<()>(),
     ));
     bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
+}
+
+/// Each connection from the sandbox holds two descriptors in this process (the client's and
+/// the destination's): the usual soft limit of 1024 would run out before the proxy's own
+/// per-client cap (512) and refuse connections with a reset instead of an answer. Raised to a
+/// bound, not to the hard limit: the command inherits it, and some programs loop over every
+/// descriptor number up to it.
+fn raise_open_files_limit() {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    const WANTED: u64 = 8192;
+    let limit = getrlimit(Resource::Nofile);
+    let target = limit.maximum.map_or(WANTED, |hard| hard.min(WANTED));
+    if limit.current.is_some_and(|soft| soft < target) {
+        let _ = setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: limit.maximum,
+            },
+        );
+    }
 }
 
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed

@@ -1,6 +1,8 @@
 //! The seccomp filter a sandboxed command runs under (after `no_new_privs`). It refuses, with
-//! EPERM, what would open a way around the proxy or into other processes: new Unix-domain
-//! sockets (a host daemon's socket could carry traffic out; `socketpair` stays allowed),
+//! EPERM, what would open a way around the proxy or into other processes: sockets of any family
+//! but IPv4, IPv6 and netlink (a host daemon's Unix socket, or AF_VSOCK to a VM's host, could
+//! carry traffic out), datagram socket pairs (they can be re-pointed at a host socket path;
+//! stream pairs stay allowed),
 //! io_uring (syscalls the filter cannot see), ptrace, process_vm_* and pidfd_getfd, terminal injection
 //! (TIOCSTI, TIOCLINUX), and new user namespaces. clone3 answers ENOSYS, so libc falls back to
 //! clone, whose flags the filter can inspect.
@@ -13,7 +15,9 @@ use seccompiler::{
     SeccompRule,
 };
 
-const AF_UNIX: u64 = libc::AF_UNIX as u64;
+/// `socket`/`socketpair`'s type argument carries flags above the type proper.
+const SOCK_TYPE_MASK: u64 = 0xf;
+const SOCK_DGRAM: u64 = libc::SOCK_DGRAM as u64;
 const CLONE_NEWUSER: u64 = libc::CLONE_NEWUSER as u64;
 // The generic Linux ioctl numbers (the same on x86_64 and aarch64).
 const TIOCSTI: u64 = 0x5412;
@@ -47,9 +51,27 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> anyhow::Result
 pub fn filter() -> anyhow::Result<BpfProgram> {
     use SeccompCmpArgLen::{Dword, Qword};
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    // An allow list of address families, not a deny list: Unix sockets could reach a host
+    // daemon, and families the network namespace does not isolate (AF_VSOCK in a VM reaches
+    // the hypervisor host; others may) would bypass the proxy. IP goes to the sandbox's own
+    // loopback only; netlink is what `ip` and getifaddrs speak to it.
+    let other_family = SeccompRule::new(
+        [libc::AF_INET, libc::AF_INET6, libc::AF_NETLINK]
+            .into_iter()
+            .map(|family| SeccompCondition::new(0, Dword, SeccompCmpOp::Ne, family as u64))
+            .collect::<Result<Vec<_>, _>>()?,
+    )?;
+    rules.insert(libc::SYS_socket, vec![other_family]);
+    // A datagram socket pair can be re-pointed with connect()/sendto() at any datagram socket
+    // path it can see; stream and seqpacket pairs cannot, and are all that runtimes use.
     rules.insert(
-        libc::SYS_socket,
-        vec![rule(0, Dword, SeccompCmpOp::Eq, AF_UNIX)?],
+        libc::SYS_socketpair,
+        vec![rule(
+            1,
+            Dword,
+            SeccompCmpOp::MaskedEq(SOCK_TYPE_MASK),
+            SOCK_DGRAM,
+        )?],
     );
     for unconditional in [
         libc::SYS_io_uring_setup,

@@ -63,6 +63,7 @@ fn routes_prefer_the_rule_then_direct_entries_then_the_default() {
         port: 3128,
         user: None,
         password: None,
+        password_file: None,
         fallback: fallback.iter().map(|s| s.to_string()).collect(),
         health_check: Duration::from_secs(5),
     };
