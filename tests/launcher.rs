@@ -1237,3 +1237,66 @@ fn srt_settings_with_no_allowed_domains_allow_nothing_not_the_built_in_list() {
         "{out:?}"
     );
 }
+
+#[test]
+fn ctrl_c_at_the_terminal_reaches_the_command_once_and_it_ends_its_own_way() {
+    let work = tempfile::tempdir().unwrap();
+    let socket = format!("egress-run-ctrl-c-{}", std::process::id());
+    let tmux = |args: &[&str]| {
+        Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .expect("tmux")
+    };
+    // The command counts the SIGINTs it gets and takes its time to clean up after the first:
+    // a Ctrl-C passed on by egress-run as well as delivered by the terminal would show as 2, and
+    // one that killed bubblewrap would end it before "cleaned up".
+    std::fs::write(
+        work.path().join("app.py"),
+        "import signal, sys, time\n\
+         seen = []\n\
+         signal.signal(signal.SIGINT, lambda *_: seen.append(1))\n\
+         print('ready', flush=True)\n\
+         while not seen: time.sleep(0.01)\n\
+         time.sleep(0.5)\n\
+         print('cleaned up after', len(seen), 'interrupt(s)', flush=True)\n\
+         sys.exit(3)\n",
+    )
+    .unwrap();
+    // The pane's own program ignores SIGINT (so the pane outlives the Ctrl-C) and starts
+    // egress-run with the default disposition, as an interactive shell would.
+    std::fs::write(
+        work.path().join("pane.py"),
+        "import signal, subprocess, sys, time\n\
+         signal.signal(signal.SIGINT, signal.SIG_IGN)\n\
+         code = subprocess.call(sys.argv[1:], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))\n\
+         print('exit', code, flush=True)\n\
+         time.sleep(30)\n",
+    )
+    .unwrap();
+    let command = format!(
+        "cd {} && python3 pane.py {} -q -- python3 app.py",
+        work.path().display(),
+        egress_run()
+    );
+    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "20", &command]);
+    assert!(started.status.success(), "{started:?}");
+    let screen = || text(&tmux(&["capture-pane", "-p"]).stdout);
+    let wait_for = |needle: &str| {
+        let mut shown = String::new();
+        wait::until(&format!("{needle:?} is on the terminal"), || {
+            shown = screen();
+            shown.contains(needle)
+        });
+        shown
+    };
+    wait_for("ready");
+    tmux(&["send-keys", "C-c"]);
+    let shown = wait_for("exit ");
+    let _ = tmux(&["kill-server"]);
+    assert!(
+        shown.contains("cleaned up after 1 interrupt(s)\nexit 3"),
+        "{shown}"
+    );
+}

@@ -1,7 +1,8 @@
-//! Descriptors egress-run's inner half inherits: its end of the bridge (see `bridge`), taken by
-//! number, and whatever else egress-run's own caller left open, which must not reach the
-//! command. The only `unsafe` in the launcher: taking ownership of a raw descriptor number, and
-//! marking descriptors nobody owns, have no safe form in std or rustix.
+//! What the processes egress-run starts inherit: the inner half's end of the bridge (see
+//! `bridge`), taken by number; whatever else egress-run's own caller left open, which must not
+//! reach the command; and bubblewrap's SIGINT disposition. The only `unsafe` in the launcher:
+//! taking ownership of a raw descriptor number, marking descriptors nobody owns, and setting a
+//! signal to "ignored" have no safe form in std or rustix.
 
 #![allow(unsafe_code)]
 
@@ -65,6 +66,20 @@ pub fn close_on_exec_from_3() -> io::Result<()> {
         // SAFETY: F_SETFD on a number takes no pointers; a number that was the directory
         // listing's own descriptor, closed since, fails with EBADF, which is ignored.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Sets SIGINT to "ignored" in this process, so that bubblewrap, spawned next, inherits it: a
+/// Ctrl-C at the terminal then cannot kill bubblewrap (which would take the sandbox down before
+/// the command could handle its own SIGINT). The caller catches SIGINT itself right after the
+/// spawn (`signals::catch`), which replaces this; the inner half catches it too, so the command
+/// starts with the default disposition again (an exec resets caught signals, not ignored ones).
+pub fn ignore_interrupt_in_children() -> io::Result<()> {
+    // SAFETY: SIG_IGN installs no handler code; signal(2) takes no pointers here.
+    let previous = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    if previous == libc::SIG_ERR {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }

@@ -15,8 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 use crate::{bridge, env, inherited, signals};
 
@@ -27,7 +25,7 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
         .context("cannot listen on the sandbox's 127.0.0.1:3128")?;
     // Registered before the command starts, so a signal that arrives early is queued, not lost
     // (PID 1 ignores signals it has no handler for).
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("signal handlers")?;
+    let caught = signals::catch().context("signal handlers")?;
     if !bridge::wait_for_go(&control) {
         return Ok(ExitCode::from(125));
     }
@@ -52,14 +50,7 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(code));
         }
     };
-    let pid = rustix::process::Pid::from_child(&child);
-    std::thread::spawn(move || {
-        for signal in signals.forever() {
-            if let Some(signal) = rustix::process::Signal::from_named_raw(signal) {
-                let _ = rustix::process::kill_process(pid, signal);
-            }
-        }
-    });
+    signals::forward_sent(caught, rustix::process::Pid::from_child(&child));
     let status = child.wait()?;
     Ok(signals::exit_code(status))
 }

@@ -51,9 +51,10 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         .stdin(Stdio::inherit())
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
-    runtime.spawn(crate::signals::forward(rustix::process::Pid::from_child(
-        &child,
-    )));
+    crate::signals::forward_sent(
+        crate::signals::catch()?,
+        rustix::process::Pid::from_child(&child),
+    );
     let status = child.wait()?;
     if !request.quiet {
         if let Some(paragraph) = blocked.paragraph() {

@@ -98,9 +98,11 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             &self_inside.to_string_lossy(),
         ))
         .stdin(Stdio::inherit());
+    crate::inherited::ignore_interrupt_in_children()?;
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
+    let caught = crate::signals::catch()?;
     drop(info_write);
     drop(inside);
     drop(filters);
@@ -132,7 +134,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     runtime.spawn(serve(outside, config));
     let sandbox_pid = read_child_pid(info_read);
     if let Some(pid) = sandbox_pid.and_then(rustix::process::Pid::from_raw) {
-        runtime.spawn(crate::signals::forward(pid));
+        crate::signals::forward_sent(caught, pid);
     }
     let status = child.wait()?;
     if !request.quiet {
