@@ -558,17 +558,57 @@ fn git_clones_over_http_through_the_proxy_and_a_denied_clone_shows_why() {
     );
 }
 
-#[test]
-fn an_interactive_program_works_on_a_terminal_under_tmux() {
-    let work = tempfile::tempdir().unwrap();
-    let socket = format!("egress-run-test-{}", std::process::id());
-    let tmux = |args: &[&str]| {
+/// A tmux server of the test's own (its own socket), running one command on a real terminal;
+/// killed when dropped.
+struct Terminal {
+    socket: String,
+}
+
+impl Terminal {
+    /// Starts `command` (a shell command line) in a 100×20 terminal.
+    fn start(label: &str, command: &str) -> Terminal {
+        let terminal = Terminal {
+            socket: format!("egress-run-{label}-{}", std::process::id()),
+        };
+        let started = terminal.tmux(&["new-session", "-d", "-x", "100", "-y", "20", command]);
+        assert!(started.status.success(), "{started:?}");
+        terminal
+    }
+
+    fn tmux(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .args(["-L", &socket])
+            .args(["-L", &self.socket])
             .args(args)
             .output()
             .expect("tmux")
-    };
+    }
+
+    fn send_keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys"];
+        args.extend_from_slice(keys);
+        self.tmux(&args);
+    }
+
+    /// Waits until `needle` is on the screen, and returns the screen.
+    fn wait_for(&self, needle: &str) -> String {
+        let mut shown = String::new();
+        wait::until(&format!("{needle:?} is on the terminal"), || {
+            shown = text(&self.tmux(&["capture-pane", "-p"]).stdout);
+            shown.contains(needle)
+        });
+        shown
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.tmux(&["kill-server"]);
+    }
+}
+
+#[test]
+fn an_interactive_program_works_on_a_terminal_under_tmux() {
+    let work = tempfile::tempdir().unwrap();
     // Also on a real terminal, injecting keystrokes into it (TIOCSTI) is refused.
     let program = "import sys, fcntl, termios, errno\n\
 print('tty' if sys.stdin.isatty() else 'no tty')\n\
@@ -580,21 +620,10 @@ name = input('name? '); print('hello', name)";
         work.path().display(),
         egress_run()
     );
-    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "20", &command]);
-    assert!(started.status.success(), "{started:?}");
-    let screen = || text(&tmux(&["capture-pane", "-p"]).stdout);
-    let wait_for = |needle: &str| {
-        let mut shown = String::new();
-        wait::until(&format!("{needle:?} is on the terminal"), || {
-            shown = screen();
-            shown.contains(needle)
-        });
-        shown
-    };
-    wait_for("name?");
-    tmux(&["send-keys", "world", "Enter"]);
-    let shown = wait_for("exit=0");
-    let _ = tmux(&["kill-server"]);
+    let terminal = Terminal::start("interactive", &command);
+    terminal.wait_for("name?");
+    terminal.send_keys(&["world", "Enter"]);
+    let shown = terminal.wait_for("exit=0");
     assert!(
         shown.contains("tty\ntiocsti refused EPERM\nname? world\nhello world\nexit=0"),
         "{shown}"
@@ -1241,14 +1270,6 @@ fn srt_settings_with_no_allowed_domains_allow_nothing_not_the_built_in_list() {
 #[test]
 fn ctrl_c_at_the_terminal_reaches_the_command_once_and_it_ends_its_own_way() {
     let work = tempfile::tempdir().unwrap();
-    let socket = format!("egress-run-ctrl-c-{}", std::process::id());
-    let tmux = |args: &[&str]| {
-        Command::new("tmux")
-            .args(["-L", &socket])
-            .args(args)
-            .output()
-            .expect("tmux")
-    };
     // The command counts the SIGINTs it gets and takes its time to clean up after the first:
     // a Ctrl-C passed on by egress-run as well as delivered by the terminal would show as 2, and
     // one that killed bubblewrap would end it before "cleaned up".
@@ -1280,21 +1301,10 @@ fn ctrl_c_at_the_terminal_reaches_the_command_once_and_it_ends_its_own_way() {
         work.path().display(),
         egress_run()
     );
-    let started = tmux(&["new-session", "-d", "-x", "100", "-y", "20", &command]);
-    assert!(started.status.success(), "{started:?}");
-    let screen = || text(&tmux(&["capture-pane", "-p"]).stdout);
-    let wait_for = |needle: &str| {
-        let mut shown = String::new();
-        wait::until(&format!("{needle:?} is on the terminal"), || {
-            shown = screen();
-            shown.contains(needle)
-        });
-        shown
-    };
-    wait_for("ready");
-    tmux(&["send-keys", "C-c"]);
-    let shown = wait_for("exit ");
-    let _ = tmux(&["kill-server"]);
+    let terminal = Terminal::start("ctrl-c", &command);
+    terminal.wait_for("ready");
+    terminal.send_keys(&["C-c"]);
+    let shown = terminal.wait_for("exit ");
     assert!(
         shown.contains("cleaned up after 1 interrupt(s)\nexit 3"),
         "{shown}"
