@@ -1310,3 +1310,60 @@ fn ctrl_c_at_the_terminal_reaches_the_command_once_and_it_ends_its_own_way() {
         "{shown}"
     );
 }
+
+#[test]
+fn read_only_allow_write_and_deny_read_shape_the_filesystem() {
+    let work = tempfile::tempdir().unwrap();
+    // Under /var/tmp: visible inside (the sandbox's /tmp is its own), read-only unless allowed.
+    let cache = tempfile::tempdir_in("/var/tmp").unwrap();
+    let other = tempfile::tempdir_in("/var/tmp").unwrap();
+    let private = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::write(private.path().join("data.csv"), "customer,card\n").unwrap();
+    std::fs::write(other.path().join("notes"), "visible\n").unwrap();
+    let cache_arg = cache.path().to_str().unwrap();
+    let private_arg = private.path().to_str().unwrap();
+    // The same script, three ways: each line says whether an operation worked.
+    let script = format!(
+        "try() {{ if sh -c \"$1\" 2>/dev/null; then echo \"yes $2\"; else echo \"no $2\"; fi; }}; \
+         try 'touch made-here' cwd-write; \
+         try 'touch /tmp/scratch' tmp-write; \
+         try 'touch {cache}/cached' allowed-write; \
+         try 'touch {other}/planted' other-write; \
+         try 'cat {other}/notes >/dev/null' other-read; \
+         try 'cat {private}/data.csv | grep -q customer' denied-read",
+        cache = cache.path().display(),
+        other = other.path().display(),
+        private = private.path().display(),
+    );
+    let plain = run_in(work.path(), work.path(), &["-q"], &script);
+    assert_eq!(
+        text(&plain.stdout),
+        "yes cwd-write\nyes tmp-write\nno allowed-write\nno other-write\nyes other-read\nyes denied-read\n",
+        "{plain:?}"
+    );
+    let shaped = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--allow-write", cache_arg, "--deny-read", private_arg],
+        &script,
+    );
+    assert_eq!(
+        text(&shaped.stdout),
+        "yes cwd-write\nyes tmp-write\nyes allowed-write\nno other-write\nyes other-read\nno denied-read\n",
+        "{shaped:?}"
+    );
+    assert!(
+        cache.path().join("cached").exists(),
+        "the allowed write is on the host"
+    );
+    let read_only = run_in(work.path(), work.path(), &["-q", "--read-only"], &script);
+    assert_eq!(
+        text(&read_only.stdout),
+        "no cwd-write\nyes tmp-write\nno allowed-write\nno other-write\nyes other-read\nyes denied-read\n",
+        "{read_only:?}"
+    );
+    // The scratch file stayed in the sandbox's own /tmp; nothing was planted.
+    assert!(!other.path().join("planted").exists());
+    std::fs::remove_file(work.path().join("made-here")).unwrap();
+    assert_eq!(listing(work.path()), Vec::<String>::new());
+}

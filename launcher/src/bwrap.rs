@@ -109,7 +109,11 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
             &"/run",
         ],
     );
-    if !plan.read_only {
+    if plan.read_only {
+        // Bound all the same, read-only: a working directory under /tmp or /run would not
+        // exist inside otherwise.
+        push(&mut out, &[&"--ro-bind", &plan.cwd, &plan.cwd]);
+    } else {
         push(&mut out, &[&"--bind", &plan.cwd, &plan.cwd]);
         for path in &plan.allow_write {
             push(&mut out, &[&"--bind-try", path, path]);

@@ -84,6 +84,12 @@ fn read_only_leaves_nothing_writable_but_tmp() {
         .map(|w| &w[1])
         .collect();
     assert_eq!(binds, Vec::<&String>::new(), "nothing is bound writable");
+    // The working directory is there, read-only (it may lie under the private /tmp).
+    let at = args.iter().position(|a| a == "/home/dev/project").unwrap();
+    assert_eq!(
+        args[at - 1..=at + 1],
+        ["--ro-bind", "/home/dev/project", "/home/dev/project"]
+    );
     // With nothing writable, nothing needs protecting again.
     assert!(!args.iter().any(|a| a.ends_with(".git/hooks")));
 }
