@@ -1367,3 +1367,33 @@ fn read_only_allow_write_and_deny_read_shape_the_filesystem() {
     std::fs::remove_file(work.path().join("made-here")).unwrap();
     assert_eq!(listing(work.path()), Vec::<String>::new());
 }
+
+#[test]
+fn allowing_localhost_reaches_the_hosts_loopback_through_the_proxy() {
+    // srt's NO_PROXY sends "localhost" to the sandbox's own, empty loopback, so allowing it
+    // silently does nothing there. Here the name goes to the proxy, which allows it.
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let work = tempfile::tempdir().unwrap();
+    let script = format!("echo \"[$NO_PROXY]\"; curl -sS http://localhost:{port}/hello");
+    let allowed = run_in(
+        work.path(),
+        work.path(),
+        &["-q", "--allow", &format!("localhost:{port}")],
+        &script,
+    );
+    assert_eq!(
+        text(&allowed.stdout),
+        "[]\nhello from origin\n",
+        "{allowed:?}"
+    );
+    // Not allowed: the proxy's refusal, not a connection to the sandbox's own loopback.
+    let denied = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        &format!("curl -s -i http://localhost:{port}/hello"),
+    );
+    let stdout = text(&denied.stdout);
+    assert!(stdout.starts_with("HTTP/1.1 403"), "{denied:?}");
+}
