@@ -2,8 +2,8 @@
 //! the sandbox's 127.0.0.1:3128 and passes each accepted connection out through the bridge (see
 //! `bridge`), and starts the command. bubblewrap has already set `no_new_privs` and installed the
 //! seccomp filters (see `seccomp`), so this process, its threads and the command are confined
-//! from the start. As PID 1 it forwards SIGINT and
-//! SIGTERM to the command, and its exit ends every process left in the sandbox.
+//! from the start. As PID 1 it passes SIGINT and SIGTERM sent to it on to the command (see
+//! `signals`), and its exit ends every process left in the sandbox.
 //!
 //! No async runtime here: one thread accepts and passes descriptors on, which costs nothing at
 //! start-up and moves no bytes (the proxy reads the client's socket itself).

@@ -4,9 +4,11 @@
 //! egress-run [--allow PATTERN]… [--policy FILE] [--proxy URL] [--allow-write PATH]… -- cmd args…
 //! ```
 //!
-//! Linux: bubblewrap (user, pid, ipc, uts and network namespaces) with a Unix-socket bridge to
-//! the proxy, no_new_privs and a seccomp filter. The sandbox's only network is its own loopback,
-//! where egress-run relays 127.0.0.1:3128 to the proxy.
+//! Linux: bubblewrap (user, pid, ipc, uts and network namespaces), no_new_privs and seccomp
+//! filters. The sandbox's only network is its own loopback, where egress-run's inner half
+//! listens on 127.0.0.1:3128 and passes each connection over a socket pair to the proxy in the
+//! outer half (`run` outside, `inner` inside, `bridge` between them). macOS: Seatbelt
+//! (`macos`, `seatbelt`).
 
 #[cfg(target_os = "linux")]
 mod bridge;
