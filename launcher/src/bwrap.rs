@@ -78,6 +78,24 @@ pub const HOME_PROTECTED: [&str; 7] = [
     ".config/fish/config.fish",
 ];
 
+/// Refuses a working directory or `--allow-write` path whose bind would undo the sandbox's own
+/// mounts: `/` (it would cover the private /tmp and /run and the fresh /dev and /proc with the
+/// host's), those four themselves, and anything under /dev, /proc or /sys.
+pub fn check_bindable(path: &Path, what: &str) -> Result<(), String> {
+    let replaced = REPLACED.iter().any(|dir| path == Path::new(dir));
+    let system = ["/dev", "/proc", "/sys"]
+        .iter()
+        .any(|dir| path.starts_with(dir));
+    if path == Path::new("/") || replaced || system {
+        return Err(format!(
+            "{what} {} cannot be bound into the sandbox: it would replace the sandbox's own \
+             /tmp, /run, /dev or /proc with the host's; use a project directory",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
 /// The bwrap arguments, up to and including `--`; the caller appends the inner command.
 pub fn args(plan: &Plan) -> Vec<OsString> {
     let mut out: Vec<OsString> = Vec::new();
@@ -94,6 +112,10 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
             &"--unshare-net",
             &"--unshare-cgroup-try",
             &"--die-with-parent",
+            // Run as root, bwrap would leave the command every capability inside its namespaces,
+            // enough to unmount the masks over secrets.
+            &"--cap-drop",
+            &"ALL",
             &"--ro-bind",
             &"/",
             &"/",

@@ -48,10 +48,15 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let mut deny_read = absolute(&request.deny_read)?;
     deny_read.extend(password_files(&request, early.as_ref())?);
     let cwd = std::env::current_dir()?;
+    bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
+    let allow_write = absolute(&request.allow_write)?;
+    for path in &allow_write {
+        bwrap::check_bindable(path, "--allow-write").map_err(anyhow::Error::msg)?;
+    }
     let (secrets, protected) = bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     let plan = Plan {
         cwd,
-        allow_write: absolute(&request.allow_write)?,
+        allow_write,
         deny_read,
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,

@@ -34,6 +34,8 @@ fn the_command_line_for_a_typical_project() {
             "--unshare-net",
             "--unshare-cgroup-try",
             "--die-with-parent",
+            "--cap-drop",
+            "ALL",
             "--ro-bind",
             "/",
             "/",
@@ -178,5 +180,34 @@ fn egress_run_is_mounted_only_where_the_sandbox_would_not_see_it() {
         let args = text(&args(&plan));
         let at = args.iter().position(|a| a == SELF_MOUNT).unwrap();
         assert_eq!(args[at - 2..=at], ["--ro-bind", hidden, SELF_MOUNT]);
+    }
+}
+
+#[test]
+fn binds_that_would_undo_the_sandboxs_own_mounts_are_refused() {
+    for refused in [
+        "/",
+        "/tmp",
+        "/run",
+        "/dev",
+        "/proc",
+        "/proc/self",
+        "/dev/shm",
+        "/sys/fs",
+    ] {
+        let error = check_bindable(Path::new(refused), "the working directory").unwrap_err();
+        assert!(
+            error.starts_with(&format!("the working directory {refused} cannot be bound")),
+            "{error}"
+        );
+    }
+    for fine in [
+        "/tmp/build",
+        "/run/user/1000/project",
+        "/home/dev",
+        "/devices",
+        "/var/tmp",
+    ] {
+        assert_eq!(check_bindable(Path::new(fine), "x"), Ok(()), "{fine}");
     }
 }
