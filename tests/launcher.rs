@@ -1440,3 +1440,39 @@ fn a_working_directory_that_would_undo_the_sandbox_is_refused() {
         "{out:?}"
     );
 }
+
+#[test]
+fn signals_start_at_their_defaults_and_a_group_signal_reaches_the_command_once() {
+    let work = tempfile::tempdir().unwrap();
+    // bubblewrap runs with the terminal's signals ignored and (briefly) blocked; none of that
+    // may reach the command.
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
+    );
+    let status = text(&out.stdout);
+    let mask = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let hup_int_quit_term: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14);
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    assert_eq!(mask("SigIgn:") & hup_int_quit_term, 0, "{status}");
+    // `timeout` signals its whole process group, egress-run and all it started: the command
+    // gets SIGTERM once (passed on by egress-run), finishes its handler, and its code is kept.
+    let script = "n=0; trap 'n=$((n+1)); echo \"TERM $n\"; sleep 0.3; echo done; exit 7' TERM; \
+                  echo ready; while :; do sleep 0.05; done";
+    let out = Command::new("timeout")
+        .args(["--preserve-status", "-s", "TERM", "2"])
+        .arg(egress_run())
+        .args(["-q", "--", "sh", "-c", script])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "ready\nTERM 1\ndone\n", "{out:?}");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+}

@@ -28,9 +28,10 @@ pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(pair)
 }
 
-/// The one message that goes in, from the outer half to the inner: the proxy is ready and the
-/// command may start.
+/// Messages that go in, from the outer half to the inner: "go" (one byte: the proxy is ready,
+/// the command may start), and "signal N" (two bytes: pass signal N on to the command).
 const GO: u8 = b'g';
+const SIGNAL: u8 = b's';
 
 /// Outside: tells the inner half to start the command.
 pub fn send_go(control: impl AsFd) -> io::Result<()> {
@@ -38,16 +39,34 @@ pub fn send_go(control: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
-/// Inside: waits for `send_go`. `false` when the outer half closed the bridge instead (it
-/// refused the request, or died): the command must not run.
-pub fn wait_for_go(control: impl AsFd) -> bool {
-    let mut byte = [0u8; 1];
+/// Outside: asks the inner half to pass `signal` on to the command. It waits in the socket if
+/// the inner half is not reading yet.
+pub fn send_signal(control: impl AsFd, signal: i32) -> io::Result<()> {
+    let number = u8::try_from(signal).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    rustix::net::send(control, &[SIGNAL, number], SendFlags::NOSIGNAL)?;
+    Ok(())
+}
+
+/// What the inner half hears from the outer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    Go,
+    Signal(i32),
+    /// The outer half closed the bridge (it refused the request, or died), or broke it.
+    Closed,
+}
+
+/// Inside: waits for the next message.
+pub fn hear(control: impl AsFd) -> Heard {
+    let mut message = [0u8; 2];
     loop {
-        match rustix::net::recv(&control, &mut byte, RecvFlags::empty()) {
+        return match rustix::net::recv(&control, &mut message, RecvFlags::empty()) {
             Err(rustix::io::Errno::INTR) => continue,
-            Ok((1, _)) => return byte[0] == GO,
-            _ => return false,
-        }
+            Ok((1, _)) if message[0] == GO => Heard::Go,
+            Ok((2, _)) if message[0] == SIGNAL => Heard::Signal(i32::from(message[1])),
+            // Anything else is not from egress-run's outer half: treat the bridge as broken.
+            _ => Heard::Closed,
+        };
     }
 }
 
@@ -147,6 +166,19 @@ fn as_tcp(fd: OwnedFd) -> Option<(TcpStream, SocketAddr)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_and_signals_arrive_in_order_and_a_close_is_heard() {
+        let (outside, inside) = pair().unwrap();
+        send_signal(&outside, 15).unwrap();
+        send_go(&outside).unwrap();
+        send_signal(&outside, 2).unwrap();
+        assert_eq!(hear(&inside), Heard::Signal(15));
+        assert_eq!(hear(&inside), Heard::Go);
+        assert_eq!(hear(&inside), Heard::Signal(2));
+        drop(outside);
+        assert_eq!(hear(&inside), Heard::Closed);
+    }
 
     #[tokio::test]
     async fn a_passed_tcp_socket_arrives_connected_and_other_descriptors_are_refused() {

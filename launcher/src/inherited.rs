@@ -1,8 +1,9 @@
 //! What the processes egress-run starts inherit: the inner half's end of the bridge (see
 //! `bridge`), taken by number; whatever else egress-run's own caller left open, which must not
-//! reach the command; and bubblewrap's SIGINT disposition. The only `unsafe` in the launcher:
-//! taking ownership of a raw descriptor number, marking descriptors nobody owns, and setting a
-//! signal to "ignored" have no safe form in std or rustix.
+//! reach the command; and signal dispositions (bubblewrap ignores what a terminal sends, the
+//! command starts with the defaults). The only `unsafe` in the launcher: taking ownership of a
+//! raw descriptor number, marking descriptors nobody owns, and setting signal dispositions and
+//! masks have no safe form in std or rustix.
 
 #![allow(unsafe_code)]
 
@@ -70,16 +71,68 @@ pub fn close_on_exec_from_3() -> io::Result<()> {
     Ok(())
 }
 
-/// Sets SIGINT to "ignored" in this process, so that bubblewrap, spawned next, inherits it: a
-/// Ctrl-C at the terminal then cannot kill bubblewrap (which would take the sandbox down before
-/// the command could handle its own SIGINT). The caller catches SIGINT itself right after the
-/// spawn (`signals::catch`), which replaces this; the inner half catches it too, so the command
-/// starts with the default disposition again (an exec resets caught signals, not ignored ones).
-pub fn ignore_interrupt_in_children() -> io::Result<()> {
-    // SAFETY: SIG_IGN installs no handler code; signal(2) takes no pointers here.
-    let previous = unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
-    if previous == libc::SIG_ERR {
-        return Err(io::Error::last_os_error());
+/// The signals a terminal or a process group sends to everything in it, which bubblewrap must
+/// survive (see `signals`).
+const SHIELDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
+
+/// Makes the next process this one spawns (bubblewrap) start with `SHIELDED` ignored, without
+/// losing any of them here. They are blocked first, so one that arrives meanwhile stays
+/// pending instead of being dropped as ignored, then set to "ignored" (an exec keeps ignored
+/// signals, and the mask: bubblewrap and the inner half start with them blocked too, which
+/// `unshield` undoes before the command). The returned guard is for after the spawn: it
+/// unblocks them once `signals::catch` has replaced "ignored" with a handler, which then gets
+/// whatever was pending. Called while this process is single-threaded.
+pub fn shield_children() -> io::Result<Unblock> {
+    let set = shielded_set();
+    // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not asked for.
+    let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    if blocked != 0 {
+        return Err(io::Error::from_raw_os_error(blocked));
     }
+    for signal in SHIELDED {
+        // SAFETY: SIG_IGN installs no handler code; signal(2) takes no pointers here.
+        if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(Unblock(set))
+}
+
+/// Unblocks the shielded signals (see `shield_children`).
+#[derive(Debug)]
+pub struct Unblock(libc::sigset_t);
+
+impl Unblock {
+    pub fn now(self) {
+        // SAFETY: as in `shield_children`.
+        unsafe { libc::pthread_sigmask(libc::SIG_UNBLOCK, &self.0, std::ptr::null_mut()) };
+    }
+}
+
+/// Back to the default disposition for `SHIELDED`, and unblocked (the inner half, which
+/// bubblewrap started with them ignored and blocked, as egress-run had them when it spawned
+/// bubblewrap), so the command starts with them at their defaults: an exec keeps ignored
+/// signals and the signal mask. As the sandbox's PID 1, this process still ignores what the
+/// terminal sends.
+pub fn unshield() -> io::Result<()> {
+    for signal in SHIELDED {
+        // SAFETY: SIG_DFL installs no handler code.
+        if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Unblock(shielded_set()).now();
     Ok(())
+}
+
+fn shielded_set() -> libc::sigset_t {
+    // SAFETY: sigemptyset initialises the zeroed set; sigaddset takes valid signal numbers.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for signal in SHIELDED {
+            libc::sigaddset(&mut set, signal);
+        }
+        set
+    }
 }

@@ -2,8 +2,8 @@
 //! the sandbox's 127.0.0.1:3128 and passes each accepted connection out through the bridge (see
 //! `bridge`), and starts the command. bubblewrap has already set `no_new_privs` and installed the
 //! seccomp filters (see `seccomp`), so this process, its threads and the command are confined
-//! from the start. As PID 1 it passes SIGINT and SIGTERM sent to it on to the command (see
-//! `signals`), and its exit ends every process left in the sandbox.
+//! from the start. As PID 1 it passes on to the command the signals the outer half forwards over
+//! the bridge (see `signals`), and its exit ends every process left in the sandbox.
 //!
 //! No async runtime here: one thread accepts and passes descriptors on, which costs nothing at
 //! start-up and moves no bytes (the proxy reads the client's socket itself).
@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
+use crate::bridge::Heard;
 use crate::{bridge, env, inherited, signals};
 
 pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
@@ -23,17 +24,19 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
     let control = inherited::bridge_end(bridge_fd).context("the bridge to egress-run")?;
     let listener = TcpListener::bind(("127.0.0.1", env::INSIDE_PORT))
         .context("cannot listen on the sandbox's 127.0.0.1:3128")?;
-    // Registered before the command starts, so a signal that arrives early is queued, not lost
-    // (PID 1 ignores signals it has no handler for).
-    let caught = signals::catch().context("signal handlers")?;
-    if !bridge::wait_for_go(&control) {
-        return Ok(ExitCode::from(125));
+    match bridge::hear(&control) {
+        Heard::Go => {}
+        // Stopped before it started: the command never runs.
+        Heard::Signal(signal) => return Ok(ExitCode::from(128u8.wrapping_add(signal as u8))),
+        Heard::Closed => return Ok(ExitCode::from(125)),
     }
     inherited::close_on_exec_from_3().context("marking inherited descriptors close-on-exec")?;
+    inherited::unshield().context("signal dispositions")?;
     // Not dumpable: a command that can write /proc/1/mem (where Yama allows it) cannot take over
     // this process and its bridge. The command itself is dumpable again after its exec.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
-    std::thread::spawn(move || pass_connections_out(&listener, &control));
+    let relay_control = control.try_clone()?;
+    std::thread::spawn(move || pass_connections_out(&listener, &relay_control));
     let mut child = match command_for(program).args(args).spawn() {
         Ok(child) => child,
         // As shells report them: 127 not found, 126 found but not runnable.
@@ -50,7 +53,13 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(code));
         }
     };
-    signals::forward_sent(caught, rustix::process::Pid::from_child(&child));
+    let pid = rustix::process::Pid::from_child(&child);
+    // Signals the outer half passes on, for as long as the command runs.
+    std::thread::spawn(move || {
+        while let Heard::Signal(signal) = bridge::hear(&control) {
+            signals::kill(pid, signal);
+        }
+    });
     let status = child.wait()?;
     Ok(signals::exit_code(status))
 }

@@ -51,10 +51,10 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         .stdin(Stdio::inherit())
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
-    crate::signals::forward_sent(
-        crate::signals::catch()?,
-        rustix::process::Pid::from_child(&child),
-    );
+    let pid = rustix::process::Pid::from_child(&child);
+    crate::signals::pass_on_sent(crate::signals::catch()?, move |signal| {
+        crate::signals::kill(pid, signal)
+    });
     let status = child.wait()?;
     if !request.quiet {
         if let Some(paragraph) = blocked.paragraph() {

@@ -21,7 +21,6 @@ use crate::{bridge, env, seccomp};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
-    raise_open_files_limit();
     let home = std::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"));
@@ -103,11 +102,24 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             &self_inside.to_string_lossy(),
         ))
         .stdin(Stdio::inherit());
-    crate::inherited::ignore_interrupt_in_children()?;
+    // Signals: see `signals`. bubblewrap starts with the terminal's signals ignored, and in a
+    // process group of its own unless egress-run is the terminal's foreground job (there the
+    // command must share the terminal's foreground group to read it and get Ctrl-C).
+    let unblock = crate::inherited::shield_children()?;
+    if !foreground_of_a_terminal() {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
     let caught = crate::signals::catch()?;
+    unblock.now();
+    let signal_sink = rustix::io::dup(&outside)?;
+    crate::signals::pass_on_sent(caught, move |signal| {
+        // Fails only when the sandbox is gone already.
+        let _ = bridge::send_signal(&signal_sink, signal);
+    });
+    raise_open_files_limit();
     drop(info_write);
     drop(inside);
     drop(filters);
@@ -126,7 +138,9 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let (config, runtime) = match prepared {
         Ok(ready) => ready,
         Err(error) => {
-            drop(outside); // the inner half sees the bridge close and exits without the command
+            // The inner half sees the bridge close and exits without the command. A shutdown,
+            // not a close: the signal thread holds a duplicate of this end.
+            let _ = rustix::net::shutdown(&outside, rustix::net::Shutdown::Both);
             let _ = child.wait();
             return Err(error);
         }
@@ -138,9 +152,6 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let _ = bridge::send_go(&outside);
     runtime.spawn(serve(outside, config));
     let sandbox_pid = read_child_pid(info_read);
-    if let Some(pid) = sandbox_pid.and_then(rustix::process::Pid::from_raw) {
-        crate::signals::forward_sent(caught, pid);
-    }
     let status = child.wait()?;
     if !request.quiet {
         if let Some(paragraph) = blocked.paragraph() {
@@ -176,11 +187,23 @@ async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
     bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
 }
 
+/// Whether a terminal on stdin, stdout or stderr has this process's group in its foreground.
+fn foreground_of_a_terminal() -> bool {
+    use std::os::fd::AsFd;
+    let own = rustix::process::getpgrp();
+    let in_front = |fd: std::os::fd::BorrowedFd<'_>| {
+        rustix::termios::isatty(fd) && rustix::termios::tcgetpgrp(fd).is_ok_and(|fg| fg == own)
+    };
+    in_front(std::io::stdin().as_fd())
+        || in_front(std::io::stdout().as_fd())
+        || in_front(std::io::stderr().as_fd())
+}
+
 /// Each connection from the sandbox holds two descriptors in this process (the client's and
 /// the destination's): the usual soft limit of 1024 would run out before the proxy's own
-/// per-client cap (512) and refuse connections with a reset instead of an answer. Raised to a
-/// bound, not to the hard limit: the command inherits it, and some programs loop over every
-/// descriptor number up to it.
+/// per-client cap (512) and refuse connections with a reset instead of an answer. Raised after
+/// bubblewrap is started, so the command keeps the limit it would have had (a program using
+/// select(2) breaks past 1024), and to a bound, not to the hard limit.
 fn raise_open_files_limit() {
     use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
     const WANTED: u64 = 8192;
