@@ -615,6 +615,10 @@ impl Terminal {
 impl Drop for Terminal {
     fn drop(&mut self) {
         let _ = self.tmux(&["kill-server"]);
+        // tmux leaves its socket behind; it is this test's, in tmux's per-user directory.
+        let base = std::env::var("TMUX_TMPDIR").unwrap_or_else(|_| "/tmp".into());
+        let uid = rustix::process::getuid().as_raw();
+        let _ = std::fs::remove_file(format!("{base}/tmux-{uid}/{}", self.socket));
     }
 }
 
