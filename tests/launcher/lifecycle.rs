@@ -1,0 +1,233 @@
+//! A run's life: exit codes and signals passed through, `kill -9`, clear errors before anything
+//! runs (bwrap missing, user namespaces refused, a bad policy, a missing command).
+
+use super::*;
+
+#[test]
+fn exit_codes_and_signals_pass_through() {
+    let work = tempfile::tempdir().unwrap();
+    let out = run_in(work.path(), work.path(), &["-q"], "exit 42");
+    assert_eq!(out.status.code(), Some(42));
+    let out = run_in(work.path(), work.path(), &["-q"], "kill -TERM $$");
+    assert_eq!(out.status.code(), Some(128 + 15));
+    // SIGTERM to egress-run reaches the command, which exits its own way. The command says
+    // "ready" once its trap is set; the test reads that line rather than guessing a delay.
+    let mut child = Command::new(egress_run())
+        .args([
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        ])
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(child.wait().unwrap().code(), Some(7));
+}
+
+#[test]
+fn after_kill_9_no_process_outlives_egress_run_and_nothing_is_left_on_disk() {
+    use std::io::BufRead;
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    // A token no other process has in its command line.
+    let token = format!("egress-run-kill9-{}", std::process::id());
+    let mut child = Command::new(egress_run())
+        .args([
+            "-q",
+            "--",
+            "sh",
+            "-c",
+            &format!("echo ready; exec sleep 300 # {token}"),
+        ])
+        .current_dir(work.path())
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    // egress-run, bwrap and the sandbox's PID 1 carry the token in their arguments.
+    assert!(processes_with(&token).len() >= 3, "the sandbox runs");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    wait::until("no sandbox process is left after egress-run", || {
+        processes_with(&token).is_empty()
+    });
+    // No socket, lock or directory anywhere a run could have put one, so nothing to sweep.
+    assert_eq!(listing(runtime.path()), Vec::<String>::new());
+    assert_eq!(listing(tmp.path()), Vec::<String>::new());
+    assert_eq!(listing(work.path()), Vec::<String>::new());
+}
+
+/// PIDs whose command line contains `token`.
+fn processes_with(token: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(token))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[test]
+fn a_missing_bwrap_or_refused_user_namespaces_get_a_clear_error_not_a_trace() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(egress_run())
+        .args(["--", "true"])
+        .current_dir(work.path())
+        .env("EGRESS_RUN_BWRAP", work.path().join("no-such-bwrap"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(
+        text(&out.stderr).starts_with("egress-run: EGRESS_RUN_BWRAP="),
+        "{out:?}"
+    );
+    // Stands in for a kernel that refuses user namespaces (sysctl or AppArmor), which cannot be
+    // switched off here without breaking every other sandbox the suite runs at the same time:
+    // a bwrap that fails the way the real one does there, before starting anything.
+    let fake = work.path().join("bwrap");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(egress_run())
+        .args(["--", "true"])
+        .current_dir(work.path())
+        .env("EGRESS_RUN_BWRAP", &fake)
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{stderr}");
+    assert!(stderr.starts_with("bwrap: No permissions to create new namespace\negress-run: bubblewrap could not create the sandbox"), "{stderr}");
+    assert!(
+        stderr.contains("kernel.unprivileged_userns_clone=1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apparmor_restrict_unprivileged_userns"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_policy_is_an_error_and_the_command_never_runs() {
+    let work = tempfile::tempdir().unwrap();
+    // The policy is checked while bubblewrap builds the sandbox: the command must still not run.
+    let out = run_in(work.path(), work.path(), &["--allow", "*"], "touch ran");
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("egress-run: --allow: invalid pattern \"*\""),
+        "{stderr}"
+    );
+    assert!(!work.path().join("ran").exists());
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(&policy, "mode: enforce\nallow: [github.com]\nbogus: 1\n").unwrap();
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["--policy", policy.to_str().unwrap()],
+        "touch ran",
+    );
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(text(&out.stderr).contains("bogus"), "{out:?}");
+    assert!(!work.path().join("ran").exists());
+}
+
+#[test]
+fn a_command_that_is_not_there_exits_127_as_in_a_shell() {
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(egress_run())
+        .args(["-q", "--", "no-such-command-egress"])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(127), "{out:?}");
+    assert!(
+        text(&out.stderr).starts_with("egress-run: cannot run no-such-command-egress: "),
+        "{out:?}"
+    );
+    let script = work.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = Command::new(egress_run())
+        .args(["-q", "--"])
+        .arg(&script)
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(126), "{out:?}");
+}
+
+#[test]
+fn signals_start_at_their_defaults_and_a_group_signal_reaches_the_command_once() {
+    let work = tempfile::tempdir().unwrap();
+    // bubblewrap runs with the terminal's signals ignored and (briefly) blocked; none of that
+    // may reach the command.
+    let out = run_in(
+        work.path(),
+        work.path(),
+        &["-q"],
+        "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
+    );
+    let status = text(&out.stdout);
+    let mask = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+    };
+    let hup_int_quit_term: u64 = (1 << 0) | (1 << 1) | (1 << 2) | (1 << 14);
+    assert_eq!(mask("SigBlk:"), 0, "{status}");
+    assert_eq!(mask("SigIgn:") & hup_int_quit_term, 0, "{status}");
+    // `timeout` signals its whole process group, egress-run and all it started: the command
+    // gets SIGTERM once (passed on by egress-run), finishes its handler, and its code is kept.
+    let script = "n=0; trap 'n=$((n+1)); echo \"TERM $n\"; sleep 0.3; echo done; exit 7' TERM; \
+                  echo ready; while :; do sleep 0.05; done";
+    let out = Command::new("timeout")
+        .args(["--preserve-status", "-s", "TERM", "2"])
+        .arg(egress_run())
+        .args(["-q", "--", "sh", "-c", script])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "ready\nTERM 1\ndone\n", "{out:?}");
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+}
