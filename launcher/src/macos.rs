@@ -29,6 +29,8 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
     let port = runtime.block_on(start_embedded(&config))?.port();
     let cwd = std::env::current_dir()?;
+    // The same rule as on Linux: `/` or a system directory would make everything writable.
+    bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
     let (mut secrets, _protected) =
         bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
     secrets.extend(absolute(&request.deny_read)?);
