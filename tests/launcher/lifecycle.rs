@@ -231,3 +231,59 @@ fn signals_start_at_their_defaults_and_a_group_signal_reaches_the_command_once()
     assert_eq!(text(&out.stdout), "ready\nTERM 1\ndone\n", "{out:?}");
     assert_eq!(out.status.code(), Some(7), "{out:?}");
 }
+
+#[test]
+fn it_works_for_an_unprivileged_user_too() {
+    // CI runs as root; people run egress-run as themselves, where bubblewrap has no privilege
+    // and relies on unprivileged user namespaces. Run it as `nobody` then (as is, when the
+    // suite already runs unprivileged).
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let work = tempfile::tempdir_in("/var/tmp").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(work.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    // A copy of the binary `nobody` can reach, wherever the build directory is.
+    let exe = work.path().join("egress-run");
+    std::fs::copy(egress_run(), &exe).unwrap();
+    let root = rustix::process::getuid().is_root();
+    let mut command = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&exe);
+        c
+    } else {
+        Command::new(&exe)
+    };
+    let script = format!(
+        "id -u; grep CapEff /proc/self/status; curl -sS http://127.0.0.1:{port}/hello; \
+         curl -s -o /dev/null -w '%{{http_code}}\\n' http://example.org/"
+    );
+    let out = command
+        .args([
+            "--allow",
+            &format!("127.0.0.1:{port}"),
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let uid = if root {
+        "65534".to_string()
+    } else {
+        rustix::process::getuid().as_raw().to_string()
+    };
+    assert_eq!(
+        text(&out.stdout),
+        format!("{uid}\nCapEff:\t0000000000000000\nhello from origin\n403\n"),
+        "{out:?}"
+    );
+    assert!(
+        text(&out.stderr).contains("egress-run: blocked example.org:80 (not-allowlisted)."),
+        "{out:?}"
+    );
+}
