@@ -75,25 +75,19 @@ pub fn close_on_exec_from_3() -> io::Result<()> {
 /// survive (see `signals`).
 const SHIELDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];
 
-/// Makes the next process this one spawns (bubblewrap) start with `SHIELDED` ignored, without
-/// losing any of them here. They are blocked first, so one that arrives meanwhile stays
-/// pending instead of being dropped as ignored, then set to "ignored" (an exec keeps ignored
-/// signals, and the mask: bubblewrap and the inner half start with them blocked too, which
-/// `unshield` undoes before the command). The returned guard is for after the spawn: it
-/// unblocks them once `signals::catch` has replaced "ignored" with a handler, which then gets
-/// whatever was pending. Called while this process is single-threaded.
+/// Makes the next process this one spawns (bubblewrap) start with `SHIELDED` blocked: an exec
+/// keeps the signal mask, bubblewrap never unblocks them, so none can kill it; they stay
+/// pending, and the inner half (which inherits the mask too) looks at them before it unblocks
+/// (`unshield`). Blocked, not ignored: setting a signal to "ignored" would discard one already
+/// pending, and would change what the command inherits (a caller's `nohup` is kept as it is).
+/// The returned guard unblocks them here once `signals::catch` has its handler in place, which
+/// then gets whatever came meanwhile. Called while this process is single-threaded.
 pub fn shield_children() -> io::Result<Unblock> {
     let set = shielded_set();
     // SAFETY: `set` is a valid, initialised sigset_t; the old mask is not asked for.
     let blocked = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
     if blocked != 0 {
         return Err(io::Error::from_raw_os_error(blocked));
-    }
-    for signal in SHIELDED {
-        // SAFETY: SIG_IGN installs no handler code; signal(2) takes no pointers here.
-        if unsafe { libc::signal(signal, libc::SIG_IGN) } == libc::SIG_ERR {
-            return Err(io::Error::last_os_error());
-        }
     }
     Ok(Unblock(set))
 }
@@ -109,20 +103,38 @@ impl Unblock {
     }
 }
 
-/// Back to the default disposition for `SHIELDED`, and unblocked (the inner half, which
-/// bubblewrap started with them ignored and blocked, as egress-run had them when it spawned
-/// bubblewrap), so the command starts with them at their defaults: an exec keeps ignored
-/// signals and the signal mask. As the sandbox's PID 1, this process still ignores what the
-/// terminal sends.
-pub fn unshield() -> io::Result<()> {
-    for signal in SHIELDED {
-        // SAFETY: SIG_DFL installs no handler code.
-        if unsafe { libc::signal(signal, libc::SIG_DFL) } == libc::SIG_ERR {
-            return Err(io::Error::last_os_error());
-        }
+/// In the inner half, before the command starts: the first of `SHIELDED` already pending (the
+/// terminal's Ctrl-C during start-up, which reached this process but no command yet), or `None`
+/// after unblocking them, so the command starts with an empty mask and the dispositions
+/// egress-run's caller gave it.
+pub fn unshield() -> Option<libc::c_int> {
+    // SAFETY: sigpending fills the zeroed set it is given; sigismember reads it.
+    let pending = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set);
+        SHIELDED
+            .into_iter()
+            .find(|&signal| libc::sigismember(&set, signal) == 1)
+    };
+    if pending.is_none() {
+        Unblock(shielded_set()).now();
     }
-    Unblock(shielded_set()).now();
-    Ok(())
+    pending
+}
+
+/// Whether a terminal (stdin, stdout, stderr or the controlling one) has this process's group
+/// in its foreground. Raw calls: inside a PID namespace whose group leader is outside it the
+/// group reads as 0, which rustix's `Pid` cannot hold; 0 means "not in front".
+pub fn foreground_of_a_terminal() -> bool {
+    use std::os::fd::AsRawFd;
+    // SAFETY: getpgrp and tcgetpgrp take no pointers; a descriptor that is not a terminal
+    // answers -1.
+    let own = unsafe { libc::getpgrp() };
+    let in_front = |fd: RawFd| own > 0 && unsafe { libc::tcgetpgrp(fd) } == own;
+    if in_front(0) || in_front(1) || in_front(2) {
+        return true;
+    }
+    std::fs::File::open("/dev/tty").is_ok_and(|tty| in_front(tty.as_raw_fd()))
 }
 
 fn shielded_set() -> libc::sigset_t {

@@ -31,7 +31,10 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
         Heard::Closed => return Ok(ExitCode::from(125)),
     }
     inherited::close_on_exec_from_3().context("marking inherited descriptors close-on-exec")?;
-    inherited::unshield().context("signal dispositions")?;
+    if let Some(signal) = inherited::unshield() {
+        // The terminal's Ctrl-C (or similar) came during start-up: as if before the command.
+        return Ok(ExitCode::from(128u8.wrapping_add(signal as u8)));
+    }
     // Not dumpable: a command that can write /proc/1/mem (where Yama allows it) cannot take over
     // this process and its bridge. The command itself is dumpable again after its exec.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
@@ -54,10 +57,14 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
         }
     };
     let pid = rustix::process::Pid::from_child(&child);
-    // Signals the outer half passes on, for as long as the command runs.
-    std::thread::spawn(move || {
-        while let Heard::Signal(signal) = bridge::hear(&control) {
-            signals::kill(pid, signal);
+    // Signals the outer half passes on, for as long as the command runs. The bridge closing
+    // means the outer half is gone (killed, even with -9, before bubblewrap's own parent-death
+    // signal was armed): this process exits, and with it, as PID 1, the whole sandbox.
+    std::thread::spawn(move || loop {
+        match bridge::hear(&control) {
+            Heard::Signal(signal) => signals::kill(pid, signal),
+            Heard::Go => {}
+            Heard::Closed => std::process::exit(125),
         }
     });
     let status = child.wait()?;

@@ -54,7 +54,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
     let pid = rustix::process::Pid::from_child(&child);
-    crate::signals::pass_on_sent(crate::signals::catch()?, move |signal| {
+    crate::signals::pass_on_sent(crate::signals::catch()?, false, move |signal| {
         crate::signals::kill(pid, signal)
     });
     let status = child.wait()?;

@@ -106,7 +106,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     // process group of its own unless egress-run is the terminal's foreground job (there the
     // command must share the terminal's foreground group to read it and get Ctrl-C).
     let unblock = crate::inherited::shield_children()?;
-    if !foreground_of_a_terminal() {
+    let own_group = !crate::inherited::foreground_of_a_terminal();
+    if own_group {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
     }
     let mut child = command
@@ -115,7 +116,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let caught = crate::signals::catch()?;
     unblock.now();
     let signal_sink = rustix::io::dup(&outside)?;
-    crate::signals::pass_on_sent(caught, move |signal| {
+    // In a group of its own the sandbox gets nothing from the terminal: pass that on too.
+    crate::signals::pass_on_sent(caught, own_group, move |signal| {
         // Fails only when the sandbox is gone already.
         let _ = bridge::send_signal(&signal_sink, signal);
     });
@@ -185,18 +187,6 @@ async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
         std::future::pending::<()>(),
     ));
     bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
-}
-
-/// Whether a terminal on stdin, stdout or stderr has this process's group in its foreground.
-fn foreground_of_a_terminal() -> bool {
-    use std::os::fd::AsFd;
-    let own = rustix::process::getpgrp();
-    let in_front = |fd: std::os::fd::BorrowedFd<'_>| {
-        rustix::termios::isatty(fd) && rustix::termios::tcgetpgrp(fd).is_ok_and(|fg| fg == own)
-    };
-    in_front(std::io::stdin().as_fd())
-        || in_front(std::io::stdout().as_fd())
-        || in_front(std::io::stderr().as_fd())
 }
 
 /// Each connection from the sandbox holds two descriptors in this process (the client's and

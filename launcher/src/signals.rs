@@ -5,10 +5,11 @@
 //! command) are passed on. Those the terminal raises — Ctrl-C, Ctrl-\, a hangup — reach the
 //! whole foreground process group, the command included, so the command already has them:
 //! passing them on as well would interrupt its own handling of the first. bubblewrap, between
-//! egress-run and the command, ignores all four (`inherited::shield_children`), so none can kill
-//! it and, through `--die-with-parent`, the command. When egress-run is not the terminal's
-//! foreground job, bubblewrap gets a process group of its own (`run`), so a signal sent to
-//! egress-run's whole group reaches the command once, passed on, not twice.
+//! egress-run and the command, runs with all four blocked (`inherited::shield_children`), so
+//! none can kill it and, through `--die-with-parent`, the command. When egress-run is not the
+//! terminal's foreground job, bubblewrap gets a process group of its own (`run`), so a signal
+//! sent to egress-run's whole group reaches the command once, passed on, not twice; there the
+//! terminal's own signals are passed on too, since they cannot reach the command otherwise.
 //!
 //! On Linux the signal goes through the bridge (`bridge::send_signal`) rather than kill(2) to
 //! the sandbox's PID 1: a message waits in the socket until the inner half reads it, where a
@@ -29,16 +30,19 @@ pub fn catch() -> std::io::Result<SignalsInfo<WithOrigin>> {
 }
 
 /// On a thread of its own, for as long as the process runs: every caught signal sent by a
-/// process goes to `deliver`; those the kernel raised for the terminal do not. (macOS leaves the
-/// cause unknown, so "sent by a process" is also read from the sender's PID being known.)
+/// process goes to `deliver`; those the kernel raised for the terminal only when
+/// `also_from_terminal` (the command is not in the terminal's group, so it did not get them).
+/// (macOS leaves the cause unknown, so "sent by a process" is also read from the sender's PID
+/// being known.)
 pub fn pass_on_sent(
     mut caught: SignalsInfo<WithOrigin>,
+    also_from_terminal: bool,
     mut deliver: impl FnMut(i32) + Send + 'static,
 ) {
     std::thread::spawn(move || {
         for origin in caught.forever() {
             let from_terminal = matches!(origin.cause, Cause::Kernel) || origin.process.is_none();
-            if !from_terminal {
+            if also_from_terminal || !from_terminal {
                 deliver(origin.signal);
             }
         }

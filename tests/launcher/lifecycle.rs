@@ -287,3 +287,45 @@ fn it_works_for_an_unprivileged_user_too() {
         "{out:?}"
     );
 }
+
+#[test]
+fn signals_the_caller_ignores_stay_ignored_and_a_pid_namespace_is_no_obstacle() {
+    let work = tempfile::tempdir().unwrap();
+    // nohup's way: SIGHUP ignored by the caller is still ignored by the command.
+    let script = format!(
+        "trap '' HUP; exec {} -q -- grep '^SigIgn:' /proc/self/status",
+        egress_run()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let line = text(&out.stdout);
+    let ignored =
+        u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_eq!(ignored & 1, 1, "SIGHUP still ignored: {out:?}");
+    // Started inside a PID namespace (its process group leader outside it): it runs.
+    let out = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            egress_run(),
+            "-q",
+            "--",
+            "echo",
+            "inside",
+        ])
+        .current_dir(work.path())
+        .env("HOME", work.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "inside\n"),
+        "{out:?}"
+    );
+}
