@@ -19,13 +19,12 @@ use tokio::net::TcpStream;
 /// The two ends: `(outside, inside)`, both close-on-exec. The caller lets `inside` reach
 /// bubblewrap (see `run`) and keeps `outside`.
 pub fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    let pair = rustix::net::socketpair(
+    Ok(rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
         SocketFlags::CLOEXEC,
         None,
-    )?;
-    Ok(pair)
+    )?)
 }
 
 /// Messages that go in, from the outer half to the inner: "go" (one byte: the proxy is ready,

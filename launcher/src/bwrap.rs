@@ -161,15 +161,9 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
 
 /// The paths bound writable, in the order `args` binds them.
 fn writable(plan: &Plan) -> impl Iterator<Item = &Path> {
-    let paths = if plan.read_only {
-        &[][..]
-    } else {
-        &plan.allow_write[..]
-    };
-    (!plan.read_only)
-        .then_some(plan.cwd.as_path())
-        .into_iter()
-        .chain(paths.iter().map(PathBuf::as_path))
+    std::iter::once(plan.cwd.as_path())
+        .chain(plan.allow_write.iter().map(PathBuf::as_path))
+        .filter(|_| !plan.read_only)
 }
 
 /// Hides `path`: an empty tmpfs over a directory, /dev/null over a file.

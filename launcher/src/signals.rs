@@ -22,7 +22,7 @@ use signal_hook::iterator::SignalsInfo;
 use signal_hook::low_level::siginfo::Cause;
 
 /// The signals passed on.
-pub const PASSED_ON: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
+const PASSED_ON: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
 /// Starts catching `PASSED_ON`, queued until `pass_on_sent` takes them.
 pub fn catch() -> std::io::Result<SignalsInfo<WithOrigin>> {

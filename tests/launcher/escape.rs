@@ -258,13 +258,7 @@ fn descriptors_left_open_by_egress_runs_caller_do_not_reach_the_command() {
         "exec 7</etc/hostname; ls /proc/self/fd; echo --; {} -q -- ls /proc/self/fd",
         egress_run()
     );
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(work.path())
-        .env("HOME", work.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = shell_in(work.path(), &script);
     let stdout = text(&out.stdout);
     let (outside, inside) = stdout.split_once("--\n").unwrap();
     assert!(outside.lines().any(|fd| fd == "7"), "the control: {stdout}");

@@ -10,28 +10,12 @@ fn exit_codes_and_signals_pass_through() {
     assert_eq!(out.status.code(), Some(42));
     let out = run_in(work.path(), work.path(), &["-q"], "kill -TERM $$");
     assert_eq!(out.status.code(), Some(128 + 15));
-    // SIGTERM to egress-run reaches the command, which exits its own way. The command says
-    // "ready" once its trap is set; the test reads that line rather than guessing a delay.
-    let mut child = Command::new(egress_run())
-        .args([
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
-        ])
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line, "ready\n");
+    // SIGTERM to egress-run reaches the command, which exits its own way.
+    let mut child = spawn_until_ready(
+        work.path(),
+        "trap 'exit 7' TERM; echo ready; while :; do sleep 0.1; done",
+        |_| {},
+    );
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -42,32 +26,20 @@ fn exit_codes_and_signals_pass_through() {
 
 #[test]
 fn after_kill_9_no_process_outlives_egress_run_and_nothing_is_left_on_disk() {
-    use std::io::BufRead;
     let work = tempfile::tempdir().unwrap();
     let runtime = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     // A token no other process has in its command line.
     let token = format!("egress-run-kill9-{}", std::process::id());
-    let mut child = Command::new(egress_run())
-        .args([
-            "-q",
-            "--",
-            "sh",
-            "-c",
-            &format!("echo ready; exec sleep 300 # {token}"),
-        ])
-        .current_dir(work.path())
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env("TMPDIR", tmp.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line, "ready\n");
+    let mut child = spawn_until_ready(
+        work.path(),
+        &format!("echo ready; exec sleep 300 # {token}"),
+        |command| {
+            command
+                .env("XDG_RUNTIME_DIR", runtime.path())
+                .env("TMPDIR", tmp.path());
+        },
+    );
     // egress-run, bwrap and the sandbox's PID 1 carry the token in their arguments.
     assert!(processes_with(&token).len() >= 3, "the sandbox runs");
     child.kill().unwrap(); // SIGKILL
@@ -296,13 +268,7 @@ fn signals_the_caller_ignores_stay_ignored_and_a_pid_namespace_is_no_obstacle() 
         "trap '' HUP; exec {} -q -- grep '^SigIgn:' /proc/self/status",
         egress_run()
     );
-    let out = Command::new("sh")
-        .args(["-c", &script])
-        .current_dir(work.path())
-        .env("HOME", work.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = shell_in(work.path(), &script);
     let line = text(&out.stdout);
     let ignored =
         u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();

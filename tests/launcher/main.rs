@@ -24,7 +24,7 @@ mod network;
 mod terminal;
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 use origin::Servers;
 
@@ -43,6 +43,39 @@ fn run_in(cwd: &Path, home: &Path, args: &[&str], script: &str) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("egress-run")
+}
+
+/// Runs `script` with sh in `cwd` (as `HOME` too), as egress-run's caller: the script starts
+/// egress-run itself, in some state of its own (a descriptor open, a signal ignored).
+fn shell_in(cwd: &Path, script: &str) -> Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .stdin(Stdio::null())
+        .output()
+        .expect("sh")
+}
+
+/// Spawns egress-run in `cwd` running `script` with sh, which must print "ready" once it is set
+/// up; returns once it has (a line read, not a delay guessed). `tune` adds to the command.
+fn spawn_until_ready(cwd: &Path, script: &str, tune: impl FnOnce(&mut Command)) -> Child {
+    let mut command = Command::new(egress_run());
+    command
+        .args(["-q", "--", "sh", "-c", script])
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    tune(&mut command);
+    let mut child = command.spawn().expect("egress-run");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    child
 }
 
 fn text(bytes: &[u8]) -> String {
