@@ -380,3 +380,89 @@ fn assert_refused_both_ways(egress: &Proxy, url: &str, status: Option<u16>, reas
         assert_eq!(header(&r.stdout, "x-egress-error"), Some(reason), "{r:?}");
     }
 }
+
+/// One GET on a kept-alive client connection; the body, read by its Content-Length.
+fn get_kept_alive(reader: &mut std::io::BufReader<std::net::TcpStream>, url: &str) -> String {
+    use std::io::{BufRead, Read, Write};
+    let host = url.trim_start_matches("http://").split('/').next().unwrap();
+    reader
+        .get_mut()
+        .write_all(format!("GET {url} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the proxy closed");
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    String::from_utf8(body).unwrap()
+}
+
+/// A client that keeps its proxy connection open across a parent's death and return: its
+/// requests move to the fallback when the first parent dies, and back to the first parent once
+/// it answers again, on the same client connection.
+#[test]
+fn kept_alive_clients_fail_over_and_move_back_to_the_first_parent() {
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let backup = squid();
+    let first_port = free_port();
+    let start_first = || {
+        Squid::start(&SquidOptions {
+            users: &[(USER, PASSWORD)],
+            hosts: HOSTS,
+            port: Some(first_port),
+            ..SquidOptions::default()
+        })
+    };
+    let first = start_first();
+    let policy = format!(
+        "listen: 127.0.0.1:0\n\
+         allow: [\"allowed.test:*\"]\n\
+         upstreams:\n\
+         \x20 first:\n    url: http://{USER}@127.0.0.1:{first_port}\n    password_env: {PASSWORD_ENV}\n    fallback: [backup]\n    health_check: 300ms\n\
+         \x20 backup:\n    url: http://{USER}@{backup}\n    password_env: {PASSWORD_ENV}\n\
+         route:\n  default: first\n",
+        backup = backup.addr,
+    );
+    let egress = Proxy::start_with_env(&policy, &[], &[(PASSWORD_ENV, PASSWORD)]);
+    let url = format!("http://allowed.test:{port}/hello");
+    let stream = std::net::TcpStream::connect(egress.addr).unwrap();
+    stream.set_read_timeout(Some(support::WAIT)).unwrap();
+    let mut client = std::io::BufReader::new(stream);
+
+    assert_eq!(get_kept_alive(&mut client, &url), "hello from origin\n");
+    assert_eq!(first.wait_for_entries(1).len(), 1);
+    drop(first);
+    assert_eq!(get_kept_alive(&mut client, &url), "hello from origin\n");
+    assert_eq!(
+        backup.wait_for_entries(1).len(),
+        1,
+        "served by the fallback"
+    );
+
+    let first = start_first();
+    egress.wait_for_log("first back up", |v| {
+        message(v) == "upstream up" && v["upstream"] == "first"
+    });
+    assert_eq!(get_kept_alive(&mut client, &url), "hello from origin\n");
+    assert_eq!(
+        first.wait_for_entries(1).len(),
+        1,
+        "back on the first parent"
+    );
+    assert_eq!(
+        backup.access_log().len(),
+        1,
+        "the fallback got nothing more"
+    );
+}

@@ -34,6 +34,8 @@ pub enum DenyReason {
     // --- proxy capacity ---
     /// The connection cap was reached.
     TooManyConnections,
+    /// The proxy is shutting down: a request on a kept-alive connection during the drain.
+    ShuttingDown,
     // --- upstream: the destination (or the way to it) failed ---
     /// The destination name did not resolve.
     DnsFailed,
@@ -62,7 +64,7 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 19] = [
+    pub const ALL: [DenyReason; 20] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -75,6 +77,7 @@ impl DenyReason {
         Self::NotAProxyRequest,
         Self::UnsupportedMethod,
         Self::TooManyConnections,
+        Self::ShuttingDown,
         Self::DnsFailed,
         Self::UpstreamRefused,
         Self::UpstreamUnreachable,
@@ -99,6 +102,7 @@ impl DenyReason {
             Self::NotAProxyRequest => "not-a-proxy-request",
             Self::UnsupportedMethod => "unsupported-method",
             Self::TooManyConnections => "too-many-connections",
+            Self::ShuttingDown => "shutting-down",
             Self::DnsFailed => "dns-failed",
             Self::UpstreamRefused => "upstream-refused",
             Self::UpstreamUnreachable => "upstream-unreachable",
@@ -123,7 +127,7 @@ impl DenyReason {
             | Self::RequestTimeout
             | Self::NotAProxyRequest
             | Self::UnsupportedMethod => Fault::Client,
-            Self::TooManyConnections => Fault::Capacity,
+            Self::TooManyConnections | Self::ShuttingDown => Fault::Capacity,
             Self::DnsFailed
             | Self::UpstreamRefused
             | Self::UpstreamUnreachable
@@ -152,6 +156,7 @@ impl DenyReason {
             }
             Self::UnsupportedMethod => "the proxy does not serve this method or command",
             Self::TooManyConnections => "the proxy is at its connection limit; try again shortly",
+            Self::ShuttingDown => "the proxy is shutting down; send the request again on a new connection",
             Self::DnsFailed => "the destination name could not be resolved",
             Self::UpstreamRefused => "the destination refused the connection",
             Self::UpstreamUnreachable => "the destination could not be reached",

@@ -58,7 +58,7 @@ pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
         HeaderTooLarge => (431, "Request Header Fields Too Large"),
         RequestTimeout => (408, "Request Timeout"),
         UnsupportedMethod => (501, "Not Implemented"),
-        TooManyConnections => (503, "Service Unavailable"),
+        TooManyConnections | ShuttingDown => (503, "Service Unavailable"),
         DnsFailed | UpstreamRefused | UpstreamUnreachable | UpstreamBadResponse
         | UpstreamAuthFailed => (502, "Bad Gateway"),
         UpstreamTimeout => (504, "Gateway Timeout"),

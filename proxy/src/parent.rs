@@ -48,6 +48,14 @@ impl Parents {
         self.routing.choose(via, host)
     }
 
+    /// The parent a new connection on route `name` goes to first: the first of its chain that
+    /// is believed up (or the first of all, when none is).
+    pub fn first_choice(&self, name: &str) -> Option<&str> {
+        self.candidates(name)
+            .first()
+            .map(|(upstream, _)| upstream.name.as_str())
+    }
+
     /// The parents to try for route `name`: its chain in order, the ones believed up first. The
     /// ones marked down come last rather than never: when every parent seems down, trying them
     /// beats refusing without trying.

@@ -31,11 +31,15 @@ pub enum Framing {
 pub struct FramingError(pub &'static str);
 
 /// The framing of a request body. Ambiguous shapes, which two parsers could read differently,
-/// are refused rather than guessed.
-pub fn request_framing(headers: &[Header]) -> Result<Framing, FramingError> {
+/// are refused rather than guessed. `minor_version` is 0 for HTTP/1.0, which has no chunked
+/// coding: RFC 9112 §6.1 calls such a request's framing faulty.
+pub fn request_framing(minor_version: u8, headers: &[Header]) -> Result<Framing, FramingError> {
     let mut te = values(headers, "transfer-encoding");
     let lengths = content_length(headers)?;
     if let Some(first) = te.next() {
+        if minor_version == 0 {
+            return Err(FramingError("Transfer-Encoding in an HTTP/1.0 request"));
+        }
         if te.next().is_some() {
             return Err(FramingError("repeated Transfer-Encoding"));
         }
@@ -193,31 +197,76 @@ where
     }
 }
 
+/// Copies a chunked body as the bare data it carries (chunk lines, CRLFs and trailers are read,
+/// checked and left out), for an HTTP/1.0 client, which cannot read chunked coding: it gets a
+/// body that ends when the connection closes. Returns the data bytes written.
+pub async fn copy_dechunked<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    idle: Duration,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    chunked(src, dst, idle, Coding::Strip).await
+}
+
 async fn copy_chunked<R, W>(src: &mut Buffered<R>, dst: &mut W, idle: Duration) -> io::Result<u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    chunked(src, dst, idle, Coding::Keep).await
+}
+
+/// Whether the chunked coding itself is passed on or only the data it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Keep,
+    Strip,
+}
+
+async fn chunked<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    idle: Duration,
+    coding: Coding,
+) -> io::Result<u64>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let keep = coding == Coding::Keep;
     let mut total = 0;
     loop {
         let line = src.read_line(MAX_CHUNK_LINE, idle).await?;
         let size = parse_chunk_size(&line)?;
-        write(dst, &line, idle).await?;
-        total += line.len() as u64;
+        if keep {
+            write(dst, &line, idle).await?;
+            total += line.len() as u64;
+        }
         if size == 0 {
-            return Ok(total + copy_trailers(src, dst, idle).await?);
+            return Ok(total + trailers(src, dst, idle, coding).await?);
         }
         total += copy_exact(src, dst, size, idle).await?;
         let end = src.read_line(2, idle).await?;
         if &end[..] != b"\r\n" {
             return Err(invalid("chunk data not followed by CRLF"));
         }
-        write(dst, &end, idle).await?;
-        total += 2;
+        if keep {
+            write(dst, &end, idle).await?;
+            total += 2;
+        }
     }
 }
 
-async fn copy_trailers<R, W>(src: &mut Buffered<R>, dst: &mut W, idle: Duration) -> io::Result<u64>
+async fn trailers<R, W>(
+    src: &mut Buffered<R>,
+    dst: &mut W,
+    idle: Duration,
+    coding: Coding,
+) -> io::Result<u64>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -232,9 +281,11 @@ where
         if total > MAX_TRAILERS as u64 {
             return Err(invalid("trailers too large"));
         }
-        write(dst, &line, idle).await?;
+        if coding == Coding::Keep {
+            write(dst, &line, idle).await?;
+        }
         if &line[..] == b"\r\n" {
-            return Ok(total);
+            return Ok(if coding == Coding::Keep { total } else { 0 });
         }
     }
 }
@@ -285,7 +336,7 @@ mod tests {
 
     #[test]
     fn request_framing_refuses_ambiguous_shapes() {
-        let f = |l: &[(&'static str, &'static str)]| request_framing(&headers(l));
+        let f = |l: &[(&'static str, &'static str)]| request_framing(1, &headers(l));
         assert_eq!(f(&[]), Ok(Framing::Empty));
         assert_eq!(f(&[("Content-Length", "12")]), Ok(Framing::Length(12)));
         assert_eq!(f(&[("Transfer-Encoding", "chunked")]), Ok(Framing::Chunked));
@@ -299,6 +350,15 @@ mod tests {
             ("Transfer-Encoding", "chunked")
         ])
         .is_err());
+    }
+
+    #[test]
+    fn an_http_1_0_request_cannot_be_chunked() {
+        let chunked = headers(&[("Transfer-Encoding", "chunked")]);
+        assert!(request_framing(0, &chunked).is_err());
+        assert_eq!(request_framing(1, &chunked), Ok(Framing::Chunked));
+        let length = headers(&[("Content-Length", "3")]);
+        assert_eq!(request_framing(0, &length), Ok(Framing::Length(3)));
     }
 
     #[test]
@@ -357,6 +417,19 @@ mod tests {
             .unwrap();
         assert_eq!(out, &wire[..wire.len() - 4]);
         assert_eq!(n as usize, out.len());
+        assert_eq!(&src.buf[..], b"NEXT");
+    }
+
+    #[tokio::test]
+    async fn dechunking_passes_only_the_data_and_stops_at_the_end() {
+        let wire = b"4\r\nWiki\r\n5;x=y\r\npedia\r\n0\r\nTrailer: 1\r\n\r\nNEXT".to_vec();
+        let mut src = Buffered::new(&wire[..]);
+        let mut out = Vec::new();
+        let n = copy_dechunked(&mut src, &mut out, Duration::from_secs(1))
+            .await
+            .unwrap();
+        assert_eq!(out, b"Wikipedia");
+        assert_eq!(n, 9);
         assert_eq!(&src.buf[..], b"NEXT");
     }
 

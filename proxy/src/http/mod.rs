@@ -5,6 +5,7 @@ pub mod body;
 pub mod connect;
 pub mod forward;
 pub mod head;
+pub mod relay;
 pub mod rewrite;
 pub mod target;
 
@@ -39,8 +40,17 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
     }
     loop {
-        if !first && client.buf.is_empty() && !wait_for_next_request(&client.io, &ctx).await {
-            return;
+        if !first && client.buf.is_empty() {
+            match wait_for_next_request(&client.io, &ctx).await {
+                Waited::Request => {}
+                Waited::Close => return,
+                Waited::Draining => return answer_draining(client, &ctx).await,
+            }
+        }
+        if !first && ctx.shutdown.is_cancelled() {
+            // Pipelined requests after shutdown began: the one in progress was answered with
+            // `Connection: close`; the next is told why rather than cut off.
+            return answer_draining(client, &ctx).await;
         }
         let deadline = Instant::now() + timeouts.request_head;
         let head = match client
@@ -105,15 +115,49 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
     }
 }
 
+/// What an idle kept-alive connection did.
+enum Waited {
+    /// The next request's first byte arrived.
+    Request,
+    /// Idle for the idle timeout, or the client closed: close too.
+    Close,
+    /// Shutdown began while it was idle.
+    Draining,
+}
+
 /// Waits on a kept-alive connection for the next request's first byte, for at most the idle
-/// timeout. `false` when the connection should close instead (idle, or shutdown began).
-async fn wait_for_next_request(stream: &TcpStream, ctx: &ConnContext) -> bool {
+/// timeout.
+async fn wait_for_next_request(stream: &TcpStream, ctx: &ConnContext) -> Waited {
     tokio::select! {
-        () = ctx.shutdown.cancelled() => false,
+        () = ctx.shutdown.cancelled() => Waited::Draining,
         ready = tokio::time::timeout(ctx.snapshot.timeouts.idle, stream.readable()) => {
-            matches!(ready, Ok(Ok(())))
+            if matches!(ready, Ok(Ok(()))) { Waited::Request } else { Waited::Close }
         }
     }
+}
+
+/// How long an idle kept-alive connection stays open once shutdown began, so that a request
+/// already on its way gets `503 shutting-down` with `Connection: close` instead of a bare close
+/// the client cannot tell from a crash. Bounded by the grace period.
+const LAST_CALL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Shutdown began on a kept-alive connection between requests: a request that arrives (or was
+/// pipelined) within the last call is answered `503 shutting-down`; then the connection closes.
+async fn answer_draining(mut client: Buffered<TcpStream>, ctx: &ConnContext) {
+    let window = LAST_CALL.min(ctx.snapshot.timeouts.shutdown_grace);
+    if client.buf.is_empty() {
+        let arrived = tokio::time::timeout(window, client.io.readable()).await;
+        if !matches!(arrived, Ok(Ok(()))) {
+            return;
+        }
+    }
+    let refusal = Refusal::new(
+        DenyReason::ShuttingDown,
+        "the proxy stopped taking requests; open a new connection",
+    );
+    // `refuse` reads and discards what the client sent for a short while before closing, so
+    // the answer is not destroyed by a reset.
+    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
 }
 
 /// Writes a refusal answer and logs it. Policy denials were logged by `decide` already.

@@ -21,6 +21,34 @@ const HOP_BY_HOP: [&str; 9] = [
 
 pub const VIA: &str = "1.1 egress";
 
+/// Headers that a `Connection` (or `Proxy-Connection`) option may not name. Listing a header in
+/// `Connection` makes every hop remove it; for these the removal would change how the next hop
+/// frames or routes the message while this proxy framed or routed it with the header in place —
+/// the next hop would then read part of a body as another message (request smuggling, response
+/// splitting), or lose the credentials or target this proxy chose. Refused, never guessed:
+/// `Upgrade` too, since no protocol switch is relayed on plain-HTTP forwarding (use CONNECT);
+/// `TE` too, although RFC 9110 has a sender of `TE: trailers` list it, because forwarding without
+/// `TE` is no safer than refusing and no client seen here sends it to a proxy.
+const FORBIDDEN_CONNECTION_OPTIONS: [&str; 9] = [
+    "content-length",
+    "transfer-encoding",
+    "host",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "expect",
+];
+
+/// The first header name a `Connection` or `Proxy-Connection` option names that would make this
+/// proxy and the next hop disagree about a message (see `FORBIDDEN_CONNECTION_OPTIONS`).
+pub fn forbidden_connection_option(headers: &[Header]) -> Option<String> {
+    connection_tokens(headers)
+        .into_iter()
+        .find(|t| FORBIDDEN_CONNECTION_OPTIONS.contains(&t.as_str()))
+}
+
 /// The header names listed in `Connection` (and the legacy `Proxy-Connection`), lowercased.
 fn connection_tokens(headers: &[Header]) -> Vec<String> {
     values(headers, "connection")
@@ -42,13 +70,14 @@ pub fn wants_close(minor_version: u8, headers: &[Header]) -> bool {
     minor_version == 0 && !tokens.iter().any(|t| t == "keep-alive")
 }
 
-/// Writes `headers` minus the hop-by-hop ones.
-fn write_end_to_end(out: &mut Vec<u8>, headers: &[Header]) {
+/// Writes `headers` minus the hop-by-hop ones and minus those named in `also_drop`.
+fn write_end_to_end(out: &mut Vec<u8>, headers: &[Header], also_drop: &[&str]) {
     let listed = connection_tokens(headers);
     for header in headers {
         let name = &header.name;
         let hop = HOP_BY_HOP
             .iter()
+            .chain(also_drop)
             .any(|h| name.eq_ignore_ascii_case(h.as_bytes()))
             || listed
                 .iter()
@@ -67,7 +96,7 @@ pub fn request_head(method: &[u8], path: &str, authority: &str, headers: &[Heade
     let mut out = Vec::with_capacity(512);
     out.extend_from_slice(method);
     let _ = write!(out, " {path} HTTP/1.1\r\nHost: {authority}\r\n");
-    write_end_to_end(&mut out, headers);
+    write_end_to_end(&mut out, headers, &[]);
     let _ = write!(out, "Via: {VIA}\r\n\r\n");
     out
 }
@@ -89,21 +118,45 @@ pub fn parent_request_head(
         " http://{authority}{slash}{path} HTTP/1.1\r\nHost: {authority}\r\n{}",
         authorization.unwrap_or("")
     );
-    write_end_to_end(&mut out, headers);
+    write_end_to_end(&mut out, headers, &[]);
     let _ = write!(out, "Via: {VIA}\r\n\r\n");
     out
 }
 
-/// The response head for the client. `close` adds `Connection: close`.
-pub fn response_head(code: u16, reason: &[u8], headers: &[Header], close: bool) -> Vec<u8> {
+/// How a response reaches the client; decided together with the response's framing, so that
+/// what the client is told matches how the body is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivery {
+    /// The connection closes after this response: `Connection: close`.
+    pub close: bool,
+    /// The body is sent without its chunked coding (to an HTTP/1.0 client), so the
+    /// `Transfer-Encoding` header is left out and the body ends at close.
+    pub dechunk: bool,
+    /// An HTTP/1.0 client is told that the connection stays open: `Connection: keep-alive`
+    /// (without it, a 1.0 client takes the connection to close after the response).
+    pub announce_keep_alive: bool,
+}
+
+/// The response head for the client. With `Transfer-Encoding` present a `Content-Length` is
+/// left out (RFC 9112 §6.3: the coding frames the message, and a client that read the length
+/// instead would take the rest of the body as the next response).
+pub fn response_head(code: u16, reason: &[u8], headers: &[Header], delivery: Delivery) -> Vec<u8> {
     let mut out = Vec::with_capacity(512);
     let _ = write!(out, "HTTP/1.1 {code} ");
     out.extend_from_slice(reason);
     out.extend_from_slice(b"\r\n");
-    write_end_to_end(&mut out, headers);
+    let coded = values(headers, "transfer-encoding").next().is_some();
+    let drop: &[&str] = match (coded, delivery.dechunk) {
+        (true, true) => &["content-length", "transfer-encoding"],
+        (true, false) => &["content-length"],
+        (false, _) => &[],
+    };
+    write_end_to_end(&mut out, headers, drop);
     let _ = write!(out, "Via: {VIA}\r\n");
-    if close {
+    if delivery.close {
         out.extend_from_slice(b"Connection: close\r\n");
+    } else if delivery.announce_keep_alive {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
     out
