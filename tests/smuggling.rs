@@ -463,7 +463,6 @@ fn a_response_with_both_framings_reaches_the_client_chunked_only() {
 
 #[test]
 fn a_close_delimited_response_tells_the_client_the_connection_closes() {
-    let hostile = hostile_origin(|_, _| None);
     let listener_answer = b"HTTP/1.1 200 OK\r\n\r\nuntil close\n".to_vec();
     // An origin that sends a body without length and closes: read to close.
     let until_close = {
@@ -480,7 +479,7 @@ fn a_close_delimited_response_tells_the_client_the_connection_closes() {
         });
         addr
     };
-    let proxy = Proxy::start(&allow_local(&[hostile, until_close]));
+    let proxy = Proxy::start(&allow_local(&[until_close]));
     let mut client = Client::connect(&proxy);
     client.send(get(until_close, "/").as_bytes());
     let response = client.response(false).unwrap();
@@ -661,6 +660,50 @@ fn sequential_keep_alive_requests_never_lose_an_answer() {
         assert_eq!(response.body_text(), expected);
         assert_eq!(response.header("connection"), None, "{response:?}");
     }
+}
+
+// === Expect: 100-continue ===
+
+#[test]
+fn expect_100_continue_passes_through_and_an_early_refusal_closes_the_connection() {
+    let servers = Servers::new();
+    let origin = Recorder::start(&servers);
+    let early = hostile_origin(|_, _| {
+        Some(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n".to_vec())
+    });
+    let proxy = Proxy::start(&allow_local(&[origin.addr, early]));
+    let dir = tempfile::tempdir().unwrap();
+    let body = dir.path().join("body");
+    std::fs::write(&body, vec![b'x'; 100_000]).unwrap();
+    let r = curl(&[
+        "-x",
+        &proxy.url(),
+        "-H",
+        "Expect: 100-continue",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("http://{}/e", origin.addr),
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "POST /e 100000\n"),
+        "{r:?}"
+    );
+
+    // The destination answers before the body it did not want: the client, which holds its
+    // body back, is told the connection closes, and it does.
+    let mut client = Client::connect(&proxy);
+    client.send(
+        format!(
+            "POST http://{early}/ HTTP/1.1\r\nHost: {early}\r\nContent-Length: 5\r\n\
+             Expect: 100-continue\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    let response = client.response(false).expect("the early answer");
+    assert_eq!(response.status(), 401);
+    assert_eq!(response.header("connection"), Some("close"), "{response:?}");
+    assert!(client.closed());
 }
 
 // === stale kept-alive connections: retried when safe ===

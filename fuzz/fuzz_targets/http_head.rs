@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let bytes = Bytes::copy_from_slice(data);
     if let Ok(request) = head::parse_request(&bytes) {
-        let _ = body::request_framing(&request.headers);
+        let _ = body::request_framing(request.minor_version, &request.headers);
         let target_text = request.target_str();
         if request.method.eq_ignore_ascii_case(b"CONNECT") {
             if let Ok((host, port)) = target::parse_connect(target_text) {

@@ -96,7 +96,12 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         }
         match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
             Ok(forward::Next::KeepAlive) => {}
-            Ok(forward::Next::Close) => return,
+            Ok(forward::Next::Close) => {
+                // A request body the destination did not wait for may still be arriving: a
+                // lingering close keeps the answer from being destroyed by a reset.
+                let _ = client.io.shutdown().await;
+                return linger(&mut client.io).await;
+            }
             Err(forward::Failure::Refused(refusal, target, rule)) => {
                 return refuse(
                     &mut client.io,

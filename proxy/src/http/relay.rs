@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use egress_config::DenyReason;
@@ -97,14 +98,22 @@ pub async fn relay(
     // A request without a body is sent in full with its head: waiting on an empty copy would
     // let a fast response win the race and close a connection that was in step.
     let mut sent = (plan.request_framing == Framing::Empty).then_some(0);
+    // Read by the response side when it writes the final head: a response that overtakes the
+    // request body (an early 401 or 413) tells the client the connection closes, as it will.
+    let body_sent = AtomicBool::new(sent.is_some());
     let result = {
-        let send = body::copy(
-            &mut from_client,
-            &mut dest_write,
-            plan.request_framing,
-            idle,
-        );
-        let receive = respond(&mut from_dest, &mut client_write, req, &plan);
+        let send = async {
+            let copied = body::copy(
+                &mut from_client,
+                &mut dest_write,
+                plan.request_framing,
+                idle,
+            )
+            .await;
+            body_sent.store(copied.is_ok(), Ordering::Relaxed);
+            copied
+        };
+        let receive = respond(&mut from_dest, &mut client_write, req, &plan, &body_sent);
         tokio::pin!(send, receive);
         let received = loop {
             tokio::select! {
@@ -155,6 +164,7 @@ async fn respond<R, W>(
     client: &mut W,
     req: &RequestHead,
     plan: &Plan<'_>,
+    body_sent: &AtomicBool,
 ) -> Result<Response, RelayError>
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -201,7 +211,10 @@ where
             }
         })?;
         let dechunk = client_1_0 && framing == Framing::Chunked;
-        let close = plan.client_close || framing == Framing::UntilClose || dechunk;
+        let close = plan.client_close
+            || framing == Framing::UntilClose
+            || dechunk
+            || !body_sent.load(Ordering::Relaxed);
         let delivery = Delivery {
             close,
             dechunk,
