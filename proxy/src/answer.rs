@@ -95,6 +95,12 @@ pub const fn socks_code(reason: DenyReason) -> u8 {
     }
 }
 
+/// The whole SOCKS5 reply refusing a request for `reason`, for a client whose request was never
+/// decided (over a connection cap): no bound address, as RFC 1928 has none on failure.
+pub const fn socks_refusal(reason: DenyReason) -> [u8; 10] {
+    [0x05, socks_code(reason), 0x00, 0x01, 0, 0, 0, 0, 0, 0]
+}
+
 /// A complete HTTP/1.1 response for a refusal. The connection is closed after it: a refused
 /// client has nothing more to say on this connection that we want to parse.
 pub fn http_response(refusal: &Refusal, asked: &Asked<'_>) -> Vec<u8> {

@@ -75,22 +75,6 @@ pub async fn serve(
     }
 }
 
-/// Answers a connection we will not serve (e.g. over the connection cap) in its own protocol.
-pub async fn refuse(
-    mut stream: TcpStream,
-    protocols: ListenerProtocols,
-    reason: DenyReason,
-    wait: Duration,
-) {
-    match sniff(&stream, protocols, wait).await {
-        Some(Speaks::Socks5) => socks5::refuse_early(&mut stream, reason).await,
-        Some(Speaks::Socks4) => {
-            let _ = stream.write_all(&SOCKS4_REJECTED).await;
-        }
-        Some(Speaks::Http) | None => write_http_refusal(&mut stream, &Refusal::from(reason)).await,
-    }
-}
-
 async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
     let asked = Asked {
         protocol: Protocol::HttpForward,

@@ -1,23 +1,22 @@
-//! Accepting connections: the connection cap, backoff on accept errors, one span per connection.
+//! Accepting connections: the connection caps, backoff on accept errors, one span per connection;
+//! refused connections go to the [`Refusers`].
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use egress_config::{DenyReason, ListenerProtocols};
+use egress_config::ListenerProtocols;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
 use tracing::{debug, info_span, warn, Instrument};
 
 use crate::detect;
 use crate::state::ProxyState;
 
-/// Refusals for "too many connections" are themselves capped, so a flood beyond the cap costs a
-/// bounded number of tiny tasks and the rest are simply closed.
-const MAX_BUSY_ANSWERS: usize = 64;
-/// How long a busy answer waits for the client's first byte (to pick HTTP or SOCKS5).
-const BUSY_ANSWER_WAIT: Duration = Duration::from_secs(1);
+mod refuse;
+
+pub use refuse::Refusers;
+
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
@@ -64,8 +63,6 @@ pub struct Admission {
     protocols: ListenerProtocols,
     /// The listening address, for the span (`None` for handed-over connections).
     local: Option<SocketAddr>,
-    /// Bounds the tasks that answer "too many connections" (see `MAX_BUSY_ANSWERS`).
-    busy_answers: Arc<Semaphore>,
 }
 
 impl Admission {
@@ -78,12 +75,12 @@ impl Admission {
             state,
             protocols,
             local,
-            busy_answers: Arc::new(Semaphore::new(MAX_BUSY_ANSWERS)),
         }
     }
 
-    /// Serves `stream` from `peer` on the state's task tracker, or refuses it when a cap is
-    /// reached. Returns at once.
+    /// Serves `stream` from `peer` on the state's task tracker, or, when a cap is reached,
+    /// hands it to the refusers (answered in its own protocol, or closed and counted). Returns
+    /// at once.
     pub fn admit(&self, stream: TcpStream, peer: SocketAddr) {
         let state = &self.state;
         let protocols = self.protocols;
@@ -115,43 +112,14 @@ impl Admission {
                 );
             }
             refused => {
-                let why: &'static str = if refused.is_none() {
+                let limit: &'static str = if refused.is_none() {
                     "this client's connection limit"
                 } else {
                     "the connection limit"
                 };
-                let Ok(answer_permit) = self.busy_answers.clone().try_acquire_owned() else {
-                    return; // dropping the stream closes it
-                };
-                state.tracker.spawn(
-                    async move {
-                        warn!(
-                            reason = DenyReason::TooManyConnections.as_str(),
-                            limit = why,
-                            "connection refused"
-                        );
-                        let protocol = match protocols {
-                            ListenerProtocols::Socks5 => egress_config::Protocol::Socks5,
-                            _ => egress_config::Protocol::HttpForward,
-                        };
-                        crate::account::record(&crate::account::Outcome::refused(
-                            Some(peer),
-                            protocol,
-                            None,
-                            DenyReason::TooManyConnections,
-                            None,
-                        ));
-                        detect::refuse(
-                            stream,
-                            protocols,
-                            DenyReason::TooManyConnections,
-                            BUSY_ANSWER_WAIT,
-                        )
-                        .await;
-                        drop(answer_permit);
-                    }
-                    .instrument(span),
-                );
+                state
+                    .refusers
+                    .refuse(stream, peer, protocols, limit, &state.tracker, span);
             }
         }
     }

@@ -6,6 +6,7 @@
 //! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5), `decision` (allow, deny, report), `reason` (a `DenyReason`, or `none`) |
 //! | `egress_blocked_domains_total` | counter | `domain`: registrable domain (eTLD+1) of denied targets, at most `blocked_domains_cap` of them, then `other` |
 //! | `egress_active_connections` | gauge | `protocol` |
+//! | `egress_connections_refused_unanswered_total` | counter | `cause`: why a connection refused at a cap was closed without an answer (busy: every refuser was busy; silent: it did not say in time which protocol it speaks). Answered refusals are `egress_decisions_total{reason="too-many-connections"}` |
 //! | `egress_bytes_total` | counter | `direction` (upload: client → destination, download) |
 //! | `egress_connect_duration_seconds` | histogram | – (decision to destination connected / tunnel open) |
 //! | `egress_dns_lookup_duration_seconds` | histogram | – |
@@ -80,6 +81,8 @@ pub struct Metrics {
     labelled_domains: Mutex<HashSet<String>>,
     cap: usize,
     active: Family<ProtocolLabel, Gauge>,
+    /// Refused at a connection cap and closed unanswered (see `listener::Refusers`).
+    refused_unanswered: Family<CauseLabel, Counter>,
     bytes: Family<DirectionLabel, Counter>,
     connect_duration: Histogram,
     dns_duration: Histogram,
@@ -116,6 +119,12 @@ impl Metrics {
         let decisions = Family::<DecisionLabels, Counter>::default();
         let blocked_domains = Family::<DomainLabel, Counter>::default();
         let active = Family::<ProtocolLabel, Gauge>::default();
+        let refused_unanswered = Family::<CauseLabel, Counter>::default();
+        for cause in Unanswered::ALL {
+            let _ = refused_unanswered.get_or_create(&CauseLabel {
+                cause: cause.as_str(),
+            });
+        }
         let bytes = Family::<DirectionLabel, Counter>::default();
         // 1 ms to ~33 s: a loopback connect to a slow parent's CONNECT.
         let connect_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
@@ -141,6 +150,11 @@ impl Metrics {
             "active_connections",
             "Open client connections by protocol",
             active.clone(),
+        );
+        registry.register(
+            "connections_refused_unanswered",
+            "Connections refused at a connection cap and closed without an answer, by cause (busy: every refuser was busy; silent: the client did not say in time which protocol it speaks)",
+            refused_unanswered.clone(),
         );
         registry.register(
             "bytes",
@@ -225,6 +239,7 @@ impl Metrics {
             labelled_domains: Mutex::new(HashSet::new()),
             cap,
             active,
+            refused_unanswered,
             bytes,
             connect_duration,
             dns_duration,
@@ -354,6 +369,42 @@ impl Drop for ActiveGuard {
         if let Some(m) = get() {
             m.active.get_or_create(&self.labels).dec();
         }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    cause: &'static str,
+}
+
+/// Why a connection refused at a cap was closed without an answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unanswered {
+    /// Every refuser was busy.
+    Busy,
+    /// The client did not say in time which protocol it speaks.
+    Silent,
+}
+
+impl Unanswered {
+    pub const ALL: [Unanswered; 2] = [Self::Busy, Self::Silent];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Busy => "busy",
+            Self::Silent => "silent",
+        }
+    }
+}
+
+/// A connection refused at a cap and closed without an answer.
+pub fn refused_unanswered(cause: Unanswered) {
+    if let Some(m) = get() {
+        m.refused_unanswered
+            .get_or_create(&CauseLabel {
+                cause: cause.as_str(),
+            })
+            .inc();
     }
 }
 

@@ -30,8 +30,6 @@ const CMD_CONNECT: u8 = 0x01;
 const ATYP_IPV4: u8 = 0x01;
 const ATYP_DOMAIN: u8 = 0x03;
 const ATYP_IPV6: u8 = 0x04;
-/// How long a refused client may take to reach the point where it can read the refusal.
-const EARLY_REFUSAL_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why a handshake stopped before a request was understood.
 #[derive(Debug)]
@@ -134,15 +132,6 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
             verdict.rule,
         ));
         refuse_after_decision(&mut stream, &refusal).await;
-    }
-}
-
-/// Answers a SOCKS5 client we will not serve at all (e.g. over the connection cap): negotiate as
-/// usual, then reply to its request with `reason`'s code, so the client sees a clear failure
-/// instead of a dropped connection.
-pub async fn refuse_early(stream: &mut TcpStream, reason: DenyReason) {
-    if let Ok(Ok(_)) = tokio::time::timeout(EARLY_REFUSAL_WAIT, handshake(stream)).await {
-        reply(stream, socks_code(reason), None).await;
     }
 }
 

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::listener::Refusers;
 use crate::parent::{HealthTable, Parents};
 use crate::per_client::ClientCounts;
 use crate::resolve::Resolver;
@@ -78,6 +79,8 @@ pub struct ProxyState {
     pub connections: Arc<Semaphore>,
     /// Open connections per client address (`limits.max_connections_per_client`).
     pub per_client: Arc<ClientCounts>,
+    /// Answer connections refused at either cap; sized once at start, like `connections`.
+    pub refusers: Refusers,
     /// Cancelled when shutdown begins: accept loops stop, keep-alive connections finish.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them to drain.
@@ -93,6 +96,7 @@ impl ProxyState {
             snapshot: ArcSwap::from_pointee(Snapshot::from_config(config, &parent_health)),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
             per_client: Arc::new(ClientCounts::default()),
+            refusers: Refusers::new(config.limits.max_connections),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
             parent_health,

@@ -74,7 +74,8 @@ impl Proxy {
         Self::spawn(command, dir)
     }
 
-    fn spawn(mut command: Command, dir: tempfile::TempDir) -> Proxy {
+    /// Runs `command` (the proxy, or a wrapper that execs it) and waits until it listens.
+    pub fn spawn(mut command: Command, dir: tempfile::TempDir) -> Proxy {
         command
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())

@@ -31,6 +31,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             "egress_config_last_reload_success_timestamp_seconds",
             "egress_config_reloads",
             "egress_connect_duration_seconds",
+            "egress_connections_refused_unanswered",
             "egress_decisions",
             "egress_dns_lookup_duration_seconds",
             "egress_upstream_up",
@@ -43,6 +44,8 @@ fn every_documented_metric_is_exported_from_the_start() {
     ));
     assert!(text.contains(r#"egress_active_connections{protocol="http-forward"} 0"#));
     assert!(text.contains(r#"egress_config_reloads_total{result="failure"} 0"#));
+    assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="busy"} 0"#));
+    assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="silent"} 0"#));
     assert!(text.contains(r#"egress_blocked_domains_total{domain="other"} 0"#));
     assert!(text.contains(&format!(
         r#"egress_build_info{{version="{}"}} 1"#,
