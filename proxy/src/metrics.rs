@@ -14,7 +14,7 @@
 //! | `egress_config_last_reload_success_timestamp_seconds` | gauge | – |
 //! | `egress_config_last_reload_failure_timestamp_seconds` | gauge | – (0 until a reload fails) |
 //! | `egress_build_info` | gauge (1) | `version` |
-//! | `egress_audit_lines_dropped_total` | counter | – |
+//! | `egress_audit_lines_dropped_total` | counter | – (queue full, or the file refused the line: disk full) |
 //!
 //! Metrics exist only when the admin listener is configured; otherwise every recording call is
 //! a single check of an unset `OnceLock`, so they cost nothing.
@@ -180,7 +180,7 @@ impl Metrics {
         registry.register("build_info", "The running build", build_info.clone());
         registry.register(
             "audit_lines_dropped",
-            "Audit log lines dropped because the writer fell behind",
+            "Audit log lines lost: dropped because the writer fell behind, or refused by the file (disk full)",
             audit_dropped.clone(),
         );
 
@@ -417,8 +417,13 @@ fn unix_now() -> f64 {
 }
 
 pub fn audit_dropped() {
+    audit_dropped_by(1);
+}
+
+/// `n` audit lines lost at once (a batch the disk refused).
+pub fn audit_dropped_by(n: u64) {
     if let Some(m) = get() {
-        m.audit_dropped.inc();
+        m.audit_dropped.inc_by(n);
     }
 }
 
