@@ -268,6 +268,8 @@ fn copytruncate_under_heavy_traffic_never_leaves_a_torn_line() {
         }
         whole.lines().count()
     };
+    // The proxy opens (creates) its audit log just after it starts listening.
+    support::wait::until("the audit log exists", || audit.exists());
     // Rotate as often as possible for a while: read (every whole line must parse), then empty
     // the file in place, as logrotate's copytruncate does.
     let deadline = Instant::now() + Duration::from_secs(3);

@@ -286,8 +286,8 @@ fn a_drain_that_ends_in_time_exits_zero_with_every_audit_line_written() {
     let audit = dir.path().join("audit.jsonl");
     let mut proxy = proxy_with(&origin, &audit, "20s");
     let admin = proxy.admin_addr();
-    // ~0.6 s of download, under way when the signal comes: the drain waits for it.
-    let size = 256 * 1024;
+    // ~2.5 s of download, under way when the signal comes: the drain waits for it.
+    let size = 1024 * 1024;
     let mut fetch = download(
         &proxy,
         &["-p", "-x", &proxy.url()],
@@ -300,6 +300,7 @@ fn a_drain_that_ends_in_time_exits_zero_with_every_audit_line_written() {
     for i in 0..33 {
         denied_request(&proxy, &format!("burst-{i}.test"));
     }
+    assert!(origin.progress()[0] < size, "the download is still running");
     proxy.signal("TERM");
     proxy.wait_for_log("the drain to begin", |v| {
         message(v) == "stopped accepting; draining"
