@@ -1,7 +1,12 @@
 //! The "account" step: each request's outcome, once, into the metrics and the audit log. A
 //! request is accounted where it ends — refused (at whichever step refused it), or served (when
 //! its tunnel closes or its response is relayed, with the bytes moved) — so every request counts
-//! exactly once, with its final decision and reason.
+//! exactly once, with its final decision and reason. A connection's `Ledger` keeps the request
+//! in flight, so one cut at shutdown, or ended without its step recording it, is recorded too.
+
+mod ledger;
+
+pub use ledger::{decided, moved, speaks, Ledger};
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
@@ -23,6 +28,8 @@ pub struct Outcome<'a> {
     pub upload: u64,
     pub download: u64,
     pub duration: Duration,
+    /// Shutdown cut the connection at the end of its grace period, before the request ended.
+    pub cut: bool,
 }
 
 impl<'a> Outcome<'a> {
@@ -45,6 +52,7 @@ impl<'a> Outcome<'a> {
             upload,
             download,
             duration,
+            cut: false,
         }
     }
 
@@ -66,6 +74,7 @@ impl<'a> Outcome<'a> {
             upload: 0,
             download: 0,
             duration: Duration::ZERO,
+            cut: false,
         }
     }
 }
@@ -82,6 +91,7 @@ pub fn observe(observer: Observer) {
 
 /// Records `outcome` in the metrics and the audit log.
 pub fn record(outcome: &Outcome<'_>) {
+    ledger::recorded();
     if let Some(observer) = OBSERVER.get() {
         observer(outcome);
     }
@@ -127,29 +137,68 @@ struct Line<'a> {
     protocol: &'static str,
     host: Option<String>,
     port: Option<u16>,
-    decision: &'static str,
+    /// `None` only for a connection cut before any request of it was decided.
+    decision: Option<&'static str>,
     reason: Option<&'static str>,
     rule: Option<&'a str>,
     bytes_up: u64,
     bytes_down: u64,
     duration_ms: u64,
+    /// Present (`true`) only on lines of connections cut at the end of the shutdown grace period.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cut: bool,
+}
+
+impl Line<'_> {
+    fn to_json(&self) -> String {
+        // Plain strings and numbers cannot fail to serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 fn audit_line(o: &Outcome<'_>) -> String {
-    let line = Line {
-        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+    Line {
+        time: now(),
         client: o.client,
         identity: None,
         protocol: o.protocol.as_str(),
         host: o.target.map(|(h, _)| h.to_string()),
         port: o.target.map(|(_, p)| p),
-        decision: o.decision,
+        decision: Some(o.decision),
         reason: o.reason.map(DenyReason::as_str),
         rule: o.rule,
         bytes_up: o.upload,
         bytes_down: o.download,
         duration_ms: o.duration.as_millis() as u64,
+        cut: o.cut,
+    }
+    .to_json()
+}
+
+/// The line of a connection cut before any request of it was decided: no decision, no target.
+/// Audit only: the decision metrics count decisions, and there was none.
+fn audit_cut_connection(client: SocketAddr, protocol: Protocol, open_for: Duration) {
+    if !audit::enabled() {
+        return;
+    }
+    let line = Line {
+        time: now(),
+        client: Some(client),
+        identity: None,
+        protocol: protocol.as_str(),
+        host: None,
+        port: None,
+        decision: None,
+        reason: None,
+        rule: None,
+        bytes_up: 0,
+        bytes_down: 0,
+        duration_ms: open_for.as_millis() as u64,
+        cut: true,
     };
-    // Plain strings and numbers cannot fail to serialise.
-    serde_json::to_string(&line).unwrap_or_default()
+    audit::write(line.to_json());
 }

@@ -1,6 +1,8 @@
 //! The admin listener (loopback only, enforced by the config loader): `/metrics` for Prometheus,
-//! `/livez` (the process answers) and `/readyz` (listeners bound and a policy in force; not
-//! ready while draining, so a load balancer stops sending).
+//! `/livez` (the process answers) and `/readyz` (listeners bound and a policy in force; `503
+//! draining` from the moment shutdown begins, so a load balancer stops sending). It keeps
+//! answering through the whole drain and goes away only with the process: a probe during the
+//! drain gets "draining", never a refused connection.
 
 use std::sync::Arc;
 
@@ -14,17 +16,14 @@ use tokio::net::TcpListener;
 use crate::metrics;
 use crate::state::ProxyState;
 
-/// Serves the admin endpoints on `listener` until shutdown begins.
+/// Serves the admin endpoints on `listener` for as long as the process runs.
 pub async fn serve(listener: TcpListener, state: Arc<ProxyState>) {
-    let shutdown = state.shutdown.clone();
     let app = Router::new()
         .route("/metrics", get(metrics_text))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .with_state(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
+    let served = axum::serve(listener, app).await;
     if let Err(error) = served {
         tracing::warn!(%error, "admin listener failed");
     }

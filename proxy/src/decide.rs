@@ -7,6 +7,7 @@ use crate::answer::Refusal;
 use crate::state::Snapshot;
 
 /// The policy's verdict for `host:port` over `protocol`, logged once. `Err` when it is a denial.
+/// A request let through is in flight in the connection's ledger until it is recorded.
 pub fn check<'s>(
     snapshot: &'s Snapshot,
     host: &Host,
@@ -29,6 +30,7 @@ pub fn check<'s>(
             rule = verdict.rule,
             "decision"
         );
+        crate::account::decided(protocol, host, port, &verdict);
         Ok(verdict)
     } else {
         warn!(

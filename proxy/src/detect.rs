@@ -2,6 +2,7 @@
 //! refuse politely, anything else is treated as HTTP/1.x.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +12,9 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use crate::account::{self, Ledger};
 use crate::answer::{self, Asked, Refusal};
-use crate::state::Snapshot;
+use crate::state::{ProxyState, Snapshot};
 use crate::{http, socks5};
 
 const SOCKS5: u8 = 0x05;
@@ -36,8 +38,63 @@ pub struct ConnContext {
     pub shutdown: CancellationToken,
 }
 
-/// Serves one accepted connection to its end.
+/// The two moments of shutdown a connection answers to.
+#[derive(Debug, Clone)]
+pub struct Stop {
+    /// Shutdown began: finish the exchange under way, take no new request.
+    pub shutdown: CancellationToken,
+    /// The grace period is over: the connection is closed where it stands, and recorded as cut.
+    pub cut: CancellationToken,
+    /// Counts the connections cut.
+    pub cut_count: Arc<AtomicUsize>,
+}
+
+impl Stop {
+    pub fn of(state: &ProxyState) -> Self {
+        Self {
+            shutdown: state.shutdown.clone(),
+            cut: state.cut.clone(),
+            cut_count: state.cut_count.clone(),
+        }
+    }
+}
+
+/// Serves one accepted connection to its end, or until shutdown cuts it. Either way, the
+/// requests it served are recorded once each (see `account::Ledger`).
 pub async fn serve(
+    stream: TcpStream,
+    client: SocketAddr,
+    protocols: ListenerProtocols,
+    snapshot: Arc<Snapshot>,
+    stop: Stop,
+) {
+    let guess = match protocols {
+        ListenerProtocols::Socks5 => Protocol::Socks5,
+        _ => Protocol::HttpForward,
+    };
+    let ledger = Ledger::new(client, guess);
+    let served = ledger.scope(serve_until_done(
+        stream,
+        client,
+        protocols,
+        snapshot,
+        stop.shutdown,
+    ));
+    // The connection's future is dropped at the end of this statement when the cut wins: its
+    // sockets close, and nothing of it runs again.
+    let cut = tokio::select! {
+        () = served => false,
+        () = stop.cut.cancelled() => true,
+    };
+    if cut {
+        stop.cut_count.fetch_add(1, Ordering::Relaxed);
+        ledger.cut();
+    } else {
+        ledger.close();
+    }
+}
+
+async fn serve_until_done(
     stream: TcpStream,
     client: SocketAddr,
     protocols: ListenerProtocols,
@@ -61,6 +118,9 @@ pub async fn serve(
         snapshot,
         shutdown,
     };
+    if speaks == Speaks::Socks5 {
+        account::speaks(Protocol::Socks5);
+    }
     match speaks {
         Speaks::Socks5 => socks5::serve(stream, ctx).await,
         Speaks::Http => http::serve(stream, ctx).await,

@@ -20,7 +20,7 @@ use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
 use crate::parent::{self, Purpose};
 use crate::state::Snapshot;
-use crate::tunnel::{self, Transferred};
+use crate::tunnel::{self, Moved, Transferred};
 use crate::{destination, dial};
 
 /// Where the tunnel goes and what the policy said about it.
@@ -120,8 +120,9 @@ where
                 return Ok(());
             }
         };
-        let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle).await;
-        log_end(target, moved, started);
+        let counts = account::moved();
+        let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle, &counts).await;
+        log_end(target, moved, &counts, started);
         return Ok(());
     }
     let upstream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
@@ -198,10 +199,11 @@ async fn relay_checked(
             }
         }
     };
-    let moved = tunnel::relay_gated(client, upstream, idle, gate).await;
+    let counts = account::moved();
+    let moved = tunnel::relay_gated(client, upstream, idle, &counts, gate).await;
     match moved {
         Err(e) if e.get_ref().is_some_and(|inner| inner.is::<Refused>()) => {}
-        moved => log_end(target, moved, started),
+        moved => log_end(target, moved, &counts, started),
     }
 }
 
@@ -244,11 +246,15 @@ fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: 
     }
 }
 
-fn log_end(target: Target<'_>, moved: io::Result<Transferred>, started: std::time::Instant) {
-    let bytes = match &moved {
-        Ok(moved) => (moved.client_to_upstream, moved.upstream_to_client),
-        Err(_) => (0, 0),
-    };
+fn log_end(
+    target: Target<'_>,
+    moved: io::Result<Transferred>,
+    counts: &Moved,
+    started: std::time::Instant,
+) {
+    // Counted as they went: a tunnel ended by an error is accounted with what it moved.
+    let so_far = counts.so_far();
+    let bytes = (so_far.client_to_upstream, so_far.upstream_to_client);
     account::record(&Outcome::served(
         Some(target.client),
         target.protocol,

@@ -101,10 +101,10 @@ impl Admission {
         match admitted {
             Some((slot, Ok(permit))) => {
                 span.in_scope(|| debug!("accepted"));
-                let shutdown = state.shutdown.clone();
+                let stop = detect::Stop::of(state);
                 state.tracker.spawn(
                     async move {
-                        detect::serve(stream, peer, protocols, snapshot, shutdown).await;
+                        detect::serve(stream, peer, protocols, snapshot, stop).await;
                         drop(permit);
                         drop(slot);
                     }

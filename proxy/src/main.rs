@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -12,6 +13,14 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 mod check;
+
+/// Exit status after a shutdown that had to cut connections still open at the end of
+/// `timeouts.shutdown_grace` (each has an audit line with `"cut": true`). A clean drain exits 0;
+/// 1 is a failure to start or run, 2 a bad command line.
+const EXIT_CONNECTIONS_CUT: u8 = 3;
+
+/// At exit, how long the audit writer may take to write the lines still queued.
+const AUDIT_FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// An egress-filtering proxy: HTTP CONNECT, plain-HTTP forwarding and SOCKS5 on one port,
 /// allowing only the destinations its policy names.
@@ -99,8 +108,18 @@ fn serve(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve_config(config, args.config, file_listeners)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let served = runtime.block_on(serve_config(config, args.config, file_listeners));
+    // Every connection has ended and recorded its line by now; write them before exiting.
+    let unwritten = egress_proxy::audit::flush(AUDIT_FLUSH_WAIT);
+    if unwritten > 0 {
+        warn!(
+            lines = unwritten,
+            "exiting before the audit log could take every queued line"
+        );
+    }
+    match served {
+        Ok(Stopped::Drained) => ExitCode::SUCCESS,
+        Ok(Stopped::Cut) => ExitCode::from(EXIT_CONNECTIONS_CUT),
         Err(e) => {
             eprintln!("egress-proxy: {e:#}");
             ExitCode::FAILURE
@@ -108,11 +127,19 @@ fn serve(args: RunArgs) -> ExitCode {
     }
 }
 
+/// How the proxy stopped.
+enum Stopped {
+    /// Every connection finished within the grace period.
+    Drained,
+    /// Some were still open at its end and were cut.
+    Cut,
+}
+
 async fn serve_config(
     config: Config,
     path: Option<PathBuf>,
     file_listeners: Vec<egress_config::Listener>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Stopped> {
     // Signal handlers and the file watch exist before we announce we are listening, so a signal
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
@@ -167,11 +194,15 @@ async fn serve_config(
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));
     }
-    let drained = egress_proxy::run(bound, state, stop).await;
-    if !drained {
-        warn!("exiting with connections still open");
+    if egress_proxy::run(bound, state, stop).await {
+        Ok(Stopped::Drained)
+    } else {
+        warn!(
+            exit_code = EXIT_CONNECTIONS_CUT,
+            "exiting after cutting connections still open at the end of the grace period"
+        );
+        Ok(Stopped::Cut)
     }
-    Ok(())
 }
 
 /// SIGUSR1 reopens the audit log file (after logrotate moved it).

@@ -15,7 +15,8 @@
 //! | `egress_config_last_reload_success_timestamp_seconds` | gauge | – |
 //! | `egress_config_last_reload_failure_timestamp_seconds` | gauge | – (0 until a reload fails) |
 //! | `egress_build_info` | gauge (1) | `version` |
-//! | `egress_audit_lines_dropped_total` | counter | – |
+//! | `egress_audit_lines_dropped_total` | counter | – (queue full, or the file refused the line: disk full) |
+//! | `egress_connections_cut_total` | counter | `protocol` (connections still open at the end of the shutdown grace period, closed by the proxy) |
 //!
 //! Metrics exist only when the admin listener is configured; otherwise every recording call is
 //! a single check of an unset `OnceLock`, so they cost nothing.
@@ -91,6 +92,7 @@ pub struct Metrics {
     last_reload_success: Gauge<f64, AtomicU64>,
     last_reload_failure: Gauge<f64, AtomicU64>,
     audit_dropped: Counter,
+    connections_cut: Family<ProtocolLabel, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -134,6 +136,7 @@ impl Metrics {
         let last_reload_success = Gauge::<f64, AtomicU64>::default();
         let last_reload_failure = Gauge::<f64, AtomicU64>::default();
         let audit_dropped = Counter::default();
+        let connections_cut = Family::<ProtocolLabel, Counter>::default();
         let build_info = Family::<VersionLabel, Gauge>::default();
 
         registry.register(
@@ -194,8 +197,13 @@ impl Metrics {
         registry.register("build_info", "The running build", build_info.clone());
         registry.register(
             "audit_lines_dropped",
-            "Audit log lines dropped because the writer fell behind",
+            "Audit log lines lost: dropped because the writer fell behind, or refused by the file (disk full)",
             audit_dropped.clone(),
+        );
+        registry.register(
+            "connections_cut",
+            "Connections still open at the end of the shutdown grace period, closed by the proxy",
+            connections_cut.clone(),
         );
 
         // Every known label value exists from the start, so rates and alerts work at once.
@@ -216,6 +224,7 @@ impl Metrics {
                 }
             }
             let _ = active.get_or_create(&ProtocolLabel { protocol });
+            let _ = connections_cut.get_or_create(&ProtocolLabel { protocol });
         }
         for direction in ["upload", "download"] {
             let _ = bytes.get_or_create(&DirectionLabel { direction });
@@ -248,6 +257,7 @@ impl Metrics {
             last_reload_success,
             last_reload_failure,
             audit_dropped,
+            connections_cut,
         }
     }
 
@@ -468,8 +478,24 @@ fn unix_now() -> f64 {
 }
 
 pub fn audit_dropped() {
+    audit_dropped_by(1);
+}
+
+/// `n` audit lines lost at once (a batch the disk refused).
+pub fn audit_dropped_by(n: u64) {
     if let Some(m) = get() {
-        m.audit_dropped.inc();
+        m.audit_dropped.inc_by(n);
+    }
+}
+
+/// A connection of `protocol` cut at the end of the shutdown grace period.
+pub fn connection_cut(protocol: Protocol) {
+    if let Some(m) = get() {
+        m.connections_cut
+            .get_or_create(&ProtocolLabel {
+                protocol: protocol.as_str(),
+            })
+            .inc();
     }
 }
 

@@ -1,16 +1,23 @@
 //! Running the accept loops, and stopping: stop accepting, let open connections drain for the
-//! grace period, then return.
+//! grace period, then cut the ones still open (each is recorded as cut) and return.
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tracing::{info, warn};
 
 use crate::state::{BoundListener, ProxyState};
 use crate::{listener, parent};
 
+/// How long cut connections get to record their lines and end; they do so at once, this only
+/// bounds the wait.
+const CUT_WAIT: Duration = Duration::from_secs(1);
+
 /// Serves `listeners` until `shutdown` completes, then drains for `timeouts.shutdown_grace`.
-/// Returns whether every connection finished within the grace period.
+/// Returns whether every connection finished within the grace period (`false`: some were cut).
+/// (Answers to over-cap clients still under way then are left to finish: they are not cut.)
 pub async fn run(
     listeners: Vec<BoundListener>,
     state: Arc<ProxyState>,
@@ -50,9 +57,27 @@ pub async fn run(
         Err(_) => {
             warn!(
                 open_connections = state.tracker.len(),
-                "grace period over; closing the rest"
+                "grace period over; cutting the connections still open"
             );
-            false
+            state.cut.cancel();
+            if tokio::time::timeout(CUT_WAIT, state.tracker.wait())
+                .await
+                .is_err()
+            {
+                warn!(
+                    open_connections = state.tracker.len(),
+                    "connections still open after the cut"
+                );
+            }
+            let cut = state.cut_count.load(Ordering::Relaxed);
+            warn!(
+                connections = cut,
+                "the grace period ended with connections cut"
+            );
+            cut == 0
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,6 +1,7 @@
 //! What every connection shares: the current configuration snapshot, the connection cap and the
 //! shutdown signal.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -83,6 +84,11 @@ pub struct ProxyState {
     pub refusers: Refusers,
     /// Cancelled when shutdown begins: accept loops stop, keep-alive connections finish.
     pub shutdown: CancellationToken,
+    /// Cancelled when the shutdown grace period is over: connections still open are closed,
+    /// each recorded as cut.
+    pub cut: CancellationToken,
+    /// How many connections the cut closed.
+    pub cut_count: Arc<AtomicUsize>,
     /// Every connection task, so shutdown can wait for them to drain.
     pub tracker: TaskTracker,
     /// Parent proxies' health, outliving any one snapshot.
@@ -98,6 +104,8 @@ impl ProxyState {
             per_client: Arc::new(ClientCounts::default()),
             refusers: Refusers::new(config.limits.max_connections),
             shutdown: CancellationToken::new(),
+            cut: CancellationToken::new(),
+            cut_count: Arc::default(),
             tracker: TaskTracker::new(),
             parent_health,
         })

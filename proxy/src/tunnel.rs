@@ -22,16 +22,40 @@ pub struct Transferred {
     pub upstream_to_client: u64,
 }
 
+/// Bytes moved so far each way, readable while the tunnel runs: a tunnel cut at the end of the
+/// shutdown grace period, or ended by an error, is accounted with what it had moved.
+#[derive(Debug, Default)]
+pub struct Moved {
+    client_to_upstream: AtomicU64,
+    upstream_to_client: AtomicU64,
+}
+
+impl Moved {
+    pub fn so_far(&self) -> Transferred {
+        Transferred {
+            client_to_upstream: self.client_to_upstream.load(Ordering::Relaxed),
+            upstream_to_client: self.upstream_to_client.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Starts counting again (the next request on the connection).
+    pub fn reset(&self) {
+        self.client_to_upstream.store(0, Ordering::Relaxed);
+        self.upstream_to_client.store(0, Ordering::Relaxed);
+    }
+}
+
 /// Relays until both sides have closed their sending half (each EOF is passed on as a
 /// half-close), an error occurs, or the tunnel idles for `idle`. `early` holds bytes the client
-/// sent before the tunnel was established; they go first.
+/// sent before the tunnel was established; they go first. `moved` counts as bytes go.
 pub async fn relay(
     client: &TcpStream,
     upstream: &TcpStream,
     early: &[u8],
     idle: Duration,
+    moved: &Moved,
 ) -> io::Result<Transferred> {
-    relay_gated(client, upstream, idle, async { Ok(early) }).await
+    relay_gated(client, upstream, idle, moved, async { Ok(early) }).await
 }
 
 /// Like `relay`, but the client → destination direction starts only when `first` completes:
@@ -42,19 +66,24 @@ pub async fn relay_gated<'a, B: AsRef<[u8]>>(
     client: &TcpStream,
     upstream: &TcpStream,
     idle: Duration,
+    moved: &Moved,
     first: impl Future<Output = io::Result<B>> + 'a,
 ) -> io::Result<Transferred> {
     let activity = Activity::default();
+    let up_count = &moved.client_to_upstream;
     let up = async {
         let early = first.await?;
         let early = early.as_ref();
         one_way::write_all(upstream, early, idle).await?;
         if !early.is_empty() {
             activity.touch();
+            up_count.fetch_add(early.len() as u64, Ordering::Relaxed);
         }
-        Ok::<u64, io::Error>(one_way(client, upstream, &activity, idle).await? + early.len() as u64)
+        let rest = one_way(client, upstream, &activity, idle, up_count).await?;
+        Ok::<u64, io::Error>(rest + early.len() as u64)
     };
-    let (up, down) = tokio::try_join!(up, one_way(upstream, client, &activity, idle))?;
+    let down = one_way(upstream, client, &activity, idle, &moved.upstream_to_client);
+    let (up, down) = tokio::try_join!(up, down)?;
     Ok(Transferred {
         client_to_upstream: up,
         upstream_to_client: down,

@@ -64,6 +64,23 @@ impl Proxy {
         Self::spawn(command, dir)
     }
 
+    /// Starts the proxy with a complete policy file through `wrapper`: a command that ends by
+    /// exec'ing the arguments appended to it (the binary and its arguments), e.g. `unshare`.
+    /// The process, its pid and its log are the proxy's.
+    pub fn start_wrapped(file: &str, wrapper: &[&str]) -> Proxy {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(&path, file).expect("write policy");
+        let mut command = Command::new(wrapper[0]);
+        command
+            .args(&wrapper[1..])
+            .arg(proxy_binary())
+            .arg("--config")
+            .arg(&path)
+            .args(["--log-format", "json", "--log-level", "debug"]);
+        Self::spawn(command, dir)
+    }
+
     /// Starts the binary with exactly `args` (no policy file written).
     pub fn start_args(args: &[&str]) -> Proxy {
         let dir = tempfile::tempdir().expect("temp dir");

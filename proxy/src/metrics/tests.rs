@@ -31,6 +31,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             "egress_config_last_reload_success_timestamp_seconds",
             "egress_config_reloads",
             "egress_connect_duration_seconds",
+            "egress_connections_cut",
             "egress_connections_refused_unanswered",
             "egress_decisions",
             "egress_dns_lookup_duration_seconds",
@@ -43,6 +44,7 @@ fn every_documented_metric_is_exported_from_the_start() {
         r#"egress_decisions_total{protocol="http-connect",decision="allow",reason="none"} 0"#
     ));
     assert!(text.contains(r#"egress_active_connections{protocol="http-forward"} 0"#));
+    assert!(text.contains(r#"egress_connections_cut_total{protocol="socks5"} 0"#));
     assert!(text.contains(r#"egress_config_reloads_total{result="failure"} 0"#));
     assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="busy"} 0"#));
     assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="silent"} 0"#));

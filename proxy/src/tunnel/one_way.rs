@@ -9,6 +9,7 @@
 //! readiness (`try_io`) instead of spinning.
 
 use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::Interest;
@@ -20,11 +21,13 @@ use super::Activity;
 const SMALL_BUFFER: usize = 16 * 1024;
 
 /// Relays `from` → `to` until EOF (passed on as a half-close of `to`), an error, or idleness.
+/// Returns the bytes relayed, also added to `count` as they go.
 pub async fn one_way(
     from: &TcpStream,
     to: &TcpStream,
     activity: &Activity,
     idle: Duration,
+    count: &AtomicU64,
 ) -> io::Result<u64> {
     let mut total = 0u64;
     let mut buf = vec![0u8; SMALL_BUFFER];
@@ -38,11 +41,12 @@ pub async fn one_way(
         write_all(to, &buf[..n], idle).await?;
         activity.touch();
         total += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
         #[cfg(target_os = "linux")]
         if n == buf.len() && !bulk_tried {
             bulk_tried = true;
             // Without a pipe (out of descriptors) keep copying rather than failing the tunnel.
-            if let Some(rest) = super::splice::try_rest(from, to, activity, idle).await {
+            if let Some(rest) = super::splice::try_rest(from, to, activity, idle, count).await {
                 return rest.map(|n| n + total);
             }
         }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rustix::pipe::{fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags};
@@ -23,9 +24,10 @@ pub(super) async fn try_rest(
     to: &TcpStream,
     activity: &Activity,
     idle: Duration,
+    count: &AtomicU64,
 ) -> Option<io::Result<u64>> {
     let pipe = Pipe::new().ok()?;
-    Some(splice_rest(from, to, &pipe, activity, idle).await)
+    Some(splice_rest(from, to, &pipe, activity, idle, count).await)
 }
 
 async fn splice_rest(
@@ -34,6 +36,7 @@ async fn splice_rest(
     pipe: &Pipe,
     activity: &Activity,
     idle: Duration,
+    count: &AtomicU64,
 ) -> io::Result<u64> {
     let mut total = 0u64;
     loop {
@@ -70,6 +73,7 @@ async fn splice_rest(
         }
         activity.touch();
         total += n as u64;
+        count.fetch_add(n as u64, Ordering::Relaxed);
     }
 }
 

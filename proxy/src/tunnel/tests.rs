@@ -19,26 +19,30 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// Client ⇄ [relay] ⇄ upstream, returning the outer ends and the relay task.
+/// Client ⇄ [relay] ⇄ upstream, returning the outer ends, the relay task and its live counts.
 async fn tunnel(
     early: &'static [u8],
 ) -> (
     TcpStream,
     TcpStream,
     tokio::task::JoinHandle<io::Result<Transferred>>,
+    std::sync::Arc<Moved>,
 ) {
     let (client_outer, client_inner) = pair().await;
     let (upstream_inner, upstream_outer) = pair().await;
+    let moved = std::sync::Arc::new(Moved::default());
+    let counts = moved.clone();
     let relay = tokio::spawn(async move {
         relay(
             &client_inner,
             &upstream_inner,
             early,
             Duration::from_secs(30),
+            &counts,
         )
         .await
     });
-    (client_outer, upstream_outer, relay)
+    (client_outer, upstream_outer, relay, moved)
 }
 
 #[tokio::test]
@@ -46,7 +50,7 @@ async fn bulk_both_ways_at_once_arrives_intact_and_is_counted() {
     // Large enough to leave the small-buffer phase and run through splice on Linux.
     let up_bytes = pattern(8 << 20, 1);
     let down_bytes = pattern(5 << 20, 7);
-    let (client, upstream, relay) = tunnel(b"early:").await;
+    let (client, upstream, relay, live) = tunnel(b"early:").await;
     let (mut client_read, mut client_write) = client.into_split();
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let send_up = {
@@ -85,11 +89,13 @@ async fn bulk_both_ways_at_once_arrives_intact_and_is_counted() {
     let moved = relay.await.unwrap().unwrap();
     assert_eq!(moved.client_to_upstream, up_bytes.len() as u64 + 6);
     assert_eq!(moved.upstream_to_client, down_bytes.len() as u64);
+    // The live counts (what a tunnel cut at shutdown is accounted with) agree, splice included.
+    assert_eq!(live.so_far(), moved);
 }
 
 #[tokio::test]
 async fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
-    let (mut client, mut upstream, relay) = tunnel(b"").await;
+    let (mut client, mut upstream, relay, _) = tunnel(b"").await;
     client.write_all(b"question").await.unwrap();
     client.shutdown().await.unwrap();
     let mut question = Vec::new();
@@ -108,7 +114,14 @@ async fn a_half_close_is_passed_on_and_the_reply_still_arrives() {
 async fn an_idle_tunnel_times_out() {
     let (client_outer, client_inner) = pair().await;
     let (upstream_inner, _upstream_outer) = pair().await;
-    let result = relay(&client_inner, &upstream_inner, b"", Duration::from_secs(5)).await;
+    let result = relay(
+        &client_inner,
+        &upstream_inner,
+        b"",
+        Duration::from_secs(5),
+        &Moved::default(),
+    )
+    .await;
     assert_eq!(result.unwrap_err().kind(), io::ErrorKind::TimedOut);
     drop(client_outer);
 }
