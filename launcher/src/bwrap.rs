@@ -21,8 +21,8 @@ pub struct Plan {
     pub read_only: bool,
     /// egress-run's own binary (see `self_inside`).
     pub self_exe: PathBuf,
-    /// Secret files and directories that exist (masked), and write-protected paths that exist;
-    /// found by `existing_sensitive_paths`, so the function below stays pure.
+    /// Secret files and directories that exist (masked, found by `secrets::discover`), and
+    /// write-protected paths that exist (`existing_protected_paths`), so `args` stays pure.
     pub secrets: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
 }
@@ -55,17 +55,6 @@ pub fn self_inside(plan: &Plan) -> PathBuf {
         exe.clone()
     }
 }
-
-/// Under the home directory: credentials a sandboxed command has no business reading.
-pub const HOME_SECRETS: [&str; 7] = [
-    ".ssh",
-    ".aws",
-    ".gnupg",
-    ".kube",
-    ".docker/config.json",
-    ".netrc",
-    ".config/gcloud",
-];
 
 /// Under the home directory: files that run code at the user's next login or shell.
 pub const HOME_PROTECTED: [&str; 7] = [
@@ -175,23 +164,10 @@ fn mask(out: &mut Vec<OsString>, path: &Path) {
     }
 }
 
-/// The secrets and protected files of the home directories and `cwd` that exist now (masks over
-/// missing paths would create them: the "phantom dotfiles" other sandboxes leave behind).
-pub fn existing_sensitive_paths(homes: &[PathBuf], cwd: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut secrets: Vec<PathBuf> = homes
-        .iter()
-        .flat_map(|home| HOME_SECRETS.iter().map(move |p| home.join(p)))
-        .filter(|p| p.exists())
-        .collect();
-    if let Ok(entries) = std::fs::read_dir(cwd) {
-        let mut env_files: Vec<PathBuf> = entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(".env"))
-            .map(|e| e.path())
-            .collect();
-        env_files.sort();
-        secrets.extend(env_files);
-    }
+/// The protected files of the home directories and `cwd` that exist now (binds over missing
+/// paths would create them: the "phantom dotfiles" other sandboxes leave behind). Secrets are
+/// found by `secrets::discover`.
+pub fn existing_protected_paths(homes: &[PathBuf], cwd: &Path) -> Vec<PathBuf> {
     let mut protected: Vec<PathBuf> = Vec::new();
     let home_protected = homes
         .iter()
@@ -215,7 +191,7 @@ pub fn existing_sensitive_paths(homes: &[PathBuf], cwd: &Path) -> (Vec<PathBuf>,
                 .filter(|p| p.exists()),
         );
     }
-    (secrets, protected)
+    protected
 }
 
 #[cfg(test)]

@@ -46,6 +46,14 @@ pub fn proxy_env(port: u16, self_exe: &str) -> Vec<(String, String)> {
     vars.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 
+/// The names `proxy_env` sets: the caller's values of these are replaced, not removed.
+pub fn names() -> Vec<String> {
+    proxy_env(INSIDE_PORT, "")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,10 +31,30 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir()?;
     // The same rule as on Linux: `/` or a system directory would make everything writable.
     bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
-    let (mut secrets, _protected) =
-        bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
+    let caller_env: Vec<_> = std::env::vars_os().collect();
+    let scrub = crate::env_scrub::scrub(
+        &caller_env,
+        &crate::request::parent_passwords(Some(&config)),
+        &request.pass_env,
+        &env::names(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let homes = crate::request::home_dirs();
+    let mut trees = vec![cwd.clone()];
+    trees.extend(absolute(&request.allow_write)?);
+    let found = crate::secrets::discover(&crate::secrets::Scope {
+        homes: &homes,
+        cwd: &cwd,
+        env: &caller_env,
+        trees: &trees,
+    });
+    for warning in &found.warnings {
+        eprintln!("{warning}");
+    }
+    let mut secrets = found.paths;
     secrets.extend(absolute(&request.deny_read)?);
     secrets.extend(password_files(&request, Some(&config))?);
+    secrets.extend(scrub.files(&caller_env));
     let mut writable = Vec::new();
     if !request.read_only {
         writable.push(cwd);
@@ -46,11 +66,15 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         secrets,
     });
     let self_exe = std::env::current_exe()?;
-    let mut child = Command::new(seatbelt::SANDBOX_EXEC)
+    let mut command = Command::new(seatbelt::SANDBOX_EXEC);
+    command
         .args(seatbelt::sandbox_exec_args(&profile, &request.command))
-        .env_remove(crate::request::PASSWORD_ENV)
         .envs(env::proxy_env(port, &self_exe.to_string_lossy()))
-        .stdin(Stdio::inherit())
+        .stdin(Stdio::inherit());
+    for name in scrub.names() {
+        command.env_remove(name);
+    }
+    let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
     let pid = rustix::process::Pid::from_child(&child);
@@ -59,7 +83,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     });
     let status = child.wait()?;
     if !request.quiet {
-        if let Some(paragraph) = blocked.paragraph() {
+        for paragraph in scrub.message().into_iter().chain(blocked.paragraph()) {
             eprintln!("{paragraph}");
         }
     }

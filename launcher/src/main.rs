@@ -15,6 +15,8 @@ mod bridge;
 mod bwrap;
 mod connect;
 mod env;
+mod env_files;
+mod env_scrub;
 #[cfg(target_os = "linux")]
 mod inherited;
 #[cfg(target_os = "linux")]
@@ -28,6 +30,7 @@ mod run;
 mod seatbelt;
 #[cfg(target_os = "linux")]
 mod seccomp;
+mod secrets;
 mod signals;
 mod srt;
 mod summary;
@@ -76,7 +79,11 @@ struct Cli {
     /// Nothing writable but a private /tmp.
     #[arg(long)]
     read_only: bool,
-    /// No summary of blocked destinations at exit.
+    /// Pass this variable to the command although it looks like a credential (repeatable;
+    /// NAME or a prefix ending in *).
+    #[arg(long, value_name = "NAME")]
+    pass_env: Vec<String>,
+    /// No summary at exit (blocked destinations, variables kept from the command).
     #[arg(long, short)]
     quiet: bool,
     /// The command and its arguments.
@@ -132,6 +139,7 @@ fn main() -> ExitCode {
             deny_read: cli.deny_read,
             srt_settings: cli.srt_settings,
             read_only: cli.read_only,
+            pass_env: cli.pass_env,
             quiet: cli.quiet,
             command: cli.command,
         }),

@@ -21,6 +21,8 @@ pub struct Request {
     pub deny_read: Vec<PathBuf>,
     pub srt_settings: Option<PathBuf>,
     pub read_only: bool,
+    /// `--pass-env` names: passed to the command although they look like credentials.
+    pub pass_env: Vec<String>,
     pub quiet: bool,
     pub command: Vec<OsString>,
 }
@@ -131,8 +133,9 @@ impl<'a> ProxyUrl<'a> {
     }
 }
 
-/// Files holding proxy passwords, which the sandbox must not read: `--proxy-password-file`, and
-/// every upstream's `password_file` in `config` (a `--policy` file may name them).
+/// Files holding proxy passwords, which the sandbox must not read: `--proxy-password-file`,
+/// every upstream's `password_file` in `config` (a `--policy` file may name them), and the
+/// `--policy` file itself when a password is written in it (in an upstream's URL).
 pub fn password_files(
     request: &Request,
     config: Option<&egress_config::Config>,
@@ -142,7 +145,27 @@ pub fn password_files(
         .into_iter()
         .flat_map(|c| &c.routing.upstreams)
         .filter_map(|u| u.password_file.clone());
-    absolute(&named.chain(in_config).collect::<Vec<_>>())
+    let passwords = parent_passwords(config);
+    let policy = request.policy.iter().filter(|path| {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        passwords.iter().any(|p| text.contains(p))
+    });
+    absolute(
+        &named
+            .chain(in_config)
+            .chain(policy.cloned())
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Every parent proxy's password in `config`, however it was given: kept from the command in
+/// whatever variable it is found (see `env_scrub`).
+pub fn parent_passwords(config: Option<&egress_config::Config>) -> Vec<&str> {
+    config
+        .into_iter()
+        .flat_map(|c| &c.routing.upstreams)
+        .filter_map(|u| u.password.as_ref().map(|p| p.expose()))
+        .collect()
 }
 
 /// The home directories whose secrets are masked: `$HOME`, and the user's home in the password

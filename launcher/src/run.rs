@@ -15,9 +15,9 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
-use crate::request::{absolute, password_files, prepare, Request};
+use crate::request::{absolute, parent_passwords, password_files, prepare, Request};
 use crate::summary::Blocked;
-use crate::{bridge, env, seccomp};
+use crate::{bridge, env, env_scrub, seccomp, secrets};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
@@ -38,21 +38,46 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     let (outside, inside) = bridge::pair()?;
 
-    // A policy file may name password files, which must be masked: it is read before the
-    // sandbox is built. Without one, the policy loads while bwrap works (see below).
-    let early = match request.policy {
-        Some(_) => Some(prepare(&request)?),
-        None => None,
+    // A policy file or `--proxy` may name parents with passwords, which must be kept from the
+    // command (their files masked, their variables removed): they are read before the sandbox
+    // is built. Otherwise, the policy loads while bwrap works (see below).
+    let early = match (&request.policy, &request.proxy) {
+        (None, None) => None,
+        _ => Some(prepare(&request)?),
     };
+    let caller_env: Vec<_> = std::env::vars_os().collect();
+    let scrub = env_scrub::scrub(
+        &caller_env,
+        &parent_passwords(early.as_ref()),
+        &request.pass_env,
+        &env::names(),
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut deny_read = absolute(&request.deny_read)?;
     deny_read.extend(password_files(&request, early.as_ref())?);
+    deny_read.extend(scrub.files(&caller_env));
     let cwd = std::env::current_dir()?;
     bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
     let allow_write = absolute(&request.allow_write)?;
     for path in &allow_write {
         bwrap::check_bindable(path, "--allow-write").map_err(anyhow::Error::msg)?;
     }
-    let (secrets, protected) = bwrap::existing_sensitive_paths(&crate::request::home_dirs(), &cwd);
+    let homes = crate::request::home_dirs();
+    let trees: Vec<PathBuf> = std::iter::once(cwd.clone())
+        .chain(allow_write.iter().cloned())
+        .collect();
+    let found = secrets::discover(&secrets::Scope {
+        homes: &homes,
+        cwd: &cwd,
+        env: &caller_env,
+        trees: &trees,
+    });
+    // Warnings are about what stays readable: said even with --quiet.
+    for warning in &found.warnings {
+        eprintln!("{warning}");
+    }
+    let secrets = found.paths;
+    let protected = bwrap::existing_protected_paths(&homes, &cwd);
     let plan = Plan {
         cwd,
         allow_write,
@@ -96,12 +121,14 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .arg(inside.as_raw_fd().to_string())
         .arg("--")
         .args(&request.command)
-        .env_remove(crate::request::PASSWORD_ENV)
         .envs(env::proxy_env(
             env::INSIDE_PORT,
             &self_inside.to_string_lossy(),
         ))
         .stdin(Stdio::inherit());
+    for name in scrub.names() {
+        command.env_remove(name);
+    }
     // Signals: see `signals`. bubblewrap starts with the terminal's signals ignored, and in a
     // process group of its own unless egress-run is the terminal's foreground job (there the
     // command must share the terminal's foreground group to read it and get Ctrl-C).
@@ -155,11 +182,6 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     runtime.spawn(serve(outside, config));
     let sandbox_pid = read_child_pid(info_read);
     let status = child.wait()?;
-    if !request.quiet {
-        if let Some(paragraph) = blocked.paragraph() {
-            eprintln!("{paragraph}");
-        }
-    }
     if sandbox_pid.is_none() {
         bail!(
             "bubblewrap could not create the sandbox (exit {:?}); its own message is above. egress-run needs bubblewrap 0.5 or newer. \
@@ -169,6 +191,13 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
              sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap",
             status.code()
         );
+    }
+    if !request.quiet {
+        // At exit, beside what was blocked: why a tool may have found no token.
+        let told = scrub.message().into_iter().chain(blocked.paragraph());
+        for paragraph in told {
+            eprintln!("{paragraph}");
+        }
     }
     // The command is over: no need to wait for the proxy's tasks to wind down.
     runtime.shutdown_background();

@@ -2,10 +2,10 @@
 //! EPERM, what would open a way around the proxy or into other processes: sockets of any family
 //! but IPv4, IPv6 and netlink (a host daemon's Unix socket, or AF_VSOCK to a VM's host, could
 //! carry traffic out), datagram socket pairs (they can be re-pointed at a host socket path;
-//! stream pairs stay allowed),
-//! io_uring (syscalls the filter cannot see), ptrace, process_vm_* and pidfd_getfd, terminal injection
-//! (TIOCSTI, TIOCLINUX), and new user namespaces. clone3 answers ENOSYS, so libc falls back to
-//! clone, whose flags the filter can inspect.
+//! stream pairs stay allowed), io_uring (syscalls the filter cannot see), ptrace, process_vm_*
+//! and pidfd_getfd, terminal injection (TIOCSTI, TIOCLINUX), new user namespaces, and the
+//! kernel's keyrings (keyctl, add_key, request_key). clone3 answers ENOSYS, so libc falls back
+//! to clone, whose flags the filter can inspect.
 
 use std::collections::BTreeMap;
 
@@ -82,6 +82,13 @@ pub fn filter() -> anyhow::Result<BpfProgram> {
         libc::SYS_process_vm_writev,
         // Another process's descriptors (egress-run's own bridge end among them).
         libc::SYS_pidfd_getfd,
+        // The caller's session keyring is inherited through any namespace, with the keys in it
+        // (tokens, Kerberos tickets); request_key can also make the host run a helper (a
+        // dns_resolver key is a DNS lookup outside the sandbox). No tool in a sandbox needs
+        // them: container runtimes refuse them alike.
+        libc::SYS_keyctl,
+        libc::SYS_add_key,
+        libc::SYS_request_key,
     ] {
         rules.insert(unconditional, Vec::new());
     }

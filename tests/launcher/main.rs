@@ -5,8 +5,9 @@
 //! would run them.
 //!
 //! `escape`: ways around the proxy that must fail. `network`: what must work through it, and
-//! `--proxy`. `git`: clones over http and ssh. `files`: the filesystem options. `lifecycle`:
-//! exit codes, signals, kill -9, errors. `terminal`: tmux.
+//! `--proxy`. `git`: clones over http and ssh. `files`: the filesystem options. `secrets`:
+//! credential files, `.env` files, variables, keyrings. `lifecycle`: exit codes, signals,
+//! kill -9, errors. `terminal`: tmux.
 
 #[allow(dead_code)] // the launcher tests use only the plain origin
 #[path = "../support/origin.rs"]
@@ -21,6 +22,7 @@ mod files;
 mod git;
 mod lifecycle;
 mod network;
+mod secrets;
 mod terminal;
 
 use std::path::Path;

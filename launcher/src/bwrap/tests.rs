@@ -129,30 +129,17 @@ fn a_secret_directory_is_masked_by_an_empty_tmpfs() {
 }
 
 #[test]
-fn only_existing_sensitive_paths_are_listed_so_none_is_created() {
+fn only_existing_protected_paths_are_listed_so_none_is_created() {
     let home = tempfile::tempdir().unwrap();
     let cwd = tempfile::tempdir().unwrap();
-    std::fs::create_dir(home.path().join(".ssh")).unwrap();
-    std::fs::write(home.path().join(".netrc"), "machine x").unwrap();
     std::fs::write(home.path().join(".bashrc"), "").unwrap();
-    std::fs::write(cwd.path().join(".env"), "TOKEN=1").unwrap();
-    std::fs::write(cwd.path().join(".env.local"), "TOKEN=2").unwrap();
     std::fs::create_dir_all(cwd.path().join(".git/hooks")).unwrap();
     std::fs::write(cwd.path().join(".git/config"), "").unwrap();
     // A protected file that is a link into the tree: its target is protected too.
     let real_profile = cwd.path().join("dotfiles-profile");
     std::fs::write(&real_profile, "").unwrap();
     std::os::unix::fs::symlink(&real_profile, home.path().join(".profile")).unwrap();
-    let (secrets, protected) = existing_sensitive_paths(&[home.path().to_path_buf()], cwd.path());
-    assert_eq!(
-        secrets,
-        [
-            home.path().join(".ssh"),
-            home.path().join(".netrc"),
-            cwd.path().join(".env"),
-            cwd.path().join(".env.local")
-        ]
-    );
+    let protected = existing_protected_paths(&[home.path().to_path_buf()], cwd.path());
     assert_eq!(
         protected,
         [
