@@ -2,7 +2,7 @@
 //! watched, not the file, so atomic replacement (rename over) and Kubernetes ConfigMaps (a
 //! symlink swap) are seen. A change is taken only once the file is complete: no writer holds it
 //! open, it has stayed the same for the settle time, and two reads that far apart agree
-//! ([`settle`]). Even then a file that does not load is rejected, and one that would take away
+//! (see `settle`). Even then a file that does not load is rejected, and one that would take away
 //! every allow entry is held until SIGHUP; either way the old policy stays. While nothing changes,
 //! the file is not touched at all.
 
@@ -153,7 +153,7 @@ impl Reloader {
                     Some(Step::Look) => self.look().await,
                     Some(Step::Verify) => self.verify(&state).await,
                     Some(Step::WarnWriter) => {
-                        warn!(file = %self.path.display(), open_for = ?settle::WRITER_WARNING, retry = "when its writer closes it; SIGHUP applies it as it is", "policy file still being written");
+                        warn!(file = %self.path.display(), open_for = ?settle::WRITER_WARNING, retry = "when its writer closes it (SIGHUP too waits for that)", "policy file still being written");
                         self.settle.warned();
                     }
                     None => {}
@@ -166,6 +166,10 @@ impl Reloader {
         let now = Instant::now();
         if self.watch.as_ref().is_some_and(Watch::take_lost) {
             self.settle.note(events::Change::Rescan, None, now);
+        }
+        if note.change == events::Change::Replaced {
+            // A symlink may now lead elsewhere: writes to its new target count from here on.
+            self.refresh_names();
         }
         let was_writing = self.settle.writing();
         self.settle.note(note.change, note.name.as_deref(), now);
