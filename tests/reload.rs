@@ -10,9 +10,9 @@ mod partial;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -92,32 +92,53 @@ fn reloaded(v: &Value) -> bool {
     message(v) == "policy reloaded"
 }
 
+/// One rewrite under test: the proxy, its file, the text to write, and the client asking.
+struct Rewrite<'a> {
+    proxy: &'a Proxy,
+    path: PathBuf,
+    text: String,
+    client: &'a partial::Client,
+}
+
+impl Rewrite<'_> {
+    fn writing(&self) -> &AtomicBool {
+        self.client.writing()
+    }
+
+    /// Lets the client ask, in the state the file is in now, a few times.
+    fn client_asks(&self) {
+        self.client.asks(ASKS);
+    }
+}
+
+/// Pairs of requests the client asks at each incomplete state a test holds the file in.
+const ASKS: usize = 10;
+
 /// Runs `rewrite` `times` times against a proxy whose file is `partial::whole`, with a client
 /// asking all along; each rewrite must end in exactly one reload, of the whole file. Returns the
 /// reloads' log events.
 fn rewrites_decide_nothing_by_a_partial_file(
     times: usize,
-    rewrite: impl Fn(&Proxy, &Path, &str, &AtomicBool),
+    rewrite: impl Fn(&Rewrite<'_>),
 ) -> Vec<Value> {
     let servers = Servers::new();
     let port = servers.http_origin().port();
     let proxy = Proxy::start_with(&partial::whole(port, 0), &[]);
-    let writing = Arc::new(AtomicBool::new(false));
-    let client = partial::Client::start(proxy.addr, port, writing.clone());
+    let client = partial::Client::start(proxy.addr, port);
     for version in 1..=times {
-        rewrite(
-            &proxy,
-            &proxy.policy_path(),
-            &partial::whole(port, version),
-            &writing,
-        );
+        rewrite(&Rewrite {
+            proxy: &proxy,
+            path: proxy.policy_path(),
+            text: partial::whole(port, version),
+            client: &client,
+        });
         let event = proxy.wait_for_log(&format!("the reload of version {version}"), reloaded);
         assert_eq!((&event["allow"], &event["deny"]), (&2.into(), &1.into()));
     }
     let tally = client.finish();
     assert!(tally.wrong.is_empty(), "{:#?}", tally.wrong);
     // The client did ask while the file was incomplete, or this proved nothing.
-    assert!(tally.while_writing >= 10, "{tally:?}");
+    assert!(tally.while_writing >= ASKS * times, "{tally:?}");
     let reloads: Vec<Value> = proxy.logs().into_iter().filter(reloaded).collect();
     assert_eq!(
         reloads.len(),
@@ -129,19 +150,24 @@ fn rewrites_decide_nothing_by_a_partial_file(
 
 #[test]
 fn a_slow_writer_that_stalls_before_the_deny_list_never_lets_the_denied_host_through() {
-    rewrites_decide_nothing_by_a_partial_file(3, |_, path, text, writing| {
-        partial::slow_in_place(path, text, writing);
+    rewrites_decide_nothing_by_a_partial_file(3, |r| {
+        partial::in_place(&r.path, &r.text, r.writing(), || {
+            // The writer's stall (not a synchronisation): longer than the proxy's settle time.
+            std::thread::sleep(partial::STALL);
+            r.client_asks();
+        });
     });
 }
 
 #[test]
 fn a_sighup_while_the_file_is_being_written_waits_for_the_writer() {
-    let reloads = rewrites_decide_nothing_by_a_partial_file(2, |proxy, path, text, writing| {
-        partial::stalling_in_place(path, text, writing, || {
-            proxy.signal("HUP");
-            proxy.wait_for_log("the SIGHUP to wait", |v| {
+    let reloads = rewrites_decide_nothing_by_a_partial_file(2, |r| {
+        partial::in_place(&r.path, &r.text, r.writing(), || {
+            r.proxy.signal("HUP");
+            r.proxy.wait_for_log("the SIGHUP to wait", |v| {
                 message(v) == "SIGHUP reload waits for the policy file's writer to close it"
             });
+            r.client_asks();
         });
     });
     // Each reload was the SIGHUP's, once the file was whole; the change itself then found
@@ -153,24 +179,26 @@ fn a_sighup_while_the_file_is_being_written_waits_for_the_writer() {
 
 #[test]
 fn a_file_truncated_then_written_is_never_applied_empty() {
-    rewrites_decide_nothing_by_a_partial_file(3, |proxy, path, text, writing| {
-        partial::truncate_then_write(path, text, writing, || {
+    rewrites_decide_nothing_by_a_partial_file(3, |r| {
+        partial::truncate_then_write(&r.path, &r.text, r.writing(), || {
             // The empty file was looked at, and held rather than applied.
-            let held = proxy.wait_for_log("the empty file to be held", |v| {
+            let held = r.proxy.wait_for_log("the empty file to be held", |v| {
                 message(v) == "policy reload held"
             });
             assert_eq!(held["allow_now"], 2);
+            r.client_asks();
         });
     });
 }
 
 #[test]
 fn a_file_appended_line_by_line_is_applied_only_whole() {
-    rewrites_decide_nothing_by_a_partial_file(3, |_, path, text, writing| {
-        let gap = partial::line_by_line(path, text, writing);
-        // The proxy waits out pauses shorter than its settle time (200 ms), no longer ones.
+    rewrites_decide_nothing_by_a_partial_file(3, |r| {
+        let gap = partial::line_by_line(&r.path, &r.text, r.writing(), || r.client_asks());
+        // The proxy takes a file once it has been quiet for its settle time (200 ms) and two
+        // reads that far apart agree: a writer pausing twice that long could be caught.
         assert!(
-            gap < Duration::from_millis(200),
+            gap < Duration::from_millis(400),
             "the writer itself paused {gap:?}: this run cannot tell"
         );
     });

@@ -5,11 +5,12 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::support::wait::until;
 use crate::support::{header, WAIT};
 
 /// The writers' pace. Sleeping here is not synchronisation: it is the shape of the writer under
@@ -18,7 +19,7 @@ const PIECE: usize = 20;
 const BETWEEN_PIECES: Duration = Duration::from_millis(30);
 /// A stall with the file open and cut before its deny list: three times the proxy's settle time,
 /// so a reloader that only waits for quiet would take the cut file.
-const STALL: Duration = Duration::from_millis(600);
+pub const STALL: Duration = Duration::from_millis(600);
 /// Bounds the client however long the writers take.
 const MAX_PAIRS: usize = 20_000;
 
@@ -35,13 +36,8 @@ pub fn whole(port: u16, version: usize) -> String {
 }
 
 /// Rewrites the file in place through one open handle (as `cat > file` or an editor does): it
-/// is truncated, written in small pieces, and left cut before `deny:` for `STALL`.
-pub fn slow_in_place(path: &Path, text: &str, writing: &AtomicBool) {
-    stalling_in_place(path, text, writing, || std::thread::sleep(STALL));
-}
-
-/// Like `slow_in_place`, running `stall` with the file open and cut before `deny:`.
-pub fn stalling_in_place(path: &Path, text: &str, writing: &AtomicBool, stall: impl FnOnce()) {
+/// is truncated, written in small pieces, and left cut before `deny:` while `stall` runs.
+pub fn in_place(path: &Path, text: &str, writing: &AtomicBool, stall: impl FnOnce()) {
     writing.store(true, Ordering::SeqCst);
     let mut file = File::create(path).expect("truncate");
     let cut = text.find("deny:").expect("a deny list");
@@ -52,8 +48,8 @@ pub fn stalling_in_place(path: &Path, text: &str, writing: &AtomicBool, stall: i
     writing.store(false, Ordering::SeqCst);
 }
 
-/// Truncates the file and closes it, then runs `between` (the caller waits for the proxy to
-/// have seen the empty file), then writes the text in one piece through a second open.
+/// Truncates the file and closes it, runs `between` with the file empty, then writes the text
+/// in one piece through a second open.
 pub fn truncate_then_write(path: &Path, text: &str, writing: &AtomicBool, between: impl FnOnce()) {
     writing.store(true, Ordering::SeqCst);
     drop(File::create(path).expect("truncate"));
@@ -64,12 +60,18 @@ pub fn truncate_then_write(path: &Path, text: &str, writing: &AtomicBool, betwee
     writing.store(false, Ordering::SeqCst);
 }
 
-/// Truncates, then appends one line at a time, each through its own open and close (as a shell
-/// script's `echo … >> file` lines do). Returns the longest gap between two closes: the proxy
-/// can only be expected to wait out gaps shorter than its settle time.
-pub fn line_by_line(path: &Path, text: &str, writing: &AtomicBool) -> Duration {
+/// Truncates (and runs `emptied`), then appends one line at a time, each through its own open
+/// and close (as a shell script's `echo … >> file` lines do). Returns the longest gap between two
+/// closes: the proxy can only be expected to wait out short ones.
+pub fn line_by_line(
+    path: &Path,
+    text: &str,
+    writing: &AtomicBool,
+    emptied: impl FnOnce(),
+) -> Duration {
     writing.store(true, Ordering::SeqCst);
     drop(File::create(path).expect("truncate"));
+    emptied();
     let mut last = Instant::now();
     let mut longest = Duration::ZERO;
     for line in text.split_inclusive('\n') {
@@ -128,19 +130,25 @@ pub struct Tally {
 /// `MAX_PAIRS`).
 pub struct Client {
     stop: Arc<AtomicBool>,
+    /// Set by the writers while the file is incomplete.
+    writing: Arc<AtomicBool>,
+    /// Pairs asked so far.
+    asked: Arc<AtomicUsize>,
     handle: JoinHandle<Tally>,
 }
 
 impl Client {
-    pub fn start(proxy: SocketAddr, port: u16, writing: Arc<AtomicBool>) -> Client {
+    pub fn start(proxy: SocketAddr, port: u16) -> Client {
         let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
+        let writing = Arc::new(AtomicBool::new(false));
+        let asked = Arc::new(AtomicUsize::new(0));
+        let (stopped, incomplete, count) = (stop.clone(), writing.clone(), asked.clone());
         let handle = std::thread::spawn(move || {
             let mut tally = Tally::default();
             let allowed = format!("127.0.0.1:{port}");
             let denied = format!("localhost:{port}");
             while !stopped.load(Ordering::SeqCst) && tally.pairs < MAX_PAIRS {
-                let during = writing.load(Ordering::SeqCst);
+                let during = incomplete.load(Ordering::SeqCst);
                 let a = decided(proxy, &allowed);
                 if a != (200, None) {
                     tally.wrong.push(format!("{allowed} (allowed) got {a:?}"));
@@ -151,6 +159,7 @@ impl Client {
                 }
                 tally.pairs += 1;
                 tally.while_writing += usize::from(during);
+                count.store(tally.pairs, Ordering::SeqCst);
             }
             eprintln!(
                 "client: {} pairs, {} while the file was incomplete, {} wrong",
@@ -160,7 +169,26 @@ impl Client {
             );
             tally
         });
-        Client { stop, handle }
+        Client {
+            stop,
+            writing,
+            asked,
+            handle,
+        }
+    }
+
+    /// The flag the writers set while the file is incomplete.
+    pub fn writing(&self) -> &AtomicBool {
+        &self.writing
+    }
+
+    /// Returns once the client has asked `n` more pairs (so some were asked in the state the
+    /// file is in now).
+    pub fn asks(&self, n: usize) {
+        let target = self.asked.load(Ordering::SeqCst) + n;
+        until(&format!("the client to ask {n} more times"), || {
+            self.asked.load(Ordering::SeqCst) >= target
+        });
     }
 
     pub fn finish(self) -> Tally {
