@@ -18,7 +18,9 @@ pub mod upstream;
 
 pub use decision::{Action, Protocol, Request, Verdict};
 pub use host::{parse_authority, Host, HostError};
-pub use load::{default_config, load_file, load_str, ConfigError, DEFAULT_POLICY_YAML};
+pub use load::{
+    default_config, load_file, load_file_text, load_str, ConfigError, DEFAULT_POLICY_YAML,
+};
 pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};

@@ -63,6 +63,16 @@ impl fmt::Display for ConfigError {
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    load_file_text(path).map(|(config, _)| config)
+}
+
+/// Like `load_file`, also returning the text read, for callers that keep it (the proxy's
+/// reloader compares later versions of the file with it).
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+pub fn load_file_text(path: &Path) -> Result<(Config, String), ConfigError> {
     let origin = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         origin: origin.clone(),
@@ -72,7 +82,7 @@ pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
         message: format!("cannot read the file: {e}"),
         hint: None,
     })?;
-    load_str(&text, &origin)
+    Ok((load_str(&text, &origin)?, text))
 }
 
 /// The embedded default policy.

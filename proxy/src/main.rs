@@ -79,17 +79,17 @@ fn main() -> ExitCode {
 fn serve(args: RunArgs) -> ExitCode {
     // Held to the end of `serve`: dropping it flushes queued log lines before exit.
     let _log_writer = logging::init(args.log_format, &args.log_level);
-    let config = match &args.config {
-        Some(path) => match egress_config::load_file(path) {
-            Ok(config) => config,
+    // The text is kept: the reloader compares later versions of the file with it.
+    let (mut config, loaded_text) = match &args.config {
+        Some(path) => match egress_config::load_file_text(path) {
+            Ok(loaded) => loaded,
             Err(e) => {
                 eprintln!("egress-proxy: {e}");
                 return ExitCode::FAILURE;
             }
         },
-        None => egress_config::default_config(),
+        None => (egress_config::default_config(), String::new()),
     };
-    let mut config = config;
     let file_listeners = config.listeners.clone();
     if !args.listen.is_empty() {
         config.listeners = args
@@ -108,7 +108,12 @@ fn serve(args: RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let served = runtime.block_on(serve_config(config, args.config, file_listeners));
+    let served = runtime.block_on(serve_config(
+        config,
+        args.config,
+        file_listeners,
+        loaded_text,
+    ));
     // Every connection has ended and recorded its line by now; write them before exiting.
     let unwritten = egress_proxy::audit::flush(AUDIT_FLUSH_WAIT);
     if unwritten > 0 {
@@ -139,11 +144,14 @@ async fn serve_config(
     config: Config,
     path: Option<PathBuf>,
     file_listeners: Vec<egress_config::Listener>,
+    loaded_text: String,
 ) -> anyhow::Result<Stopped> {
     // Signal handlers and the file watch exist before we announce we are listening, so a signal
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
-    let reloader = path.map(|path| egress_proxy::reload::Reloader::start(path, file_listeners));
+    let reloader = path.map(|path| {
+        egress_proxy::reload::Reloader::start(path, file_listeners, loaded_text.into_bytes())
+    });
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
         let socket = TcpListener::bind(listener.address)

@@ -1,19 +1,30 @@
 //! Hot reload: on SIGHUP, and when the policy file changes on disk. The file's directory is
 //! watched, not the file, so atomic replacement (rename over) and Kubernetes ConfigMaps (a
-//! symlink swap) are seen. A file that does not load is rejected and the old policy stays.
+//! symlink swap) are seen. A change is taken only once the file is complete: no writer holds it
+//! open, it has stayed the same for the settle time, and two reads that far apart agree
+//! (see `settle`). Even then a file that does not load is rejected, and one that would take away
+//! every allow entry is held until SIGHUP; either way the old policy stays. While nothing changes,
+//! the file is not touched at all.
+
+mod events;
+mod file;
+mod settle;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use notify::{RecursiveMode, Watcher};
 use tokio::sync::mpsc;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::state::{ProxyState, Snapshot};
+use events::{Note, Watch};
+use file::{Fingerprint, Read};
+use settle::{Settle, Step};
 
-/// Editors and ConfigMap updates write in several steps; changes this close together are one.
-const SETTLE: Duration = Duration::from_millis(100);
+/// A SIGHUP that finds the file changing while read tries again this often, this far apart.
+const SIGHUP_TRIES: u32 = 10;
+const SIGHUP_RETRY: Duration = Duration::from_millis(50);
 
 /// Watches the policy file and SIGHUP. Built before the proxy says it is listening, so neither a
 /// change nor a SIGHUP that arrives right after start is missed (SIGHUP's default would kill us).
@@ -21,35 +32,56 @@ const SETTLE: Duration = Duration::from_millis(100);
 pub struct Reloader {
     path: PathBuf,
     listeners: Vec<egress_config::Listener>,
-    changes: mpsc::Receiver<()>,
-    _watcher: Option<notify::RecommendedWatcher>,
+    notes: mpsc::Receiver<Note>,
+    watch: Option<Watch>,
     hangup: Option<tokio::signal::unix::Signal>,
-    last_text: Option<Vec<u8>>,
+    settle: Settle,
+    /// A SIGHUP came while a writer held the file open: reload when it closes it.
+    sighup_waits: bool,
+    /// The file last read to a conclusion (applied, rejected or held). A change whose stat still
+    /// shows this version needs no read; the same text again is not reloaded.
+    last: Seen,
+}
+
+#[derive(Debug)]
+struct Seen {
+    /// `None` when the version is not known to tell apart every later one (read at start or on
+    /// SIGHUP, maybe within a clock tick of a write): the next change then reads the file.
+    fingerprint: Option<Fingerprint>,
+    text: Vec<u8>,
+}
+
+/// Why a file is being applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    Change,
+    Sighup,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Change => "file-change",
+            Trigger::Sighup => "sighup",
+        }
+    }
 }
 
 impl Reloader {
     /// Starts watching `path`. `listeners` are the addresses the file asked for at start, to warn
-    /// when a reload asks for different ones (they need a restart). Call within the runtime.
-    pub fn start(path: PathBuf, listeners: Vec<egress_config::Listener>) -> Reloader {
-        let (tx, changes) = mpsc::channel::<()>(16);
-        let watched_dir = match path.parent() {
-            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if event.is_ok() {
-                let _ = tx.try_send(());
-            }
-        })
-        .and_then(|mut w| {
-            w.watch(&watched_dir, RecursiveMode::NonRecursive)
-                .map(|()| w)
-        });
-        let watcher = match watcher {
-            Ok(w) => Some(w),
+    /// when a reload asks for different ones (they need a restart); `loaded` is the text the
+    /// proxy started with. Call within the runtime.
+    pub fn start(
+        path: PathBuf,
+        listeners: Vec<egress_config::Listener>,
+        loaded: Vec<u8>,
+    ) -> Reloader {
+        let (watch, notes) = match Watch::start(&path) {
+            Ok((watch, notes)) => (Some(watch), notes),
             Err(e) => {
-                warn!(error = %e, dir = %watched_dir.display(), "cannot watch the policy directory; reload on SIGHUP only");
-                None
+                let dir = events::watched_dir(&path);
+                warn!(error = %e, dir = %dir.display(), "cannot watch the policy directory; reload on SIGHUP only");
+                (None, mpsc::channel(1).1)
             }
         };
         let hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -59,76 +91,248 @@ impl Reloader {
                 None
             }
         };
-        let last_text = std::fs::read(&path).ok();
+        let now = Instant::now();
+        let mut settle = Settle::new(now);
+        // The file may have changed between the load at start and the watch: if it now reads
+        // differently, that change is handled like any other.
+        let unchanged =
+            matches!(file::read_whole(&path), Ok(Read::Whole { text, .. }) if text == loaded);
+        if !unchanged {
+            settle.note(events::Change::Rescan, None, now);
+        }
         Reloader {
             path,
             listeners,
-            changes,
-            _watcher: watcher,
+            notes,
+            watch,
             hangup,
-            last_text,
+            settle,
+            sighup_waits: false,
+            last: Seen {
+                fingerprint: None,
+                text: loaded,
+            },
         }
     }
 
-    /// Reloads on every change or SIGHUP until shutdown.
+    /// Reloads on every completed change and every SIGHUP until shutdown.
     pub async fn run(mut self, state: Arc<ProxyState>) {
         loop {
+            let next = self.settle.next();
+            let wake = async {
+                match next {
+                    Some((at, _)) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             let hangup = async {
                 match self.hangup.as_mut() {
                     Some(h) => h.recv().await,
                     None => std::future::pending().await,
                 }
             };
-            let forced = tokio::select! {
+            tokio::select! {
                 () = state.shutdown.cancelled() => return,
-                Some(()) = self.changes.recv() => false,
-                Some(()) = hangup => true,
-            };
-            if !forced {
-                tokio::time::sleep(SETTLE).await;
-                while self.changes.try_recv().is_ok() {}
-            }
-            let text = match tokio::fs::read(&self.path).await {
-                Ok(text) => text,
-                Err(e) => {
-                    // Mid-replacement the file may be briefly absent; the next event retries.
-                    warn!(error = %e, file = %self.path.display(), "policy file unreadable; keeping the current policy");
-                    continue;
+                Some(note) = self.notes.recv() => {
+                    self.note(note);
+                    if self.sighup_waits && !self.settle.writing() {
+                        self.sighup_waits = false;
+                        self.sighup(&state).await;
+                    }
                 }
-            };
-            if !forced && self.last_text.as_deref() == Some(&text[..]) {
-                continue; // another file in the directory changed, or a no-op write
+                Some(()) = hangup => {
+                    if self.settle.writing() {
+                        // Read now, the file would be cut wherever its writer is.
+                        self.sighup_waits = true;
+                        info!(file = %self.path.display(), "SIGHUP reload waits for the policy file's writer to close it");
+                    } else {
+                        self.sighup(&state).await;
+                    }
+                }
+                () = wake => match next.map(|(_, step)| step) {
+                    Some(Step::Look) => self.look().await,
+                    Some(Step::Verify) => self.verify(&state).await,
+                    Some(Step::WarnWriter) => {
+                        warn!(file = %self.path.display(), open_for = ?settle::WRITER_WARNING, retry = "when its writer closes it (SIGHUP too waits for that)", "policy file still being written");
+                        self.settle.warned();
+                    }
+                    None => {}
+                },
             }
-            apply(&self.path, &text, &state, &self.listeners);
-            self.last_text = Some(text);
         }
+    }
+
+    fn note(&mut self, note: Note) {
+        let now = Instant::now();
+        if self.watch.as_ref().is_some_and(Watch::take_lost) {
+            self.settle.note(events::Change::Rescan, None, now);
+        }
+        if note.change == events::Change::Replaced {
+            // A symlink may now lead elsewhere: writes to its new target count from here on.
+            self.refresh_names();
+        }
+        let was_writing = self.settle.writing();
+        self.settle.note(note.change, note.name.as_deref(), now);
+        if self.settle.writing() && !was_writing {
+            debug!(file = %self.path.display(), "policy file being written in place; waiting for its writer to close it");
+        }
+    }
+
+    /// The settle time passed since the last change: read the file if it is another version.
+    async fn look(&mut self) {
+        self.refresh_names();
+        let path = self.path.clone();
+        let known = self.last.fingerprint;
+        // A stat, never an open, while the version is the one concluded last.
+        let seen = blocking(move || match file::fingerprint(&path) {
+            Ok(now) if Some(now) == known => Ok(None),
+            Ok(_) => file::read_whole(&path).map(Some),
+            Err(e) => Err(e),
+        })
+        .await;
+        match seen {
+            Ok(None) => self.settle.concluded(),
+            Ok(Some(Read::Whole { fingerprint, text })) => {
+                self.settle.first_read(fingerprint, text, Instant::now());
+            }
+            Ok(Some(Read::Changing)) => self.unstable(),
+            Err(e) => self.unreadable(&e),
+        }
+    }
+
+    /// The settle time passed since the first read with no change seen: read again; apply only
+    /// if both reads found the same version and the same bytes.
+    async fn verify(&mut self, state: &ProxyState) {
+        let Some(first) = self.settle.take_first() else {
+            return;
+        };
+        let path = self.path.clone();
+        match blocking(move || file::read_whole(&path)).await {
+            Ok(Read::Whole { fingerprint, text })
+                if fingerprint == first.fingerprint && text == first.text =>
+            {
+                self.settle.concluded();
+                self.conclude(text, Some(fingerprint), Trigger::Change, state);
+            }
+            Ok(_) => self.unstable(),
+            Err(e) => self.unreadable(&e),
+        }
+    }
+
+    /// An operator's explicit reload: read now (once a writer known to hold the file has closed
+    /// it; a read that overlaps a write is retried), and apply whatever loads, even a file that
+    /// allows nothing.
+    async fn sighup(&mut self, state: &ProxyState) {
+        self.refresh_names();
+        for _ in 0..SIGHUP_TRIES {
+            let path = self.path.clone();
+            match blocking(move || file::read_whole(&path)).await {
+                Ok(Read::Whole { text, .. }) => {
+                    // Read within a clock tick of a write, maybe: not trusted to tell versions.
+                    self.conclude(text, None, Trigger::Sighup, state);
+                    return;
+                }
+                Ok(Read::Changing) => tokio::time::sleep(SIGHUP_RETRY).await,
+                Err(e) => {
+                    warn!(error = %e, file = %self.path.display(), "policy file unreadable; keeping the current policy");
+                    return;
+                }
+            }
+        }
+        self.reject("the file kept changing while it was read");
+    }
+
+    fn unstable(&mut self) {
+        if self.settle.unstable(Instant::now()) {
+            debug!(file = %self.path.display(), "policy file changed while read; looking again after the settle time");
+        } else {
+            self.reject("the file kept changing while it was read; it is looked at again at its next change");
+        }
+    }
+
+    fn unreadable(&mut self, e: &std::io::Error) {
+        // Mid-replacement the name may briefly lead nowhere; the next change looks again.
+        warn!(error = %e, file = %self.path.display(), "policy file unreadable; keeping the current policy");
+        self.settle.concluded();
+    }
+
+    fn refresh_names(&self) {
+        if let Some(watch) = &self.watch {
+            watch.refresh(&self.path);
+        }
+    }
+
+    /// A whole, settled text (or one read on SIGHUP): apply it unless it is the same as last
+    /// time, does not load, or would take away every allow entry without an operator asking.
+    fn conclude(
+        &mut self,
+        text: Vec<u8>,
+        fingerprint: Option<Fingerprint>,
+        trigger: Trigger,
+        state: &ProxyState,
+    ) {
+        if trigger == Trigger::Change && text == self.last.text {
+            // Rewritten with the same bytes, or another name in the directory changed.
+            self.last.fingerprint = fingerprint;
+            return;
+        }
+        let loaded = load(&self.path, &text);
+        self.last = Seen { fingerprint, text };
+        let config = match loaded {
+            Ok(config) => config,
+            Err(e) => return self.reject(&e),
+        };
+        let allowed_now = state.snapshot().policy.allow().len();
+        if trigger == Trigger::Change && config.policy.allow().is_empty() && allowed_now > 0 {
+            // Most often a file caught empty or cut short by a writer that truncates first.
+            // Counted before it is logged: whoever reads the log finds the count already there.
+            crate::metrics::reload(false);
+            warn!(
+                file = %self.path.display(),
+                reason = "the new file allows nothing",
+                allow_now = allowed_now,
+                kept = "the current policy",
+                retry = "when the file changes again; SIGHUP applies it as it is",
+                "policy reload held"
+            );
+            return;
+        }
+        if config.listeners != self.listeners {
+            warn!("listen addresses changed in the file; they take effect after a restart");
+        }
+        // In force and counted before it is logged: a client that waits for the log line and
+        // then connects gets the new policy.
+        state.replace(Snapshot::from_config(&config, &state.parent_health));
+        crate::metrics::reload(true);
+        let policy = &config.policy;
+        info!(
+            source = %config.source,
+            trigger = trigger.as_str(),
+            mode = policy.mode().as_str(),
+            allow = policy.allow().len(),
+            deny = policy.deny().len(),
+            "policy reloaded"
+        );
+    }
+
+    fn reject(&self, error: &str) {
+        crate::metrics::reload(false);
+        error!(error = %error, file = %self.path.display(), kept = "the current policy", "policy reload rejected");
     }
 }
 
-fn apply(path: &Path, text: &[u8], state: &ProxyState, listeners: &[egress_config::Listener]) {
+fn load(path: &Path, text: &[u8]) -> Result<egress_config::Config, String> {
     let origin = path.display().to_string();
-    let loaded = std::str::from_utf8(text)
+    std::str::from_utf8(text)
         .map_err(|_| format!("{origin}: the file is not UTF-8"))
-        .and_then(|text| egress_config::load_str(text, &origin).map_err(|e| e.to_string()));
-    match loaded {
-        Ok(config) => {
-            if config.listeners != listeners {
-                warn!("listen addresses changed in the file; they take effect after a restart");
-            }
-            let policy = &config.policy;
-            info!(
-                source = %origin,
-                mode = policy.mode().as_str(),
-                allow = policy.allow().len(),
-                deny = policy.deny().len(),
-                "policy reloaded"
-            );
-            state.replace(Snapshot::from_config(&config, &state.parent_health));
-            crate::metrics::reload(true);
-        }
-        Err(e) => {
-            error!(error = %e, kept = "the current policy", "policy reload rejected");
-            crate::metrics::reload(false);
-        }
-    }
+        .and_then(|text| egress_config::load_str(text, &origin).map_err(|e| e.to_string()))
+}
+
+/// File system calls off the runtime's threads (the file may sit on a slow mount).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
