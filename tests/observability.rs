@@ -142,7 +142,7 @@ fn every_dashboard_and_alert_expression_returns_data_from_a_real_prometheus() {
     });
     let rules = prometheus.api("rules", &[]);
     let rules = all_rules(&rules);
-    assert_eq!(rules.len(), 6, "{rules:?}");
+    assert_eq!(rules.len(), 8, "{rules:?}");
     for rule in &rules {
         assert_eq!(rule["health"], "ok", "{rule}");
         let expr = rule["query"].as_str().unwrap();
@@ -401,4 +401,95 @@ fn the_alert_rules_pass_promtool_and_their_unit_tests() {
         assert!(out.status.success(), "promtool {}: {said}", args.join(" "));
         assert!(said.contains("SUCCESS"), "{said}");
     }
+}
+
+/// The value of one exposition line `series` (exact labels), or 0 when absent.
+fn sample(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
+}
+
+/// Denied is not failed: with the parent down, requests fail, and nothing counts as a blocked
+/// domain or a denial — the blocked-domain panel and its spike alert stay quiet.
+#[test]
+fn a_parent_that_is_down_counts_failures_not_blocked_domains() {
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let proxy = Proxy::start(&format!(
+        "admin: 127.0.0.1:0\n\
+         audit: {{ path: \"{audit}\" }}\n\
+         allow: [\"allowed.test:*\"]\n\
+         deny: [evil.test]\n\
+         upstreams:\n  corp:\n    url: http://127.0.0.1:{dead_port}\n\
+         route:\n  default: corp\n",
+        audit = audit.display()
+    ));
+    let admin = proxy.admin_addr();
+    for args in [
+        vec!["-x", &proxy.url(), "http://allowed.test/"],
+        vec!["-p", "-x", &proxy.url(), "http://allowed.test/"],
+        vec![
+            "--socks5-hostname",
+            &proxy.addr.to_string(),
+            "http://allowed.test/",
+        ],
+    ] {
+        let r = curl(&args);
+        assert!(
+            r.stdout.contains("upstream-unreachable") || r.code != 0,
+            "{r:?}"
+        );
+    }
+    // One real denial, with its rule, for contrast.
+    let denied = curl(&[
+        "-s",
+        "-D",
+        "-",
+        "-p",
+        "-x",
+        &proxy.url(),
+        "https://evil.test/",
+    ]);
+    assert_eq!(
+        header(&denied.stdout, "x-egress-error"),
+        Some("blocked-by-denylist")
+    );
+
+    let lines = wait_for_audit(&audit, 4);
+    let failed: Vec<&Value> = lines.iter().filter(|l| l["decision"] == "fail").collect();
+    assert_eq!(failed.len(), 3, "{lines:?}");
+    for line in failed {
+        assert_eq!(line["reason"], "upstream-unreachable", "{line}");
+    }
+    let deny = lines.iter().find(|l| l["decision"] == "deny").unwrap();
+    assert_eq!(
+        (deny["protocol"].as_str(), deny["rule"].as_str()),
+        (Some("http-connect"), Some("evil.test")),
+        "a policy denial names its rule: {deny}"
+    );
+
+    let metrics = curl(&["-sS", &format!("http://{admin}/metrics")]).stdout;
+    for protocol in ["http-forward", "http-connect", "socks5"] {
+        let failures = format!(
+            r#"egress_failures_total{{protocol="{protocol}",reason="upstream-unreachable"}}"#
+        );
+        assert_eq!(sample(&metrics, &failures), 1.0, "{failures}\n{metrics}");
+        let decision = format!(
+            r#"egress_decisions_total{{protocol="{protocol}",decision="fail",reason="upstream-unreachable"}}"#
+        );
+        assert_eq!(sample(&metrics, &decision), 1.0, "{decision}");
+    }
+    let blocked: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("egress_blocked_domains_total{") && !l.ends_with(" 0"))
+        .collect();
+    assert_eq!(
+        blocked,
+        [r#"egress_blocked_domains_total{domain="evil.test"} 1"#]
+    );
 }

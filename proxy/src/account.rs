@@ -21,7 +21,7 @@ pub struct Outcome<'a> {
     pub client: Option<SocketAddr>,
     pub protocol: Protocol,
     pub target: Option<(&'a Host, u16)>,
-    /// `allow`, `deny` or `report`.
+    /// `allow`, `report`, `deny` or `fail` (see `Kind`).
     pub decision: &'static str,
     pub reason: Option<DenyReason>,
     pub rule: Option<&'a str>,
@@ -56,7 +56,13 @@ impl<'a> Outcome<'a> {
         }
     }
 
-    /// A refused request. Refusals are denials, whatever the step that refused.
+    /// The kind of this outcome.
+    pub fn kind(&self) -> Kind {
+        Kind::from_label(self.decision)
+    }
+
+    /// A request that did not get through: *denied* when the policy or a protection refused it,
+    /// *failed* when the destination or the way to it did not work (see `Kind::of_refusal`).
     pub fn refused(
         client: Option<SocketAddr>,
         protocol: Protocol,
@@ -68,13 +74,58 @@ impl<'a> Outcome<'a> {
             client,
             protocol,
             target,
-            decision: "deny",
+            decision: Kind::of_refusal(reason).label(),
             reason: Some(reason),
             rule,
             upload: 0,
             download: 0,
             duration: Duration::ZERO,
             cut: false,
+        }
+    }
+}
+
+/// What became of a request. Denied is not failed: a parent proxy that is down, or a name that
+/// does not resolve, is no blocked destination, and must not look like one on a dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Served.
+    Allowed,
+    /// Served in `report` mode, though the policy would have denied it.
+    Reported,
+    /// The policy or a protection refused it (deny lists, not allowlisted, private address, SNI
+    /// or Host mismatch, bad request, limits, a parent's own policy refusal).
+    Denied,
+    /// The destination or the path to it did not work (DNS, connect, timeouts, a parent that is
+    /// down or rejects egress's credentials, an invalid response).
+    Failed,
+}
+
+impl Kind {
+    /// The kind of a refusal with `reason`: the upstream faults are failures.
+    pub fn of_refusal(reason: DenyReason) -> Kind {
+        match reason.fault() {
+            egress_config::Fault::Upstream => Kind::Failed,
+            _ => Kind::Denied,
+        }
+    }
+
+    /// The `decision` label of metrics and audit lines.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Kind::Allowed => "allow",
+            Kind::Reported => "report",
+            Kind::Denied => "deny",
+            Kind::Failed => "fail",
+        }
+    }
+
+    fn from_label(label: &str) -> Kind {
+        match label {
+            "allow" => Kind::Allowed,
+            "report" => Kind::Reported,
+            "fail" => Kind::Failed,
+            _ => Kind::Denied,
         }
     }
 }

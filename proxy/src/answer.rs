@@ -16,6 +16,8 @@ pub struct Refusal {
     /// Headers of a parent proxy's own answer that are passed on to the client (its error
     /// name, like `X-Squid-Error`), already checked to be safe to write into a header.
     pub passed_on: Vec<(String, String)>,
+    /// The policy rule that refused, as written in the policy file (for the audit line).
+    pub rule: Option<String>,
 }
 
 impl Refusal {
@@ -24,7 +26,13 @@ impl Refusal {
             reason,
             detail: detail.into(),
             passed_on: Vec::new(),
+            rule: None,
         }
+    }
+
+    pub fn with_rule(mut self, rule: Option<&str>) -> Self {
+        self.rule = rule.map(str::to_owned);
+        self
     }
 
     pub fn passing_on(mut self, headers: Vec<(String, String)>) -> Self {

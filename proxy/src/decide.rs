@@ -46,6 +46,7 @@ pub fn check<'s>(
         Err(match verdict.rule {
             Some(rule) => Refusal::new(reason, format!("matched rule \"{rule}\"")),
             None => Refusal::from(reason),
-        })
+        }
+        .with_rule(verdict.rule))
     }
 }

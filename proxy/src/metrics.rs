@@ -3,7 +3,8 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5), `decision` (allow, deny, report), `reason` (a `DenyReason`, or `none`) |
+//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5), `decision` (allow, report, deny, fail), `reason` (a `DenyReason`, or `none`) |
+//! | `egress_failures_total` | counter | `protocol`, `reason` (the upstream reasons: dns-failed, upstream-unreachable, …): requests that failed, not denied |
 //! | `egress_blocked_domains_total` | counter | `domain`: registrable domain (eTLD+1) of denied targets, at most `blocked_domains_cap` of them, then `other` |
 //! | `egress_active_connections` | gauge | `protocol` |
 //! | `egress_connections_refused_unanswered_total` | counter | `cause`: why a connection refused at a cap was closed without an answer (busy: every refuser was busy; silent: it did not say in time which protocol it speaks). Answered refusals are `egress_decisions_total{reason="too-many-connections"}` |
@@ -38,6 +39,12 @@ use prometheus_client::registry::Registry;
 struct DecisionLabels {
     protocol: &'static str,
     decision: &'static str,
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    protocol: &'static str,
     reason: &'static str,
 }
 
@@ -77,6 +84,7 @@ pub const OTHER: &str = "other";
 pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
+    failures: Family<FailureLabels, Counter>,
     blocked_domains: Family<DomainLabel, Counter>,
     /// Domains that have their own series; at most `cap`.
     labelled_domains: Mutex<HashSet<String>>,
@@ -119,6 +127,7 @@ impl Metrics {
     fn new(cap: usize) -> Self {
         let mut registry = Registry::with_prefix("egress");
         let decisions = Family::<DecisionLabels, Counter>::default();
+        let failures = Family::<FailureLabels, Counter>::default();
         let blocked_domains = Family::<DomainLabel, Counter>::default();
         let active = Family::<ProtocolLabel, Gauge>::default();
         let refused_unanswered = Family::<CauseLabel, Counter>::default();
@@ -141,8 +150,13 @@ impl Metrics {
 
         registry.register(
             "decisions",
-            "Requests decided, by protocol, decision (allow, deny, report) and reason",
+            "Requests decided, by protocol, decision (allow, report, deny, fail) and reason",
             decisions.clone(),
+        );
+        registry.register(
+            "failures",
+            "Requests that failed (the destination or the way to it did not work; not denials), by protocol and reason",
+            failures.clone(),
         );
         registry.register(
             "blocked_domains",
@@ -215,7 +229,17 @@ impl Metrics {
                 reason: "none",
             });
             for reason in DenyReason::ALL {
-                for decision in ["deny", "report"] {
+                let refused = match reason.fault() {
+                    egress_config::Fault::Upstream => {
+                        let _ = failures.get_or_create(&FailureLabels {
+                            protocol,
+                            reason: reason.as_str(),
+                        });
+                        "fail"
+                    }
+                    _ => "deny",
+                };
+                for decision in [refused, "report"] {
                     let _ = decisions.get_or_create(&DecisionLabels {
                         protocol,
                         decision,
@@ -244,6 +268,7 @@ impl Metrics {
         Self {
             registry,
             decisions,
+            failures,
             blocked_domains,
             labelled_domains: Mutex::new(HashSet::new()),
             cap,
@@ -350,6 +375,15 @@ pub fn decision(
             reason: reason.map_or("none", DenyReason::as_str),
         })
         .inc();
+    if let ("fail", Some(reason)) = (decision, reason) {
+        m.failures
+            .get_or_create(&FailureLabels {
+                protocol: protocol.as_str(),
+                reason: reason.as_str(),
+            })
+            .inc();
+    }
+    // Only denials are blocked domains: a failing destination is not a blocked one.
     if let (Some(host), "deny") = (host, decision) {
         let domain = m.domain_label(host);
         m.blocked_domains

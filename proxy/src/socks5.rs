@@ -104,7 +104,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 protocol,
                 Some((&host, port)),
                 refusal.reason,
-                None,
+                refusal.rule.as_deref(),
             ));
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }

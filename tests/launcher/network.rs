@@ -367,7 +367,7 @@ fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_a
     assert!(stdout.ends_with("socks5 exit 97\n"), "{stdout}");
     assert!(
         text(&out.stderr).contains(&format!(
-            "egress-run: blocked allowed.test:{port} (upstream-unreachable)"
+            "egress-run: could not reach allowed.test:{port} (upstream-unreachable)"
         )),
         "{out:?}"
     );

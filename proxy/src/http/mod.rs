@@ -185,6 +185,7 @@ pub async fn refuse(
             "refused"
         );
     }
+    let rule = rule.or(refusal.rule.as_deref());
     crate::account::refused_at(
         stream.peer_addr().ok(),
         protocol,

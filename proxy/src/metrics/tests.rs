@@ -35,6 +35,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             "egress_connections_refused_unanswered",
             "egress_decisions",
             "egress_dns_lookup_duration_seconds",
+            "egress_failures",
             "egress_upstream_up",
         ]
     );
