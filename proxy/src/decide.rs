@@ -4,6 +4,8 @@ use egress_config::{Host, Protocol, Request, Verdict};
 use tracing::{info, warn};
 
 use crate::answer::Refusal;
+use crate::decider::{Asking, Decision};
+use crate::detect::ConnContext;
 use crate::state::Snapshot;
 
 /// The policy's verdict for `host:port` over `protocol`, logged once. `Err` when it is a denial.
@@ -48,5 +50,49 @@ pub fn check<'s>(
             None => Refusal::from(reason),
         }
         .with_rule(verdict.rule))
+    }
+}
+
+/// The verdict, then the decider: `Ok` when the request goes on to its dial. The one step every
+/// protocol takes between parsing its target and dialing it.
+pub async fn decide<'s>(
+    ctx: &'s ConnContext,
+    host: &Host,
+    port: u16,
+    protocol: Protocol,
+) -> Result<Verdict<'s>, Refusal> {
+    let verdict = check(&ctx.snapshot, host, port, protocol)?;
+    ask(ctx, host, port, protocol, verdict).await
+}
+
+/// The decider's part of `decide`, for a caller that checks more of the request between the
+/// verdict and the decider (plain HTTP: the body's framing).
+pub async fn ask<'s>(
+    ctx: &ConnContext,
+    host: &Host,
+    port: u16,
+    protocol: Protocol,
+    verdict: Verdict<'s>,
+) -> Result<Verdict<'s>, Refusal> {
+    let asking = Asking {
+        client: ctx.client,
+        protocol,
+        host,
+        port,
+        verdict: &verdict,
+    };
+    match ctx.decider.decide(asking).await {
+        Decision::Proceed => Ok(verdict),
+        Decision::Refuse(refusal) => {
+            warn!(
+                reason = refusal.reason.as_str(),
+                detail = %refusal.detail,
+                protocol = protocol.as_str(),
+                host = %host,
+                port,
+                "decider refused"
+            );
+            Err(refusal)
+        }
     }
 }

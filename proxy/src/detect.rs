@@ -14,6 +14,7 @@ use tracing::debug;
 
 use crate::account::{self, Ledger};
 use crate::answer::{self, Asked, Refusal};
+use crate::decider::Decider;
 use crate::state::{ProxyState, Snapshot};
 use crate::{http, socks5};
 
@@ -36,25 +37,30 @@ pub struct ConnContext {
     pub snapshot: Arc<Snapshot>,
     /// Cancelled when shutdown begins: keep-alive loops end after the current exchange.
     pub shutdown: CancellationToken,
+    /// The step between the policy's verdict and the dial (see `decider`).
+    pub decider: Arc<dyn Decider>,
 }
 
-/// The two moments of shutdown a connection answers to.
+/// What a connection shares with the whole proxy beyond its snapshot: the two moments of
+/// shutdown it answers to, and the decider.
 #[derive(Debug, Clone)]
-pub struct Stop {
+pub struct Shared {
     /// Shutdown began: finish the exchange under way, take no new request.
     pub shutdown: CancellationToken,
     /// The grace period is over: the connection is closed where it stands, and recorded as cut.
     pub cut: CancellationToken,
     /// Counts the connections cut.
     pub cut_count: Arc<AtomicUsize>,
+    pub decider: Arc<dyn Decider>,
 }
 
-impl Stop {
+impl Shared {
     pub fn of(state: &ProxyState) -> Self {
         Self {
             shutdown: state.shutdown.clone(),
             cut: state.cut.clone(),
             cut_count: state.cut_count.clone(),
+            decider: state.decider.clone(),
         }
     }
 }
@@ -66,7 +72,7 @@ pub async fn serve(
     client: SocketAddr,
     protocols: ListenerProtocols,
     snapshot: Arc<Snapshot>,
-    stop: Stop,
+    stop: Shared,
 ) {
     let guess = match protocols {
         ListenerProtocols::Socks5 => Protocol::Socks5,
@@ -79,6 +85,7 @@ pub async fn serve(
         protocols,
         snapshot,
         stop.shutdown,
+        stop.decider,
     ));
     // The connection's future is dropped at the end of this statement when the cut wins: its
     // sockets close, and nothing of it runs again.
@@ -100,6 +107,7 @@ async fn serve_until_done(
     protocols: ListenerProtocols,
     snapshot: Arc<Snapshot>,
     shutdown: CancellationToken,
+    decider: Arc<dyn Decider>,
 ) {
     let wait = snapshot.timeouts.request_head;
     let Some(speaks) = sniff(&stream, protocols, wait).await else {
@@ -117,6 +125,7 @@ async fn serve_until_done(
         client,
         snapshot,
         shutdown,
+        decider,
     };
     if speaks == Speaks::Socks5 {
         account::speaks(Protocol::Socks5);

@@ -11,7 +11,8 @@
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
 //! - [`socks5`]: RFC 1928 with RFC 1929 username/password.
-//! - [`decide`]: asks the policy snapshot and logs the one decision event.
+//! - [`decide`]: asks the policy snapshot and logs the one decision event; then the
+//!   [`decider`], the one asynchronous step that may hold a request before its dial.
 //! - [`destination`], [`resolve`]: resolve once, check every address with the address guard.
 //! - [`dial`], [`parent`]: connect to checked addresses, or through a parent proxy with failover.
 //! - [`inspect`], [`client_hello`]: the client's first bytes; the SNI must match the tunnel.
@@ -29,6 +30,7 @@ pub mod answer;
 pub mod audit;
 pub mod client_hello;
 pub mod decide;
+pub mod decider;
 pub mod destination;
 pub mod detect;
 pub mod dial;

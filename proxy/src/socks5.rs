@@ -95,7 +95,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;
-    let verdict = match decide::check(snapshot, &host, port, protocol) {
+    let verdict = match decide::decide(&ctx, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
             let client = Some(ctx.client);

@@ -12,6 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::decider::{Decider, PassThrough};
 use crate::listener::Refusers;
 use crate::parent::{HealthTable, Parents};
 use crate::per_client::ClientCounts;
@@ -93,10 +94,17 @@ pub struct ProxyState {
     pub tracker: TaskTracker,
     /// Parent proxies' health, outliving any one snapshot.
     pub parent_health: HealthTable,
+    /// The step between verdict and dial; outlives reloads (it will hold "ask" approvals).
+    pub decider: Arc<dyn Decider>,
 }
 
 impl ProxyState {
     pub fn new(config: &Config) -> Arc<Self> {
+        Self::with_decider(config, Arc::new(PassThrough))
+    }
+
+    /// A state whose allowed requests pass through `decider` before they are dialed.
+    pub fn with_decider(config: &Config, decider: Arc<dyn Decider>) -> Arc<Self> {
         let parent_health = HealthTable::default();
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::from_config(config, &parent_health)),
@@ -108,6 +116,7 @@ impl ProxyState {
             cut_count: Arc::default(),
             tracker: TaskTracker::new(),
             parent_health,
+            decider,
         })
     }
 

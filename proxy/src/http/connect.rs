@@ -27,7 +27,7 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;
-    let verdict = match decide::check(snapshot, &host, port, protocol) {
+    let verdict = match decide::decide(ctx, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
             return refuse(&mut client, &refusal, protocol, Some(&authority), None).await

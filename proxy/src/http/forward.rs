@@ -69,6 +69,15 @@ pub async fn exchange(
     let verdict = decide::check(snapshot, &target.host, target.port, Protocol::HttpForward)
         .map_err(refused)?;
     let request_framing = request_framing(req).map_err(refused)?;
+    let verdict = decide::ask(
+        ctx,
+        &target.host,
+        target.port,
+        Protocol::HttpForward,
+        verdict,
+    )
+    .await
+    .map_err(refused)?;
     let route = snapshot.parents.route(verdict.via, &target.host);
     let key = match &route {
         RouteChoice::Direct => format!("direct {authority}"),

@@ -1,0 +1,81 @@
+//! The one asynchronous step between the policy's verdict and the dial. The verdict stays a pure
+//! function of the policy snapshot; a `Decider` may then hold the connection and answer later —
+//! the seam for "ask" mode (a person approves or denies a destination the policy does not know)
+//! and for per-identity rules. The decider lives in the proxy state, so it outlives reloads, and
+//! every protocol (CONNECT, plain HTTP, SOCKS5) passes through it at the same point.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+
+use egress_config::{Host, Protocol, Verdict};
+
+use crate::answer::Refusal;
+
+/// What is being decided: a request the policy let through.
+#[derive(Debug, Clone, Copy)]
+pub struct Asking<'a> {
+    pub client: SocketAddr,
+    pub protocol: Protocol,
+    pub host: &'a Host,
+    pub port: u16,
+    pub verdict: &'a Verdict<'a>,
+}
+
+/// The decider's answer.
+#[derive(Debug)]
+pub enum Decision {
+    /// Go on to the dial.
+    Proceed,
+    /// Refuse with this answer (recorded like any other refusal).
+    Refuse(Refusal),
+}
+
+/// A boxed future, so deciders can be stored as trait objects.
+pub type Deciding<'a> = Pin<Box<dyn Future<Output = Decision> + Send + 'a>>;
+
+/// Decides, possibly later, whether a request the policy let through goes on. A connection
+/// waiting here holds only its own task: others are served meanwhile. A decider that waits must
+/// bound its wait (the connection's own timeouts do not run while it waits).
+pub trait Decider: Send + Sync + fmt::Debug {
+    fn decide<'a>(&'a self, asking: Asking<'a>) -> Deciding<'a>;
+}
+
+/// The default: the verdict stands.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassThrough;
+
+impl Decider for PassThrough {
+    fn decide<'a>(&'a self, _asking: Asking<'a>) -> Deciding<'a> {
+        Box::pin(std::future::ready(Decision::Proceed))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use egress_config::Action;
+
+    #[tokio::test]
+    async fn pass_through_lets_the_verdict_stand() {
+        let host = Host::parse("example.com").unwrap();
+        let verdict = Verdict {
+            action: Action::Allow,
+            rule: Some("example.com"),
+            explicit_address: false,
+            via: None,
+        };
+        let asking = Asking {
+            client: "127.0.0.1:1".parse().unwrap(),
+            protocol: Protocol::HttpConnect,
+            host: &host,
+            port: 443,
+            verdict: &verdict,
+        };
+        assert!(matches!(
+            PassThrough.decide(asking).await,
+            Decision::Proceed
+        ));
+    }
+}
