@@ -5,9 +5,9 @@
 #![no_main]
 
 use bytes::Bytes;
-use egress_proxy::http::body::{self, Framing};
-use egress_proxy::http::head::{self, Header};
-use egress_proxy::http::rewrite::{self, Delivery};
+use egress_proxy::h1::body::{self, Framing};
+use egress_proxy::h1::head::{self, Header};
+use egress_proxy::h1::rewrite::{self, Delivery};
 use libfuzzer_sys::fuzz_target;
 
 const PARENT_AUTH: &str = "Proxy-Authorization: Basic ZWdyZXNzOnNlY3JldA==\r\n";

@@ -4,7 +4,8 @@
 #![no_main]
 
 use bytes::Bytes;
-use egress_proxy::http::{body, head, target};
+use egress_proxy::h1::{body, head};
+use egress_proxy::http::target;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

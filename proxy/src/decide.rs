@@ -4,8 +4,8 @@ use egress_config::{Host, Protocol, Request, Verdict};
 use tracing::{info, warn};
 
 use crate::answer::Refusal;
+use crate::context::ConnContext;
 use crate::decider::{Asking, Decision};
-use crate::detect::ConnContext;
 use crate::state::Snapshot;
 
 /// The policy's verdict for `host:port` over `protocol`, logged once. `Err` when it is a denial.

@@ -2,7 +2,7 @@
 //! refuse politely, anything else is treated as HTTP/1.x.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +14,9 @@ use tracing::debug;
 
 use crate::account::{self, Ledger};
 use crate::answer::{self, Asked, Refusal};
+use crate::context::{ConnContext, Shared};
 use crate::decider::Decider;
-use crate::state::{ProxyState, Snapshot};
+use crate::state::Snapshot;
 use crate::{http, socks5};
 
 const SOCKS5: u8 = 0x05;
@@ -28,41 +29,6 @@ enum Speaks {
     Http,
     Socks5,
     Socks4,
-}
-
-/// Everything a connection handler needs to know about where it runs.
-#[derive(Debug, Clone)]
-pub struct ConnContext {
-    pub client: SocketAddr,
-    pub snapshot: Arc<Snapshot>,
-    /// Cancelled when shutdown begins: keep-alive loops end after the current exchange.
-    pub shutdown: CancellationToken,
-    /// The step between the policy's verdict and the dial (see `decider`).
-    pub decider: Arc<dyn Decider>,
-}
-
-/// What a connection shares with the whole proxy beyond its snapshot: the two moments of
-/// shutdown it answers to, and the decider.
-#[derive(Debug, Clone)]
-pub struct Shared {
-    /// Shutdown began: finish the exchange under way, take no new request.
-    pub shutdown: CancellationToken,
-    /// The grace period is over: the connection is closed where it stands, and recorded as cut.
-    pub cut: CancellationToken,
-    /// Counts the connections cut.
-    pub cut_count: Arc<AtomicUsize>,
-    pub decider: Arc<dyn Decider>,
-}
-
-impl Shared {
-    pub fn of(state: &ProxyState) -> Self {
-        Self {
-            shutdown: state.shutdown.clone(),
-            cut: state.cut.clone(),
-            cut_count: state.cut_count.clone(),
-            decider: state.decider.clone(),
-        }
-    }
 }
 
 /// Serves one accepted connection to its end, or until shutdown cuts it. Either way, the

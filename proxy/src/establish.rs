@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{Host, Protocol, RouteChoice, Verdict};
+use egress_config::{Host, Protocol, Verdict};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -18,10 +18,10 @@ use tracing::{debug, info, warn};
 use crate::account::{self, Outcome};
 use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
-use crate::parent::{self, Purpose};
+use crate::outbound::{self, Way};
+use crate::parent::Purpose;
 use crate::state::Snapshot;
 use crate::tunnel::{self, Moved, Transferred};
-use crate::{destination, dial};
 
 /// Where the tunnel goes and what the policy said about it.
 #[derive(Debug, Clone, Copy)]
@@ -85,16 +85,12 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
-    if let RouteChoice::Upstream(name) = snapshot.parents.route(target.verdict.via, target.host) {
-        return open_via(client, early, target, snapshot, &name, established).await;
-    }
-    let addrs = destination::resolve_checked(
-        snapshot,
-        target.host,
-        target.port,
-        target.verdict.explicit_address,
-    )
-    .await?;
+    let addrs = match outbound::choose(snapshot, target.host, target.port, &target.verdict).await? {
+        Way::Parent(route) => {
+            return open_via(client, early, target, snapshot, &route, established).await
+        }
+        Way::Direct(addrs) => addrs,
+    };
     let started = std::time::Instant::now();
     if snapshot.tls.ports.contains(&target.port) {
         if established(None).await.is_err() {
@@ -107,12 +103,8 @@ where
             refuse_in_tunnel(client, &buf, &refusal, target);
             return Ok(());
         }
-        let dialed = std::time::Instant::now();
-        let upstream = match dial::dial(&addrs, snapshot.timeouts.dial).await {
-            Ok(upstream) => {
-                crate::metrics::connect_duration(dialed.elapsed());
-                upstream
-            }
+        let upstream = match outbound::dial(snapshot, &addrs).await {
+            Ok(upstream) => upstream,
             Err(refusal) => {
                 // The client was already told the tunnel is up; all that is left is to close.
                 warn!(reason = refusal.reason.as_str(), detail = %refusal.detail, "tunnel failed after inspection");
@@ -125,8 +117,7 @@ where
         log_end(target, moved, &counts, started);
         return Ok(());
     }
-    let upstream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
-    crate::metrics::connect_duration(started.elapsed());
+    let upstream = outbound::dial(snapshot, &addrs).await?;
     if established(upstream.local_addr().ok()).await.is_err() {
         return Ok(());
     }
@@ -149,19 +140,9 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
-    if let Host::Ip(_) = target.host {
-        // No lookup for a literal: this only runs the address guard over it.
-        destination::resolve_checked(
-            snapshot,
-            target.host,
-            target.port,
-            target.verdict.explicit_address,
-        )
-        .await?;
-    }
     let started = std::time::Instant::now();
-    let via = parent::open(snapshot, route, target.host, target.port, Purpose::Tunnel).await?;
-    crate::metrics::connect_duration(started.elapsed());
+    let via = outbound::through_parent(snapshot, route, target.host, target.port, Purpose::Tunnel)
+        .await?;
     debug!(route, "tunnel opened through the parent");
     if established(via.stream.local_addr().ok()).await.is_err() {
         return Ok(());

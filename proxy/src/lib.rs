@@ -3,10 +3,14 @@
 //! A connection's way through this crate, one module per step:
 //!
 //! ```text
-//! listener ─► detect ─► http::{head,connect,forward} | socks5 ─► decide ─► destination ─► dial | parent
-//!          ─► inspect ─► establish/tunnel ─► account
+//! listener ─► detect ─► http::{connect,forward} | socks5 ─► decide (+ decider) ─► outbound
+//!          (destination ─► dial | parent) ─► inspect ─► establish/tunnel | http::relay ─► account
 //! ```
 //!
+//! - [`context`]: what a connection carries through the flow (client, snapshot, shutdown,
+//!   decider).
+//! - [`h1`]: HTTP/1.x heads, bodies and rewriting, shared by the client side and the parent
+//!   client.
 //! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each.
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
@@ -14,12 +18,14 @@
 //! - [`decide`]: asks the policy snapshot and logs the one decision event; then the
 //!   [`decider`], the one asynchronous step that may hold a request before its dial.
 //! - [`destination`], [`resolve`]: resolve once, check every address with the address guard.
-//! - [`dial`], [`parent`]: connect to checked addresses, or through a parent proxy with failover.
+//! - [`outbound`]: the one way out for tunnels and forwarding: route, address checks, then
+//!   [`dial`] to checked addresses or [`parent`] (through a parent proxy, with failover).
 //! - [`inspect`], [`client_hello`]: the client's first bytes; the SNI must match the tunnel.
 //! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
 //! - [`account`], [`metrics`], [`audit`]: each request's outcome, once, as metrics and audit.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
-//! - [`admin`], [`reload`], [`shutdown`]: `/metrics` and health; hot reload; drain.
+//! - [`server`]: the entry point ([`run`]): accept loops, then the drain and cut at shutdown.
+//! - [`admin`], [`reload`]: `/metrics` and health; hot reload.
 //!
 //! [`run`] takes already-bound listeners, so tests bind `127.0.0.1:0` and the launcher can embed
 //! the proxy in-process.
@@ -29,25 +35,28 @@ pub mod admin;
 pub mod answer;
 pub mod audit;
 pub mod client_hello;
+pub mod context;
 pub mod decide;
 pub mod decider;
 pub mod destination;
 pub mod detect;
 pub mod dial;
 pub mod establish;
+pub mod h1;
 pub mod http;
 pub mod inspect;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod outbound;
 pub mod parent;
 pub mod per_client;
 pub mod reload;
 pub mod resolve;
-pub mod shutdown;
+pub mod server;
 pub mod socks5;
 pub mod state;
 pub mod tunnel;
 
-pub use shutdown::run;
+pub use server::run;
 pub use state::{BoundListener, ProxyState, Snapshot};

@@ -101,7 +101,7 @@ impl Admission {
         match admitted {
             Some((slot, Ok(permit))) => {
                 span.in_scope(|| debug!("accepted"));
-                let stop = detect::Shared::of(state);
+                let stop = crate::context::Shared::of(state);
                 state.tracker.spawn(
                     async move {
                         detect::serve(stream, peer, protocols, snapshot, stop).await;

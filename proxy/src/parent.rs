@@ -221,7 +221,7 @@ async fn attempt(
 pub fn forward_refusal(
     upstream: &Upstream,
     code: u16,
-    headers: &[crate::http::head::Header],
+    headers: &[crate::h1::head::Header],
     target: &str,
 ) -> Option<Refusal> {
     let from_parent = headers

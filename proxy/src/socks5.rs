@@ -16,8 +16,8 @@ use tracing::{debug, info};
 
 use crate::account::{self, Outcome};
 use crate::answer::{socks_code, socks_reply, Refusal};
+use crate::context::ConnContext;
 use crate::decide;
-use crate::detect::ConnContext;
 use crate::establish::{self, Target};
 use crate::tunnel;
 

@@ -3,10 +3,10 @@
 use egress_config::Protocol;
 use tokio::net::TcpStream;
 
-use super::head::{Buffered, RequestHead};
 use super::{refuse, target};
-use crate::detect::ConnContext;
+use crate::context::ConnContext;
 use crate::establish::{self, Target};
+use crate::h1::head::{Buffered, RequestHead};
 use crate::{decide, tunnel};
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";

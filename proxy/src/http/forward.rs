@@ -3,20 +3,21 @@
 
 use std::io;
 
-use egress_config::{DenyReason, Host, Protocol, RouteChoice};
+use egress_config::{DenyReason, Protocol, RouteChoice};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
-use super::body::{self, Framing};
-use super::head::{Buffered, RequestHead};
 use super::relay::{self, RelayError};
-use super::{rewrite, target};
+use super::target;
 use crate::answer::Refusal;
+use crate::context::ConnContext;
 use crate::decide;
-use crate::detect::ConnContext;
+use crate::h1::body::{self, Framing};
+use crate::h1::head::{Buffered, RequestHead};
+use crate::h1::rewrite;
+use crate::outbound;
 use crate::parent::{self, Purpose};
 use crate::state::Snapshot;
-use crate::{destination, dial};
 
 /// A kept-alive connection to a destination or an HTTP parent, reusable for the next request
 /// that would open the same connection.
@@ -93,7 +94,7 @@ pub async fn exchange(
         let fresh = reused.is_none();
         let mut dest = match reused {
             Some(kept) => kept,
-            None => open(snapshot, &route, key.clone(), &target, &verdict)
+            None => open(snapshot, key.clone(), &target, &verdict)
                 .await
                 .map_err(refused)?,
         };
@@ -192,60 +193,33 @@ fn failure(error: RelayError, authority: String) -> Failure {
     Failure::Refused(refusal, Some(authority), None)
 }
 
-/// Opens a new connection for `target` along `route`: dialed directly after the address
-/// checks, or through a parent.
+/// Opens a new connection for `target` by the one way out (`outbound`). A connection to an
+/// HTTP parent itself serves every destination of its route, so it is keyed by the route.
 async fn open(
     snapshot: &Snapshot,
-    route: &RouteChoice,
     key: String,
     target: &target::Absolute<'_>,
     verdict: &egress_config::Verdict<'_>,
 ) -> Result<Upstream, Refusal> {
-    let connecting = std::time::Instant::now();
-    let opened = match route {
-        RouteChoice::Direct => {
-            let addrs = destination::resolve_checked(
-                snapshot,
-                &target.host,
-                target.port,
-                verdict.explicit_address,
-            )
-            .await?;
-            let stream = dial::dial(&addrs, snapshot.timeouts.dial).await?;
-            Upstream {
-                key,
-                conn: Buffered::new(stream),
-                through: None,
-            }
-        }
-        RouteChoice::Upstream(name) => {
-            if let Host::Ip(_) = target.host {
-                // No lookup for a literal: this only runs the address guard over it.
-                destination::resolve_checked(
-                    snapshot,
-                    &target.host,
-                    target.port,
-                    verdict.explicit_address,
-                )
-                .await?;
-            }
-            let via =
-                parent::open(snapshot, name, &target.host, target.port, Purpose::Forward).await?;
-            let key = match via.forward_through {
-                Some(_) => format!("parent {name}"),
-                None => key,
-            };
-            let mut conn = Buffered::new(via.stream);
-            conn.buf = via.pending;
-            Upstream {
-                key,
-                conn,
-                through: via.forward_through,
-            }
-        }
+    let opened = outbound::open(
+        snapshot,
+        &target.host,
+        target.port,
+        verdict,
+        Purpose::Forward,
+    )
+    .await?;
+    let key = match (&opened.forward_through, &opened.route) {
+        (Some(_), Some(route)) => format!("parent {route}"),
+        _ => key,
     };
-    crate::metrics::connect_duration(connecting.elapsed());
-    Ok(opened)
+    let mut conn = Buffered::new(opened.stream);
+    conn.buf = opened.pending;
+    Ok(Upstream {
+        key,
+        conn,
+        through: opened.forward_through,
+    })
 }
 
 /// The kept-alive connection if it serves this request and is still in step: it goes to the

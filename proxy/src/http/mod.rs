@@ -1,12 +1,9 @@
 //! HTTP/1.x on the client side: a keep-alive loop that reads request heads and hands each to
 //! `connect` (tunnels) or `forward` (absolute-form requests).
 
-pub mod body;
 pub mod connect;
 pub mod forward;
-pub mod head;
 pub mod relay;
-pub mod rewrite;
 pub mod target;
 
 use egress_config::{DenyReason, Protocol};
@@ -16,8 +13,8 @@ use tokio::time::Instant;
 use tracing::info;
 
 use crate::answer::{self, Asked, Refusal};
-use crate::detect::ConnContext;
-use head::{Buffered, HeadError};
+use crate::context::ConnContext;
+use crate::h1::head::{self, Buffered, HeadError};
 
 /// Serves HTTP requests on one client connection until either side closes.
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {

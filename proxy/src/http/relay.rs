@@ -16,10 +16,10 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::body::{self, Framing};
-use super::head::{parse_response, Buffered, HeadError, RequestHead, ResponseHead};
-use super::rewrite::{self, Delivery};
 use crate::answer::Refusal;
+use crate::h1::body::{self, Framing};
+use crate::h1::head::{parse_response, Buffered, HeadError, RequestHead, ResponseHead};
+use crate::h1::rewrite::{self, Delivery};
 use crate::parent;
 
 /// Response heads from destinations may be larger than what we accept from clients.

@@ -3,8 +3,8 @@
 
 use egress_config::{parse_authority, DenyReason, Host};
 
-use super::head::{values, Header};
 use crate::answer::Refusal;
+use crate::h1::head::{values, Header};
 
 /// An absolute-form target split into what is dialed and what is sent on.
 #[derive(Debug, PartialEq, Eq)]

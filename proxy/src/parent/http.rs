@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use super::Attempt;
 use crate::answer::Refusal;
-use crate::http::head::{parse_response, Buffered, HeadError, Header};
+use crate::h1::head::{parse_response, Buffered, HeadError, Header};
 
 /// A parent's answer head may carry an error page's headers; more than this is not an answer.
 const MAX_ANSWER_HEAD: usize = 16 * 1024;

@@ -1,0 +1,47 @@
+//! What a connection carries with it through the flow: who the client is, the policy snapshot
+//! it keeps to its end, the shutdown signals it answers to and the decider. Its own module, so
+//! the steps (detect, http, socks5, decide) depend on it and not on each other.
+
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::decider::Decider;
+use crate::state::{ProxyState, Snapshot};
+
+/// Everything a connection handler needs to know about where it runs.
+#[derive(Debug, Clone)]
+pub struct ConnContext {
+    pub client: SocketAddr,
+    pub snapshot: Arc<Snapshot>,
+    /// Cancelled when shutdown begins: keep-alive loops end after the current exchange.
+    pub shutdown: CancellationToken,
+    /// The step between the policy's verdict and the dial (see `decider`).
+    pub decider: Arc<dyn Decider>,
+}
+
+/// What a connection shares with the whole proxy beyond its snapshot: the two moments of
+/// shutdown it answers to, and the decider.
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// Shutdown began: finish the exchange under way, take no new request.
+    pub shutdown: CancellationToken,
+    /// The grace period is over: the connection is closed where it stands, and recorded as cut.
+    pub cut: CancellationToken,
+    /// Counts the connections cut.
+    pub cut_count: Arc<AtomicUsize>,
+    pub decider: Arc<dyn Decider>,
+}
+
+impl Shared {
+    pub fn of(state: &ProxyState) -> Self {
+        Self {
+            shutdown: state.shutdown.clone(),
+            cut: state.cut.clone(),
+            cut_count: state.cut_count.clone(),
+            decider: state.decider.clone(),
+        }
+    }
+}

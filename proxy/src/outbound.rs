@@ -1,0 +1,108 @@
+//! The one way out, for tunnels and plain-HTTP forwarding alike: choose the route an allowed
+//! request takes, check the addresses it would reach, and dial them directly or open the way
+//! through a parent proxy. Tunnels take the steps one at a time (on TLS ports the client's
+//! ClientHello is judged between the checks and the dial); forwarding takes them at once.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use egress_config::{Host, RouteChoice, Upstream, Verdict};
+use tokio::net::TcpStream;
+
+use crate::answer::Refusal;
+use crate::parent::{self, Purpose, Via};
+use crate::state::Snapshot;
+use crate::{destination, dial};
+
+/// How an allowed request leaves.
+#[derive(Debug)]
+pub enum Way {
+    /// Straight to these addresses, each one checked by the address guard (not dialed yet).
+    Direct(Vec<SocketAddr>),
+    /// Through the parents of this route (the parent resolves the name).
+    Parent(String),
+}
+
+/// The route for `host:port`, with the address checks it needs: every address of a direct
+/// destination; an IP-literal destination even through a parent (the parent would reach it).
+pub async fn choose(
+    snapshot: &Snapshot,
+    host: &Host,
+    port: u16,
+    verdict: &Verdict<'_>,
+) -> Result<Way, Refusal> {
+    let explicit = verdict.explicit_address;
+    match snapshot.parents.route(verdict.via, host) {
+        RouteChoice::Direct => Ok(Way::Direct(
+            destination::resolve_checked(snapshot, host, port, explicit).await?,
+        )),
+        RouteChoice::Upstream(name) => {
+            if let Host::Ip(_) = host {
+                // No lookup for a literal: this only runs the address guard over it.
+                destination::resolve_checked(snapshot, host, port, explicit).await?;
+            }
+            Ok(Way::Parent(name))
+        }
+    }
+}
+
+/// Dials checked addresses, timing the connect.
+pub async fn dial(snapshot: &Snapshot, addrs: &[SocketAddr]) -> Result<TcpStream, Refusal> {
+    let started = std::time::Instant::now();
+    let stream = dial::dial(addrs, snapshot.timeouts.dial).await?;
+    crate::metrics::connect_duration(started.elapsed());
+    Ok(stream)
+}
+
+/// Opens the way through route `route`'s parents (with failover), timing it.
+pub async fn through_parent(
+    snapshot: &Snapshot,
+    route: &str,
+    host: &Host,
+    port: u16,
+    purpose: Purpose,
+) -> Result<Via, Refusal> {
+    let started = std::time::Instant::now();
+    let via = parent::open(snapshot, route, host, port, purpose).await?;
+    crate::metrics::connect_duration(started.elapsed());
+    Ok(via)
+}
+
+/// A connection on its way out, all steps taken.
+#[derive(Debug)]
+pub struct Opened {
+    pub stream: TcpStream,
+    /// Bytes already received from the other side (a parent's answer may carry some).
+    pub pending: BytesMut,
+    /// The HTTP parent this connection goes to, for plain-HTTP forwarding through it.
+    pub forward_through: Option<Upstream>,
+    /// The parent route taken, when one was.
+    pub route: Option<String>,
+}
+
+/// Chooses, checks and dials (or opens through a parent) in one step.
+pub async fn open(
+    snapshot: &Snapshot,
+    host: &Host,
+    port: u16,
+    verdict: &Verdict<'_>,
+    purpose: Purpose,
+) -> Result<Opened, Refusal> {
+    match choose(snapshot, host, port, verdict).await? {
+        Way::Direct(addrs) => Ok(Opened {
+            stream: dial(snapshot, &addrs).await?,
+            pending: BytesMut::new(),
+            forward_through: None,
+            route: None,
+        }),
+        Way::Parent(route) => {
+            let via = through_parent(snapshot, &route, host, port, purpose).await?;
+            Ok(Opened {
+                stream: via.stream,
+                pending: via.pending,
+                forward_through: via.forward_through,
+                route: Some(route),
+            })
+        }
+    }
+}
