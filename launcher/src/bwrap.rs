@@ -25,6 +25,18 @@ pub struct Plan {
     /// found by `existing_sensitive_paths`, so the function below stays pure.
     pub secrets: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
+    /// Mounts protecting what exists in the writable paths (see `protect`): after the writable
+    /// binds, before the masks, so that a mask always wins.
+    pub guarded: Vec<Bind>,
+}
+
+/// A mount that protects something that exists (see `protect`). Both are `-try` binds of a
+/// path onto itself: one that vanished meanwhile is skipped, never created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// Writable, but a mount point: it cannot be renamed or removed inside.
+    Pin(PathBuf),
+    ReadOnly(PathBuf),
 }
 
 /// Where egress-run's own binary appears inside the sandbox when its own path is not visible
@@ -144,6 +156,12 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
     if self_inside(plan) != plan.self_exe {
         push(&mut out, &[&"--ro-bind", &plan.self_exe, &SELF_MOUNT]);
     }
+    for bind in plan.guarded.iter().filter(|_| !plan.read_only) {
+        match bind {
+            Bind::Pin(path) => push(&mut out, &[&"--bind-try", path, path]),
+            Bind::ReadOnly(path) => push(&mut out, &[&"--ro-bind-try", path, path]),
+        }
+    }
     // Masks come after the writable binds, so a secret inside the working tree stays masked.
     for path in plan.secrets.iter().chain(&plan.deny_read) {
         mask(&mut out, path);
@@ -166,7 +184,8 @@ fn writable(plan: &Plan) -> impl Iterator<Item = &Path> {
         .filter(|_| !plan.read_only)
 }
 
-/// Hides `path`: an empty tmpfs over a directory, /dev/null over a file.
+/// Hides `path`: an empty tmpfs over a directory, /dev/null over a file. Only for paths that
+/// exist (see `existing_sensitive_paths` and `run`): bwrap would create a missing one.
 fn mask(out: &mut Vec<OsString>, path: &Path) {
     if path.is_dir() {
         out.extend(["--tmpfs".into(), path.into()]);
@@ -207,14 +226,7 @@ pub fn existing_sensitive_paths(homes: &[PathBuf], cwd: &Path) -> (Vec<PathBuf>,
             }
         }
     }
-    let git = cwd.join(".git");
-    if git.is_dir() {
-        protected.extend(
-            [git.join("hooks"), git.join("config")]
-                .into_iter()
-                .filter(|p| p.exists()),
-        );
-    }
+    // Git directories: see `protect`.
     (secrets, protected)
 }
 
