@@ -1,0 +1,628 @@
+//! Nothing the command writes may make the host run code later (issue 12, item 2): each attack
+//! runs for real inside egress-run, then the host does what a user does next — `git status` and
+//! a commit, `bash -l`, `zsh`, `python3 -c ''`, an ssh login, systemd's unit search — and the
+//! planted command (which would create a marker file outside the sandbox's reach) must not run.
+//! Each attack is also run without the sandbox, where it must work: the positive control that
+//! shows the test can fail.
+
+use std::path::PathBuf;
+
+use super::*;
+
+/// One run's world: `base` (the user's projects), `home` (their home directory, elsewhere) and
+/// the marker the planted command would create (elsewhere again: never writable inside).
+struct World {
+    base: PathBuf,
+    home: PathBuf,
+    marker: PathBuf,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+impl World {
+    fn new() -> World {
+        let dirs = [(); 3].map(|_| tempfile::tempdir().unwrap());
+        let [base, home, marks] = dirs.each_ref().map(|d| d.path().canonicalize().unwrap());
+        World {
+            base,
+            home,
+            marker: marks.join("ran"),
+            _dirs: dirs,
+        }
+    }
+
+    /// `~` is the home directory, anything else lies under `base`.
+    fn path(&self, at: &str) -> PathBuf {
+        match at.strip_prefix('~') {
+            Some(rest) => self.home.join(rest.trim_start_matches('/')),
+            None => self.base.join(at),
+        }
+    }
+
+    fn ran(&self) -> bool {
+        self.marker.exists()
+    }
+
+    /// Runs `script` with sh in `at`, as the user, to set things up (or, in a control, to attack
+    /// without the sandbox).
+    fn sh(&self, at: &str, script: &str) -> Output {
+        let dir = self.path(at);
+        std::fs::create_dir_all(&dir).unwrap();
+        Command::new("sh")
+            .args(["-c", script])
+            .current_dir(dir)
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn setup(&self, at: &str, script: &str) {
+        let out = self.sh(at, script);
+        assert!(out.status.success(), "setup {script}: {out:?}");
+    }
+
+    /// The host's programs, with a plain environment: `HOME`, and `PATH` as given.
+    fn host(&self, program: &str, args: &[&str], at: &str, path: Option<&str>) {
+        let default_path = std::env::var("PATH").unwrap();
+        let _ = Command::new(program)
+            .args(args)
+            .current_dir(self.path(at))
+            .env_clear()
+            .env("HOME", &self.home)
+            .env("PATH", path.unwrap_or(&default_path))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+    }
+
+    /// What a user does next in a repository: `git status` (runs core.fsmonitor) and a commit
+    /// (runs hooks).
+    fn git(&self, at: &str) {
+        self.host("git", &["status"], at, None);
+        let commit = [
+            "-c",
+            "user.name=u",
+            "-c",
+            "user.email=u@example.invalid",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "next",
+        ];
+        self.host("git", &commit, at, None);
+    }
+}
+
+/// An attack: the user's state before (`setup`, run in `base`), where egress-run starts and
+/// with which options, the script the command runs (`MARKER` is the marker's path), and what
+/// the host does next (`then`).
+struct Attack {
+    name: &'static str,
+    setup: &'static str,
+    cwd: &'static str,
+    args: &'static [&'static str],
+    script: &'static str,
+    then: fn(&World),
+}
+
+/// Runs `attack` without the sandbox (the planted code must run: the control) and inside it
+/// (it must not); returns egress-run's output.
+fn attempt(attack: &Attack) -> Output {
+    for sandboxed in [false, true] {
+        let world = World::new();
+        let home = world.home.display().to_string();
+        world.setup(".", &attack.setup.replace("HOME", &home));
+        let script = attack
+            .script
+            .replace("FSMONITOR", FSMONITOR)
+            .replace("MARKER", &world.marker.display().to_string());
+        let out = if sandboxed {
+            let cwd = world.path(attack.cwd);
+            std::fs::create_dir_all(&cwd).unwrap();
+            Command::new(egress_run())
+                .arg("-q")
+                .args(attack.args)
+                .args(["--", "sh", "-c", &script])
+                .current_dir(cwd)
+                .env("HOME", &world.home)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        } else {
+            world.sh(attack.cwd, &script)
+        };
+        (attack.then)(&world);
+        if !sandboxed {
+            assert!(
+                world.ran(),
+                "{}: the control did not run: {out:?}",
+                attack.name
+            );
+        } else {
+            assert!(
+                !world.ran(),
+                "{}: the planted code ran on the host: {out:?}",
+                attack.name
+            );
+            return out;
+        }
+    }
+    unreachable!()
+}
+
+const FSMONITOR: &str = r#"printf '[core]\n\tfsmonitor = "touch MARKER; false"\n'"#;
+
+#[test]
+fn git_runs_nothing_the_command_planted_in_any_repository_it_could_write() {
+    let attacks = [
+        Attack {
+            name: "renaming .git away and copying it back",
+            setup: "git init -q repo",
+            cwd: "repo",
+            args: &[],
+            script: "cp -r .git .copy; mv .git .orig; mv .copy .git; FSMONITOR >> .git/config",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "a hook, and core.hooksPath to a directory of hooks",
+            setup: "git init -q repo",
+            cwd: "repo",
+            args: &[],
+            script: "printf '#!/bin/sh\\ntouch MARKER\\n' > hook; chmod +x hook; \
+                     cp hook .git/hooks/pre-commit; \
+                     git config core.hooksPath .evil; mkdir .evil; cp hook .evil/pre-commit",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "a new .git in a subdirectory, started below the repository's top",
+            setup: "git init -q repo && mkdir repo/sub",
+            cwd: "repo/sub",
+            args: &[],
+            script: "git init -q . && git config core.fsmonitor 'touch MARKER; false'",
+            then: |w| w.git("repo/sub"),
+        },
+        Attack {
+            name: "a .git file pointing to a git directory of the command's",
+            setup: "mkdir plain",
+            cwd: "plain",
+            args: &[],
+            script: "git init -q --bare .hidden && git --git-dir=.hidden config core.bare false \
+                     && FSMONITOR >> .hidden/config && echo 'gitdir: .hidden' > .git",
+            then: |w| w.git("plain"),
+        },
+        Attack {
+            name: "a .git file to a worktree git directory whose commondir points out",
+            setup: "mkdir plain",
+            cwd: "plain",
+            args: &[],
+            script: "git init -q --bare common && git --git-dir=common config core.bare false \
+                     && FSMONITOR >> common/config && mkdir gd && cp common/HEAD gd/ \
+                     && echo ../common > gd/commondir && echo 'gitdir: gd' > .git",
+            then: |w| w.git("plain"),
+        },
+        Attack {
+            name: "--allow-write .. reaching a sibling repository",
+            setup: "git init -q a && git init -q b",
+            cwd: "a",
+            args: &["--allow-write", ".."],
+            script: "FSMONITOR >> ../b/.git/config; \
+                     mv ../b/.git ../b/.orig && cp -r ../b/.orig ../b/.git && FSMONITOR >> ../b/.git/config; \
+                     mv ../b ../b.orig && mkdir ../b && cp -r ../b.orig/.git ../b/.git && FSMONITOR >> ../b/.git/config",
+            then: |w| w.git("b"),
+        },
+        Attack {
+            name: "a repository deeper below an --allow-write root than start-up looks",
+            setup: "git init -q a && git init -q x/y/c",
+            cwd: "a",
+            args: &["--allow-write", ".."],
+            script: "FSMONITOR >> ../x/y/c/.git/config",
+            then: |w| w.git("x/y/c"),
+        },
+        Attack {
+            name: "a file the repository's config includes, existing",
+            setup: "git init -q repo && git -C repo config include.path ../project.gitconfig \
+                    && echo '[user]' > repo/project.gitconfig",
+            cwd: "repo",
+            args: &[],
+            script: "FSMONITOR >> project.gitconfig",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "a file the repository's config includes, not there yet",
+            setup: "git init -q repo && git -C repo config include.path ../project.gitconfig",
+            cwd: "repo",
+            args: &[],
+            script: "FSMONITOR > project.gitconfig",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "config.worktree, read since the user turned worktreeConfig on",
+            setup: "git init -q repo && git -C repo config extensions.worktreeConfig true",
+            cwd: "repo",
+            args: &[],
+            script: "FSMONITOR > .git/config.worktree",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "hooks in a repository that had no hooks directory",
+            setup: "git init -q repo && rm -r repo/.git/hooks",
+            cwd: "repo",
+            args: &[],
+            script: "mkdir .git/hooks && printf '#!/bin/sh\\ntouch MARKER\\n' > .git/hooks/pre-commit \
+                     && chmod +x .git/hooks/pre-commit",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "the hooks directory the repository's config names (husky)",
+            setup: "git init -q repo && git -C repo config core.hooksPath .husky && mkdir repo/.husky \
+                    && printf '#!/bin/sh\\ntrue\\n' > repo/.husky/pre-commit && chmod +x repo/.husky/pre-commit",
+            cwd: "repo",
+            args: &[],
+            script: "printf 'touch MARKER\\n' >> .husky/pre-commit; \
+                     mv .husky .h; mkdir .husky; printf '#!/bin/sh\\ntouch MARKER\\n' > .husky/pre-commit; \
+                     chmod +x .husky/pre-commit",
+            then: |w| w.git("repo"),
+        },
+        Attack {
+            name: "the hooks directory the user's global config names relatively",
+            setup: "git init -q repo && printf '[core]\\n\\thooksPath = .githooks\\n' > HOME/.gitconfig",
+            cwd: "repo",
+            args: &[],
+            script: "mkdir .githooks && printf '#!/bin/sh\\ntouch MARKER\\n' > .githooks/pre-commit \
+                     && chmod +x .githooks/pre-commit",
+            then: |w| w.git("repo"),
+        },
+    ];
+    for attack in attacks {
+        attempt(&attack);
+    }
+}
+
+#[test]
+fn what_git_legitimately_does_inside_still_works_and_is_left_alone() {
+    let world = World::new();
+    world.setup(
+        ".",
+        "git init -q repo && git init -q --bare srv.git && git -C repo config user.name u \
+         && git -C repo config user.email u@example.invalid",
+    );
+    let out = Command::new(egress_run())
+        .args(["-q", "--allow-write", ".."])
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "set -e; echo x > file; git add file; git commit -q -m one; git checkout -q -b topic; \
+             git gc -q; git init -q sub/new; git clone -q ../srv.git ../copy 2>/dev/null; \
+             git push -q ../srv.git topic; exit 7",
+        ])
+        .current_dir(world.path("repo"))
+        .env("HOME", &world.home)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(text(&out.stderr), "", "nothing to report");
+    assert!(world.path("repo/sub/new/.git/config").exists());
+    assert!(world.path("copy/.git/config").exists());
+}
+
+#[test]
+fn a_home_directory_is_no_writable_root_unless_asked_for() {
+    let world = World::new();
+    for (cwd, args) in [("~", &[][..]), (".", &["--allow-write", "~"][..])] {
+        let home = world.home.display().to_string();
+        let args: Vec<String> = args.iter().map(|a| a.replace('~', &home)).collect();
+        let out = Command::new(egress_run())
+            .args(&args)
+            .args(["--", "sh", "-c", "touch made"])
+            .current_dir(world.path(cwd))
+            .env("HOME", &world.home)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(125), "{out:?}");
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("is your home directory"), "{stderr}");
+        assert!(stderr.contains("--allow-write-home"), "{stderr}");
+        assert!(
+            !world.path(cwd).join("made").exists(),
+            "the command never ran"
+        );
+    }
+    // Nor anything above it.
+    let users = world.path("users");
+    std::fs::create_dir_all(users.join("me")).unwrap();
+    let out = Command::new(egress_run())
+        .args(["--", "true"])
+        .current_dir(&users)
+        .env("HOME", users.join("me"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("holds your home directory"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn with_allow_write_home_nothing_planted_there_runs_at_the_next_login_shell_git_or_python() {
+    let home = |name, setup, script, then| Attack {
+        name,
+        setup,
+        cwd: "~",
+        args: &["--allow-write-home"],
+        script,
+        then,
+    };
+    // For session files with no runner here: the session would find the file at its path.
+    fn exists(w: &World, path: &str) {
+        if w.path(path).exists() {
+            std::fs::write(&w.marker, "").unwrap();
+        }
+    }
+    let attacks = [
+        home(".bash_profile", "true", "echo 'touch MARKER' > .bash_profile", |w: &World| {
+            w.host("bash", &["-l", "-c", "true"], "~", None)
+        }),
+        home(
+            "an existing .bashrc, appended to or replaced",
+            "echo '# the user own' > HOME/.bashrc",
+            "echo 'touch MARKER' >> .bashrc; mv .bashrc .old; echo 'touch MARKER' > .bashrc",
+            |w: &World| w.host("bash", &["-i", "-c", "true"], "~", None),
+        ),
+        home(".zshenv", "true", "echo 'touch MARKER' > .zshenv", |w: &World| {
+            w.host("zsh", &["-c", "true"], "~", None)
+        }),
+        home(
+            ".gitconfig",
+            "git init -q repo",
+            "printf '[core]\\n\\tfsmonitor = \"touch MARKER; false\"\\n' > .gitconfig",
+            |w: &World| w.git("repo"),
+        ),
+        home(
+            ".config/git/config",
+            "git init -q repo",
+            "mkdir -p .config/git && printf '[core]\\n\\tfsmonitor = \"touch MARKER; false\"\\n' > .config/git/config",
+            |w: &World| w.git("repo"),
+        ),
+        home(
+            "a .pth file in Python's user site-packages",
+            "true",
+            "d=$(python3 -c 'import site; print(site.getusersitepackages())') && mkdir -p \"$d\" \
+             && echo 'import os; os.system(\"touch MARKER\")' > \"$d/evil.pth\"",
+            |w: &World| {
+            w.host("python3", &["-c", ""], "~", None)
+        }),
+        home(
+            "a systemd user unit",
+            "true",
+            "mkdir -p .config/systemd/user/default.target.wants \
+             && printf '[Service]\\nExecStart=/bin/touch MARKER\\n' > .config/systemd/user/evil.service \
+             && ln -s ../evil.service .config/systemd/user/default.target.wants/evil.service",
+            |w: &World| {
+                // systemd's own search path for user units, as the user's manager would use it.
+                let out = Command::new("systemd-analyze")
+                    .args(["--user", "unit-paths"])
+                    .env_clear()
+                    .env("HOME", &w.home)
+                    .output()
+                    .unwrap();
+                let found = text(&out.stdout)
+                    .lines()
+                    .any(|dir| Path::new(dir).join("evil.service").exists());
+                if found {
+                    std::fs::write(&w.marker, "").unwrap();
+                }
+            },
+        ),
+        home(
+            "desktop autostart",
+            "true",
+            "mkdir -p .config/autostart && printf '[Desktop Entry]\\nExec=touch MARKER\\n' > .config/autostart/e.desktop",
+            |w: &World| exists(w, "~/.config/autostart/e.desktop"),
+        ),
+        home(".pam_environment", "true", "echo 'LD_PRELOAD=/tmp/evil.so' > .pam_environment", |w: &World| {
+            exists(w, "~/.pam_environment")
+        }),
+        home(".xprofile", "true", "echo 'touch MARKER' > .xprofile", |w: &World| {
+            exists(w, "~/.xprofile")
+        }),
+    ];
+    for attack in attacks {
+        let out = attempt(&attack);
+        let stderr = text(&out.stderr);
+        assert!(stderr.contains("WARNING: --allow-write-home"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_key_planted_in_authorized_keys_opens_no_ssh_login() {
+    attempt(&Attack {
+        name: ".ssh/authorized_keys",
+        // The attacker's key pair, where the command can read it.
+        setup: "ssh-keygen -q -t ed25519 -N '' -f HOME/attacker",
+        cwd: "~",
+        args: &["--allow-write-home"],
+        script: "mkdir -p .ssh && cat attacker.pub > .ssh/authorized_keys",
+        then: |w| {
+            // A real sshd reading the home's authorized_keys; a login runs the command given.
+            let dir = tempfile::tempdir().unwrap();
+            let host_key = dir.path().join("host_key");
+            let ok = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(&host_key)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+            std::fs::create_dir_all("/run/sshd").unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let config = dir.path().join("sshd_config");
+            std::fs::write(
+                &config,
+                format!(
+                    "ListenAddress 127.0.0.1:{port}\nHostKey {}\nAuthorizedKeysFile {}/.ssh/authorized_keys\n\
+                     PasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                     PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile none\n",
+                    host_key.display(),
+                    w.home.display()
+                ),
+            )
+            .unwrap();
+            let _server = Server::start(
+                Command::new("/usr/sbin/sshd")
+                    .args(["-D", "-e", "-f"])
+                    .arg(&config),
+                port,
+                "sshd did not start",
+            );
+            let user = text(&Command::new("id").arg("-un").output().unwrap().stdout);
+            let _ = Command::new("ssh")
+                .arg("-i")
+                .arg(w.home.join("attacker"))
+                .args(["-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=no"])
+                .args([
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "BatchMode=yes",
+                    "-p",
+                ])
+                .arg(port.to_string())
+                .arg(format!("{}@127.0.0.1", user.trim()))
+                .arg(format!("touch {}", w.marker.display()))
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+        },
+    });
+}
+
+#[test]
+fn programs_planted_in_a_directory_on_path_do_not_run() {
+    for (bin, setup) in [("bin", "mkdir -p project/bin"), ("tools", "mkdir project")] {
+        let world = World::new();
+        world.setup(".", setup);
+        let dir = world.path("project").join(bin);
+        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap());
+        let out = Command::new(egress_run())
+            .args(["-q", "--", "sh", "-c"])
+            .arg(format!(
+                "mkdir -p {bin}; printf '#!/bin/sh\\ntouch {}\\n' > {bin}/git; chmod +x {bin}/git",
+                world.marker.display()
+            ))
+            .current_dir(world.path("project"))
+            .env("HOME", &world.home)
+            .env("PATH", &path)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        world.host("git", &["--version"], "project", Some(&path));
+        assert!(!world.ran(), "{bin}: {out:?}");
+        // The control: the same file planted from outside runs.
+        world.setup(
+            "project",
+            &format!(
+                "mkdir -p {bin}; printf '#!/bin/sh\\ntouch {}\\n' > {bin}/git; chmod +x {bin}/git",
+                world.marker.display()
+            ),
+        );
+        world.host("git", &["--version"], "project", Some(&path));
+        assert!(world.ran(), "{bin}: the control");
+    }
+}
+
+#[test]
+fn after_kill_9_of_egress_run_the_guard_still_moves_what_was_planted_aside() {
+    for (cwd, args, plant, then) in [
+        (
+            "repo/sub",
+            &[][..],
+            "git init -q . && git config core.fsmonitor 'touch MARKER; false'",
+            (|w: &World| w.git("repo/sub")) as fn(&World),
+        ),
+        (
+            "~",
+            &["--allow-write-home"][..],
+            "echo 'touch MARKER' > .bash_profile",
+            |w: &World| w.host("bash", &["-l", "-c", "true"], "~", None),
+        ),
+    ] {
+        let world = World::new();
+        world.setup(".", "git init -q repo && mkdir repo/sub");
+        let plant = plant.replace("MARKER", &world.marker.display().to_string());
+        let mut child = Command::new(egress_run())
+            .arg("-q")
+            .args(args)
+            .args([
+                "--",
+                "sh",
+                "-c",
+                &format!("{plant} && echo ready; exec sleep 300"),
+            ])
+            .current_dir(world.path(cwd))
+            .env("HOME", &world.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        assert_eq!(line, "ready\n", "{cwd}");
+        let mut stderr = child.stderr.take().unwrap();
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // The guard holds egress-run's stderr until it is done: read to its end.
+        let mut report = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut report).unwrap();
+        assert!(report.contains("Moved aside, not deleted"), "{report}");
+        then(&world);
+        assert!(!world.ran(), "{cwd}: {report}");
+    }
+}
+
+#[test]
+fn deny_read_of_a_missing_path_creates_nothing_and_is_no_error() {
+    let work = tempfile::tempdir().unwrap();
+    for missing in [
+        work.path().join("not-there-yet"),
+        PathBuf::from("/usr/share/egress-run-no-such-file"),
+    ] {
+        let out = run_in(
+            work.path(),
+            no_home(),
+            &["--deny-read", missing.to_str().unwrap()],
+            "true",
+        );
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        assert!(
+            text(&out.stderr).contains(&format!(
+                "--deny-read {}: no such file or directory, nothing to hide",
+                missing.display()
+            )),
+            "{out:?}"
+        );
+        assert!(!missing.exists(), "nothing was created");
+    }
+    assert_eq!(listing(work.path()), Vec::<String>::new());
+}
