@@ -127,6 +127,7 @@ pub fn survey(
     }
     let mut found = Found {
         roots,
+        resolver: places::Resolver::default(),
         pins: Vec::new(),
         read_only: Vec::new(),
         watch: &mut survey.watch,
@@ -190,6 +191,7 @@ pub fn start_time() -> (i64, i64) {
 /// Collects mounts and watched paths for `survey`.
 struct Found<'a> {
     roots: &'a [PathBuf],
+    resolver: places::Resolver,
     pins: Vec<PathBuf>,
     read_only: Vec<PathBuf>,
     watch: &'a mut Watch,
@@ -221,7 +223,7 @@ impl Found<'_> {
     /// A place, as named and where it really is (through links): each read-only if it exists,
     /// and watched if a write could put something there.
     fn place(&mut self, path: &Path) {
-        let real = places::real(path);
+        let real = self.resolver.real(path);
         for candidate in [path, real.as_path()] {
             if self.under(candidate) {
                 self.watch.places.push(candidate.to_path_buf());
@@ -244,7 +246,7 @@ impl Found<'_> {
         for part in repos::PARTS {
             self.read_only(&git_dir.join(part));
         }
-        let text = std::fs::read_to_string(git_dir.join("config")).unwrap_or_default();
+        let text = repos::read_small(&git_dir.join("config")).unwrap_or_default();
         let entries = gitconfig::parse(&text).unwrap_or_default();
         let tree = repos::work_tree(git_dir, &entries);
         let mut names = repos::ConfigNames::default();

@@ -175,7 +175,7 @@ impl Checker<'_> {
         }
         // What the repository's own config and the user's relative settings name in its work
         // tree: hooks directories and programs.
-        let text = std::fs::read_to_string(git_dir.join("config")).unwrap_or_default();
+        let text = repos::read_small(&git_dir.join("config")).unwrap_or_default();
         let entries = gitconfig::parse(&text).unwrap_or_default();
         let tree = repos::work_tree(git_dir, &entries);
         let mut names = repos::ConfigNames::default();
@@ -311,7 +311,7 @@ fn config_runs_code(path: &Path) -> Option<String> {
     if !meta.is_file() {
         return Some("a git config that is not a plain file".into());
     }
-    let Ok(text) = std::fs::read_to_string(path) else {
+    let Some(text) = repos::read_small(path) else {
         return Some("a git config that cannot be read".into());
     };
     let entries = match gitconfig::parse(&text) {
@@ -332,7 +332,7 @@ fn config_runs_code(path: &Path) -> Option<String> {
 
 /// Whether a rebase plan has `exec` (`x`) lines, which run when the rebase goes on.
 fn rebase_plan_execs(path: &Path) -> bool {
-    std::fs::read_to_string(path).map_or(true, |text| {
+    repos::read_small(path).is_none_or(|text| {
         text.lines().any(|line| {
             let word = line.split_whitespace().next().unwrap_or("");
             word == "x" || word == "exec"

@@ -152,25 +152,41 @@ pub fn all(homes: &[PathBuf], var: &dyn Fn(&str) -> Option<OsString>) -> Vec<Pat
     out
 }
 
-/// Where `path` really is: its deepest existing ancestor with links resolved, and the rest
+/// Where paths really are: the deepest existing ancestor with links resolved, and the rest
 /// appended (so a place that does not exist yet, under a linked `~/.config`, is found where a
-/// write would put it). `path` itself, when it is a link, is resolved too.
-pub fn real(path: &Path) -> PathBuf {
-    let mut rest = Vec::new();
-    let mut at = path;
-    loop {
-        if let Ok(resolved) = at.canonicalize() {
-            let mut out = resolved;
-            out.extend(rest.iter().rev());
-            return out;
-        }
-        match (at.parent(), at.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                at = parent;
+/// write would put it); a path that is itself a link is resolved too. Directories are resolved
+/// once: the places share a few parents, and each resolution costs a `readlink` per component.
+#[derive(Debug, Default)]
+pub struct Resolver {
+    dirs: std::collections::HashMap<PathBuf, PathBuf>,
+}
+
+impl Resolver {
+    pub fn real(&mut self, path: &Path) -> PathBuf {
+        let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+            return path.to_path_buf();
+        };
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            if let Ok(resolved) = path.canonicalize() {
+                return resolved;
             }
-            _ => return path.to_path_buf(),
         }
+        self.real_dir(parent).join(name)
+    }
+
+    fn real_dir(&mut self, dir: &Path) -> PathBuf {
+        if let Some(known) = self.dirs.get(dir) {
+            return known.clone();
+        }
+        let resolved = match dir.canonicalize() {
+            Ok(resolved) => resolved,
+            Err(_) => match (dir.parent(), dir.file_name()) {
+                (Some(parent), Some(name)) => self.real_dir(parent).join(name),
+                _ => dir.to_path_buf(),
+            },
+        };
+        self.dirs.insert(dir.to_path_buf(), resolved.clone());
+        resolved
     }
 }
 
@@ -207,17 +223,25 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_place_is_found_through_a_linked_parent() {
+    fn places_are_found_where_they_really_are_through_links() {
         let dir = tempfile::tempdir().unwrap();
         let dir = dir.path().canonicalize().unwrap();
         std::fs::create_dir(dir.join("dotfiles")).unwrap();
         std::os::unix::fs::symlink(dir.join("dotfiles"), dir.join(".config")).unwrap();
+        std::fs::write(dir.join("dotfiles/bashrc"), "").unwrap();
+        std::os::unix::fs::symlink(dir.join("dotfiles/bashrc"), dir.join(".bashrc")).unwrap();
+        let mut resolver = Resolver::default();
         assert_eq!(
-            real(&dir.join(".config/systemd/user")),
+            resolver.real(&dir.join(".config/systemd/user")),
             dir.join("dotfiles/systemd/user")
         );
         assert_eq!(
-            real(Path::new("/no/such/place")),
+            resolver.real(&dir.join(".bashrc")),
+            dir.join("dotfiles/bashrc")
+        );
+        assert_eq!(resolver.real(&dir.join(".profile")), dir.join(".profile"));
+        assert_eq!(
+            resolver.real(Path::new("/no/such/place")),
             Path::new("/no/such/place")
         );
     }

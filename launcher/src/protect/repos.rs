@@ -19,6 +19,27 @@ pub const PARTS: [&str; 4] = ["config", "config.worktree", "hooks", "commondir"]
 /// exit finds what changed).
 const CHILDREN_LOOKED_AT: usize = 4096;
 
+/// The text of a small regular file, or `None`: never blocks on a FIFO the command left in
+/// place of a config, never reads more than a config could sensibly hold.
+pub fn read_small(path: &Path) -> Option<String> {
+    use rustix::fs::{fstat, open, FileType, Mode, OFlags};
+    const LIMIT: u64 = 1 << 20;
+    let flags = OFlags::RDONLY | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let fd = open(path, flags, Mode::empty()).ok()?;
+    let stat = fstat(&fd).ok()?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile || stat.st_size as u64 > LIMIT
+    {
+        return None;
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(std::fs::File::from(fd), LIMIT),
+        &mut text,
+    )
+    .ok()?;
+    Some(text)
+}
+
 /// Whether `dir` is a git directory by git's own test (the name `.git` alone is not enough for
 /// git either, but a `.git` directory is protected whatever it holds).
 pub fn is_git_dir(dir: &Path) -> bool {
@@ -45,14 +66,14 @@ pub fn dot_git(path: &Path) -> Option<PathBuf> {
 
 /// The target a `.git` file names (`gitdir: PATH`), as written, resolved against its directory.
 pub fn gitlink_target(file: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(file).ok()?;
+    let text = read_small(file)?;
     let target = text.strip_prefix("gitdir:")?.trim();
     (!target.is_empty()).then(|| file.parent().unwrap_or(Path::new("/")).join(target))
 }
 
 /// The common directory `commondir` in `git_dir` names, resolved, if any.
 pub fn common_dir(git_dir: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(git_dir.join("commondir")).ok()?;
+    let text = read_small(&git_dir.join("commondir"))?;
     git_dir.join(text.trim()).canonicalize().ok()
 }
 
@@ -199,7 +220,7 @@ fn read_config_depth(
     out: &mut ConfigNames,
     depth: u8,
 ) {
-    let Ok(text) = std::fs::read_to_string(file) else {
+    let Some(text) = read_small(file) else {
         return;
     };
     let Ok(entries) = gitconfig::parse(&text) else {

@@ -272,3 +272,36 @@ fn nothing_outside_the_writable_roots_is_ever_renamed() {
     assert_eq!(report.failed.len(), 1, "{report:?}");
     assert!(outside.join("target/.bash_profile").exists());
 }
+
+#[test]
+fn fifos_where_files_are_read_do_not_hold_the_check_up() {
+    let (_dir, root) = root();
+    let since = since(&root);
+    git(&root, &["init", "-q", "--bare", "bare"]);
+    std::fs::remove_file(root.join("bare/config")).unwrap();
+    std::fs::create_dir_all(root.join("plain")).unwrap();
+    std::fs::create_dir_all(root.join("bare/rebase-merge")).unwrap();
+    for fifo in [
+        "bare/config",
+        "bare/commondir",
+        "bare/rebase-merge/git-rebase-todo",
+        "plain/.git",
+    ] {
+        let ok = Command::new("mkfifo")
+            .arg(root.join(fifo))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let mut found = moved(&check(&watch(&root, since)), &root);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "bare/commondir",
+            "bare/config",
+            "bare/rebase-merge/git-rebase-todo",
+            "plain/.git",
+        ]
+    );
+}
