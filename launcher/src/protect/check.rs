@@ -30,7 +30,7 @@ pub struct Report {
     pub incomplete: bool,
 }
 
-/// The most directory entries the walk looks at (about half a minute here): a command that fills
+/// The most directory entries the walk looks at (some 20 seconds here): a command that fills
 /// its writable paths with more cannot hold the check up for longer, and the check then says
 /// that it stopped, which egress-run reports as a failure.
 pub const MAX_ENTRIES: u64 = 10_000_000;
