@@ -1,7 +1,7 @@
 //! The bubblewrap command line, built by a pure function so that every flag is tested by exact
 //! output: namespaces, a read-only root, writable working directory and allowed paths, private
 //! /tmp, fresh /dev and /proc, secrets masked, and files that would let a command escape later
-//! (shell rc files, git hooks and config) write-protected.
+//! (shell rc files, git directories: see `protect`) write-protected.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

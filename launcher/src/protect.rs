@@ -23,7 +23,7 @@
 //!    `exec`, and any place of `places` that was created or replaced.
 
 mod check;
-pub mod gitconfig;
+mod gitconfig;
 mod places;
 mod repos;
 
@@ -207,16 +207,23 @@ impl Found<'_> {
         self.under(path) || self.roots.iter().any(|root| root.starts_with(path))
     }
 
-    /// Binds `path` read-only if it exists and matters; remembers it as kept.
+    /// Binds `path` read-only if it exists and matters, and remembers it as kept. A link cannot
+    /// be bound (the bind lands on its target): its target is bound instead, and the link
+    /// watched, since it could be replaced.
     fn read_only(&mut self, path: &Path) {
-        if !self.relevant(path) {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
             return;
-        }
-        if let Ok(meta) = std::fs::symlink_metadata(path) {
-            if !meta.file_type().is_symlink() {
-                self.read_only.push(path.to_path_buf());
-                self.watch.kept.push((meta.dev(), meta.ino()));
+        };
+        if meta.file_type().is_symlink() {
+            if self.under(path) {
+                self.watch.places.push(path.to_path_buf());
             }
+            if let Ok(target) = path.canonicalize() {
+                self.read_only(&target);
+            }
+        } else if self.relevant(path) {
+            self.read_only.push(path.to_path_buf());
+            self.watch.kept.push((meta.dev(), meta.ino()));
         }
     }
 

@@ -187,3 +187,30 @@ fn nothing_is_writable_nothing_is_needed() {
     assert_eq!(survey.binds, []);
     assert_eq!(survey.watch.places, Vec::<PathBuf>::new());
 }
+
+#[test]
+fn a_linked_config_is_protected_where_it_points_and_the_link_is_watched() {
+    let (_dir, base) = root();
+    git(&base, &["init", "-q", "repo"]);
+    std::fs::rename(
+        base.join("repo/.git/config"),
+        base.join("repo/shared-config"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(
+        base.join("repo/shared-config"),
+        base.join("repo/.git/config"),
+    )
+    .unwrap();
+    let root = base.join("repo");
+    let survey = survey(std::slice::from_ref(&root), &[], &no_vars, (0, 0));
+    assert_eq!(
+        binds(&survey, &base),
+        [
+            "pin repo/.git",
+            "ro repo/shared-config",
+            "ro repo/.git/hooks"
+        ]
+    );
+    assert!(survey.watch.places.contains(&root.join(".git/config")));
+}
