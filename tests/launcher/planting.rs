@@ -626,3 +626,89 @@ fn deny_read_of_a_missing_path_creates_nothing_and_is_no_error() {
     }
     assert_eq!(listing(work.path()), Vec::<String>::new());
 }
+
+#[test]
+fn directories_made_unlistable_or_unwritable_hide_nothing_from_an_unprivileged_user() {
+    // Root reads and renames anything; people run egress-run as themselves, where a command
+    // can make a directory unlistable (git still reaches what is in it) or keep the check from
+    // renaming in it. As `nobody` then, when the suite runs as root.
+    use std::os::unix::fs::PermissionsExt;
+    let open = || {
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        dir
+    };
+    let as_user = |program: &Path| {
+        if rustix::process::getuid().is_root() {
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    };
+    let bin = open();
+    let exe = bin.path().join("egress-run");
+    std::fs::copy(egress_run(), &exe).unwrap();
+    for sandboxed in [false, true] {
+        let (work, marks) = (open(), open());
+        let marker = marks.path().join("ran");
+        let script = format!(
+            "git init -q hidden/sub && git -C hidden/sub config core.fsmonitor 'touch {m}; false' \
+             && chmod 311 hidden && git init -q locked \
+             && git -C locked config core.fsmonitor 'touch {m}; false' && chmod 555 locked/.git",
+            m = marker.display()
+        );
+        let mut command = if sandboxed {
+            let mut c = as_user(&exe);
+            c.args(["-q", "--", "sh", "-c", &script]);
+            c
+        } else {
+            let mut c = as_user(Path::new("/bin/sh"));
+            c.args(["-c", &script]);
+            c
+        };
+        let out = command
+            .current_dir(work.path())
+            .env("HOME", no_home())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        for repo in ["hidden/sub", "locked"] {
+            let dir = work.path().join(repo);
+            if !dir.exists() {
+                continue; // moved aside with its directory: nowhere to run git in
+            }
+            let _ = as_user(Path::new("git"))
+                .args(["status"])
+                .current_dir(dir)
+                .env("HOME", no_home())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+        }
+        assert_eq!(
+            marker.exists(),
+            !sandboxed,
+            "sandboxed: {sandboxed}: {out:?}"
+        );
+        if sandboxed {
+            let stderr = text(&out.stderr);
+            assert!(
+                stderr.contains("hidden (a directory the check cannot read)"),
+                "{stderr}"
+            );
+            assert!(
+                stderr.contains("locked/.git/config (a git config"),
+                "{stderr}"
+            );
+        }
+        // So that the temporary directories can be removed.
+        let _ = Command::new("chmod")
+            .args(["-R", "u+rwx"])
+            .arg(work.path())
+            .status();
+    }
+}

@@ -111,6 +111,7 @@ impl Checker<'_> {
                 return;
             }
             let Ok(entries) = std::fs::read_dir(&dir) else {
+                self.unreadable(&dir);
                 continue;
             };
             let (mut head, mut objects, mut refs, mut commondir) = (false, false, false, false);
@@ -204,6 +205,7 @@ impl Checker<'_> {
             return;
         }
         let Ok(entries) = std::fs::read_dir(path) else {
+            self.unreadable(path);
             return;
         };
         let mut planted: Vec<PathBuf> = entries
@@ -214,6 +216,14 @@ impl Checker<'_> {
         planted.sort();
         for hook in planted {
             self.quarantine(&hook, why);
+        }
+    }
+
+    /// A directory that cannot be listed: git could still run what lies in it (a hook needs
+    /// only to be reached), so if the run changed it, it goes aside whole.
+    fn unreadable(&mut self, dir: &Path) {
+        if self.planted(dir) {
+            self.quarantine(dir, "a directory the check cannot read");
         }
     }
 
@@ -271,7 +281,15 @@ impl Checker<'_> {
                 new_name.push(format!("-{n}"));
             }
             let to = parent.join(new_name);
-            match rename_no_replace(path, &to) {
+            let mut renamed = rename_no_replace(path, &to);
+            if renamed
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied)
+                && self.make_writable(&parent)
+            {
+                renamed = rename_no_replace(path, &to);
+            }
+            match renamed {
                 Ok(()) => {
                     self.report.moved.push(Moved {
                         from: path.to_path_buf(),
@@ -290,6 +308,23 @@ impl Checker<'_> {
         self.report
             .failed
             .push((path.to_path_buf(), "too many names taken".into()));
+    }
+}
+
+impl Checker<'_> {
+    /// Gives the owner write access to `dir` again if the run changed it (a command can take
+    /// it away to keep what it planted there from being moved).
+    fn make_writable(&self, dir: &Path) -> bool {
+        use std::os::unix::fs::PermissionsExt;
+        let Ok(meta) = std::fs::symlink_metadata(dir) else {
+            return false;
+        };
+        let ours = meta.uid() == rustix::process::geteuid().as_raw();
+        if !ours || !self.recent(&meta) {
+            return false;
+        }
+        let mode = meta.permissions().mode() | 0o700;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).is_ok()
     }
 }
 

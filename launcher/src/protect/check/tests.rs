@@ -305,3 +305,35 @@ fn fifos_where_files_are_read_do_not_hold_the_check_up() {
         ]
     );
 }
+
+#[test]
+fn an_unreadable_or_unwritable_directory_does_not_hide_what_was_planted() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, root) = root();
+    let since = since(&root);
+    // Traversable but not listable: git reaches hidden/sub/.git, the walk cannot list hidden.
+    git(&root, &["init", "-q", "hidden/sub"]);
+    git(
+        &root.join("hidden/sub"),
+        &["config", "core.fsmonitor", "evil"],
+    );
+    // A new repository whose directory cannot be written: its config cannot be renamed as is.
+    git(&root, &["init", "-q", "locked"]);
+    git(&root.join("locked"), &["config", "alias.x", "!evil"]);
+    let mode = |path: &str, mode| {
+        std::fs::set_permissions(root.join(path), std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    mode("hidden", 0o311);
+    mode("locked/.git", 0o555);
+    // Root reads and writes regardless: for root this shows only that nothing breaks.
+    let report = check(&watch(&root, since));
+    mode("hidden", 0o755);
+    let mut found = moved(&report, &root);
+    found.sort();
+    let hidden = if rustix::process::geteuid().is_root() {
+        "hidden/sub/.git/config"
+    } else {
+        "hidden"
+    };
+    assert_eq!(found, [hidden, "locked/.git/config"]);
+}
