@@ -226,7 +226,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
 }
 
 /// The `--deny-read` paths that exist: a mask over a missing one would create it on the host
-/// (and fail under the read-only root). The user's own are named when skipped.
+/// (and fail under the read-only root). Each one skipped is named, unless `--quiet`.
 fn existing_only(paths: Vec<PathBuf>, request: &Request) -> Vec<PathBuf> {
     let (exist, missing): (Vec<PathBuf>, Vec<PathBuf>) =
         paths.into_iter().partition(|p| p.exists());
