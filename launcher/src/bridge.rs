@@ -118,6 +118,12 @@ pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(TcpStream, Socket
     }
 }
 
+/// Blocking: the next descriptor passed (`pass_out`) over any socket pair of `pair`, as
+/// `receive_one` answers. The guard's channel uses it (see `guard`).
+pub fn receive_fd(control: &impl AsFd) -> io::Result<Option<OwnedFd>> {
+    receive_one(control)
+}
+
 /// One message: `Ok(Some(fd))`, `Ok(None)` for a message without a descriptor, and an error
 /// (`UnexpectedEof` for the end) when the other side is gone.
 fn receive_one(control: &impl AsFd) -> io::Result<Option<OwnedFd>> {

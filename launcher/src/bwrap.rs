@@ -1,7 +1,7 @@
 //! The bubblewrap command line, built by a pure function so that every flag is tested by exact
 //! output: namespaces, a read-only root, writable working directory and allowed paths, private
 //! /tmp, fresh /dev and /proc, secrets masked, and files that would let a command escape later
-//! (shell rc files, git hooks and config) write-protected.
+//! (shell rc files, git directories: see `protect`) write-protected.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -25,6 +25,18 @@ pub struct Plan {
     /// write-protected paths that exist (`existing_protected_paths`), so `args` stays pure.
     pub secrets: Vec<PathBuf>,
     pub protected: Vec<PathBuf>,
+    /// Mounts protecting what exists in the writable paths (see `protect`): after the writable
+    /// binds, before the masks, so that a mask always wins.
+    pub guarded: Vec<Bind>,
+}
+
+/// A mount that protects something that exists (see `protect`). Both are `-try` binds of a
+/// path onto itself: one that vanished meanwhile is skipped, never created.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// Writable, but a mount point: it cannot be renamed or removed inside.
+    Pin(PathBuf),
+    ReadOnly(PathBuf),
 }
 
 /// Where egress-run's own binary appears inside the sandbox when its own path is not visible
@@ -133,6 +145,12 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
     if self_inside(plan) != plan.self_exe {
         push(&mut out, &[&"--ro-bind", &plan.self_exe, &SELF_MOUNT]);
     }
+    for bind in plan.guarded.iter().filter(|_| !plan.read_only) {
+        match bind {
+            Bind::Pin(path) => push(&mut out, &[&"--bind-try", path, path]),
+            Bind::ReadOnly(path) => push(&mut out, &[&"--ro-bind-try", path, path]),
+        }
+    }
     // Masks come after the writable binds, so a secret inside the working tree stays masked.
     for path in plan.secrets.iter().chain(&plan.deny_read) {
         mask(&mut out, path);
@@ -155,7 +173,8 @@ fn writable(plan: &Plan) -> impl Iterator<Item = &Path> {
         .filter(|_| !plan.read_only)
 }
 
-/// Hides `path`: an empty tmpfs over a directory, /dev/null over a file.
+/// Hides `path`: an empty tmpfs over a directory, /dev/null over a file. Only for paths that
+/// exist (see `existing_sensitive_paths` and `run`): bwrap would create a missing one.
 fn mask(out: &mut Vec<OsString>, path: &Path) {
     if path.is_dir() {
         out.extend(["--tmpfs".into(), path.into()]);
@@ -164,10 +183,10 @@ fn mask(out: &mut Vec<OsString>, path: &Path) {
     }
 }
 
-/// The protected files of the home directories and `cwd` that exist now (binds over missing
+/// The protected files of the home directories that exist now (binds over missing
 /// paths would create them: the "phantom dotfiles" other sandboxes leave behind). Secrets are
 /// found by `secrets::discover`.
-pub fn existing_protected_paths(homes: &[PathBuf], cwd: &Path) -> Vec<PathBuf> {
+pub fn existing_protected_paths(homes: &[PathBuf]) -> Vec<PathBuf> {
     let mut protected: Vec<PathBuf> = Vec::new();
     let home_protected = homes
         .iter()
@@ -183,14 +202,7 @@ pub fn existing_protected_paths(homes: &[PathBuf], cwd: &Path) -> Vec<PathBuf> {
             }
         }
     }
-    let git = cwd.join(".git");
-    if git.is_dir() {
-        protected.extend(
-            [git.join("hooks"), git.join("config")]
-                .into_iter()
-                .filter(|p| p.exists()),
-        );
-    }
+    // Git directories: see `protect`.
     protected
 }
 

@@ -71,6 +71,32 @@ pub fn close_on_exec_from_3() -> io::Result<()> {
     Ok(())
 }
 
+/// The guard's start (see `guard`): takes its channel to egress-run (checked as `bridge_end`
+/// checks the bridge), closes every other descriptor egress-run's caller left open (the guard
+/// may outlive egress-run, and must not keep a caller's pipe open meanwhile), and ignores
+/// SIGTTOU and SIGHUP, so that writing its report to a terminal neither stops it (`tostop`) nor
+/// a hangup ends it before it has checked.
+pub fn guard_setup(raw: RawFd) -> io::Result<OwnedFd> {
+    let channel = bridge_end(raw)?;
+    for (first, last) in [(3, raw - 1), (raw + 1, RawFd::MAX)] {
+        if first > last {
+            continue;
+        }
+        // SAFETY: close_range(2) takes no pointers; it closes descriptors nothing in this
+        // process uses yet (the guard has opened nothing but its channel, which is kept).
+        let done = unsafe { libc::syscall(libc::SYS_close_range, first as u32, last as u32, 0u32) };
+        if done != 0 {
+            // Kernels before 5.11: left open, as harmless as they were in egress-run.
+            break;
+        }
+    }
+    for signal in [libc::SIGTTOU, libc::SIGHUP] {
+        // SAFETY: SIG_IGN for a valid signal number; no handler runs.
+        unsafe { libc::signal(signal, libc::SIG_IGN) };
+    }
+    Ok(channel)
+}
+
 /// The signals a terminal or a process group sends to everything in it, which bubblewrap must
 /// survive (see `signals`).
 const SHIELDED: [libc::c_int; 4] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT];

@@ -18,12 +18,16 @@ mod env;
 mod env_files;
 mod env_scrub;
 #[cfg(target_os = "linux")]
+mod guard;
+#[cfg(target_os = "linux")]
 mod inherited;
 #[cfg(target_os = "linux")]
 mod inner;
 #[cfg(target_os = "macos")]
 mod macos;
 mod policy;
+#[cfg(target_os = "linux")]
+mod protect;
 mod request;
 #[cfg(target_os = "linux")]
 mod run;
@@ -70,6 +74,10 @@ struct Cli {
     /// Also writable inside the sandbox (repeatable).
     #[arg(long, value_name = "PATH")]
     allow_write: Vec<PathBuf>,
+    /// Let the working directory or an --allow-write path be your home directory (or hold
+    /// it). Known startup files there stay protected; anything else a program runs is not.
+    #[arg(long)]
+    allow_write_home: bool,
     /// Hidden inside the sandbox (repeatable).
     #[arg(long, value_name = "PATH")]
     deny_read: Vec<PathBuf>,
@@ -111,6 +119,10 @@ enum Sub {
         #[arg(last = true)]
         command: Vec<OsString>,
     },
+    /// Checks the writable paths once the sandbox is gone (started by egress-run itself).
+    #[cfg(target_os = "linux")]
+    #[command(name = "__guard", hide = true)]
+    Guard(guard::GuardArgs),
 }
 
 fn main() -> ExitCode {
@@ -123,6 +135,8 @@ fn main() -> ExitCode {
         }) => connect::run(&host, port, proxy_port),
         #[cfg(target_os = "linux")]
         Some(Sub::Inner { bridge_fd, command }) => inner::run(bridge_fd, command),
+        #[cfg(target_os = "linux")]
+        Some(Sub::Guard(args)) => guard::run(args),
         None if cli.command.is_empty() => {
             eprintln!(
                 "egress-run: no command given; usage: egress-run [OPTIONS] -- COMMAND [ARGS…]"
@@ -136,6 +150,7 @@ fn main() -> ExitCode {
             allow: cli.allow,
             deny: cli.deny,
             allow_write: cli.allow_write,
+            allow_write_home: cli.allow_write_home,
             deny_read: cli.deny_read,
             srt_settings: cli.srt_settings,
             read_only: cli.read_only,

@@ -18,6 +18,8 @@ pub struct Request {
     pub allow: Vec<String>,
     pub deny: Vec<String>,
     pub allow_write: Vec<PathBuf>,
+    /// The home directory may be a writable root (see `protect::refuse_home`).
+    pub allow_write_home: bool,
     pub deny_read: Vec<PathBuf>,
     pub srt_settings: Option<PathBuf>,
     pub read_only: bool,

@@ -15,9 +15,10 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
+use crate::guard::Guard;
 use crate::request::{absolute, parent_passwords, password_files, prepare, Request};
 use crate::summary::Blocked;
-use crate::{bridge, env, env_scrub, seccomp, secrets};
+use crate::{bridge, env, env_scrub, protect, seccomp, secrets};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
@@ -77,16 +78,47 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         eprintln!("{warning}");
     }
     let secrets = found.paths;
-    let protected = bwrap::existing_protected_paths(&homes, &cwd);
+    let protected = bwrap::existing_protected_paths(&homes);
+    // What the command could plant for later (see `protect`): refused, protected by mounts,
+    // and checked at exit by the guard.
+    let roots: Vec<PathBuf> = match request.read_only {
+        true => Vec::new(),
+        false => std::iter::once(&cwd)
+            .chain(allow_write.iter().filter(|p| p.exists()))
+            .cloned()
+            .collect(),
+    };
+    for warning in protect::refuse_home(&roots, &homes, request.allow_write_home)
+        .map_err(anyhow::Error::msg)?
+    {
+        eprintln!("{warning}");
+    }
+    let survey = protect::survey(
+        &roots,
+        &homes,
+        &|name| std::env::var_os(name),
+        protect::start_time(),
+    );
+    if !request.quiet {
+        for note in &survey.notes {
+            eprintln!("{note}");
+        }
+    }
     let plan = Plan {
         cwd,
         allow_write,
-        deny_read,
+        deny_read: existing_only(deny_read, &request),
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
         self_exe: std::env::current_exe()?,
         secrets,
         protected,
+        guarded: survey.binds,
+    };
+    // Before any descriptor is made inheritable below: the guard must hold none of them.
+    let guard = match roots.is_empty() {
+        true => None,
+        false => Some(Guard::spawn(&plan.self_exe, &survey.watch)?),
     };
     let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // bwrap must inherit the info pipe's write end and the bridge's inside end (it passes the
@@ -177,10 +209,17 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let blocked = Blocked::default();
     let observer = blocked.clone();
     egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    let sandbox_pid = read_child_pid(info_read);
+    if let (Some(guard), Some(pid)) = (&guard, sandbox_pid) {
+        if let Err(error) = guard.watch_sandbox(pid) {
+            let _ = rustix::net::shutdown(&outside, rustix::net::Shutdown::Both);
+            let _ = child.wait();
+            return Err(error);
+        }
+    }
     // Fails only when the sandbox is already gone; the exit status below then says why.
     let _ = bridge::send_go(&outside);
     runtime.spawn(serve(outside, config));
-    let sandbox_pid = read_child_pid(info_read);
     let status = child.wait()?;
     if sandbox_pid.is_none() {
         bail!(
@@ -201,7 +240,33 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     // The command is over: no need to wait for the proxy's tasks to wind down.
     runtime.shutdown_background();
+    let found = guard.map(Guard::finish).transpose()?.unwrap_or(false);
+    if found {
+        eprintln!(
+            "egress-run: exiting with 125 because of the above (the command itself exited {})",
+            status
+                .code()
+                .map_or_else(|| status.to_string(), |code| code.to_string())
+        );
+        return Ok(ExitCode::from(125));
+    }
     Ok(crate::signals::exit_code(status))
+}
+
+/// The `--deny-read` paths that exist: a mask over a missing one would create it on the host
+/// (and fail under the read-only root). Each one skipped is named, unless `--quiet`.
+fn existing_only(paths: Vec<PathBuf>, request: &Request) -> Vec<PathBuf> {
+    let (exist, missing): (Vec<PathBuf>, Vec<PathBuf>) =
+        paths.into_iter().partition(|p| p.exists());
+    if !request.quiet {
+        for path in &missing {
+            eprintln!(
+                "egress-run: --deny-read {}: no such file or directory, nothing to hide",
+                path.display()
+            );
+        }
+    }
+    exist
 }
 
 /// Serves the sandbox's connections from the bridge until the inner half closes it: each

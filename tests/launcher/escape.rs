@@ -231,7 +231,7 @@ fn an_address_the_host_reaches_is_out_of_reach_from_inside() {
     // …the sandbox does not, and through the proxy only if the policy allows it.
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q"],
         &format!("curl -s --noproxy '*' --max-time 5 {url}"),
     );
@@ -242,7 +242,7 @@ fn an_address_the_host_reaches_is_out_of_reach_from_inside() {
     );
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q"],
         &format!("curl -s -o /dev/null -w '%{{http_code}}' {url}"),
     );

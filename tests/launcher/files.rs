@@ -27,7 +27,7 @@ fn read_only_allow_write_and_deny_read_shape_the_filesystem() {
         other = other.path().display(),
         private = private.path().display(),
     );
-    let plain = run_in(work.path(), work.path(), &["-q"], &script);
+    let plain = run_in(work.path(), no_home(), &["-q"], &script);
     assert_eq!(
         text(&plain.stdout),
         "yes cwd-write\nyes tmp-write\nno allowed-write\nno other-write\nyes other-read\nyes denied-read\n",
@@ -35,7 +35,7 @@ fn read_only_allow_write_and_deny_read_shape_the_filesystem() {
     );
     let shaped = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--allow-write", cache_arg, "--deny-read", private_arg],
         &script,
     );
@@ -48,7 +48,7 @@ fn read_only_allow_write_and_deny_read_shape_the_filesystem() {
         cache.path().join("cached").exists(),
         "the allowed write is on the host"
     );
-    let read_only = run_in(work.path(), work.path(), &["-q", "--read-only"], &script);
+    let read_only = run_in(work.path(), no_home(), &["-q", "--read-only"], &script);
     assert_eq!(
         text(&read_only.stdout),
         "no cwd-write\nyes tmp-write\nno allowed-write\nno other-write\nyes other-read\nyes denied-read\n",
@@ -80,7 +80,7 @@ fn a_working_directory_that_would_undo_the_sandbox_is_refused() {
     let work = tempfile::tempdir().unwrap();
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--allow-write", "/"],
         "true",
     );
@@ -104,7 +104,7 @@ fn twenty_concurrent_runs_leave_no_trace_in_the_tree() {
             Command::new(egress_run())
                 .args(["-q", "--", "true"])
                 .current_dir(work.path())
-                .env("HOME", work.path())
+                .env("HOME", no_home())
                 .env("XDG_RUNTIME_DIR", runtime.path())
                 .env("TMPDIR", tmp.path())
                 .stdin(Stdio::null())

@@ -107,7 +107,7 @@ fn git_clones_over_http_through_the_proxy_and_a_denied_clone_shows_why() {
     let allow = format!("127.0.0.1:{port}");
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--allow", &allow],
         &format!("git clone -q {} cloned", server.url),
     );
@@ -118,7 +118,7 @@ fn git_clones_over_http_through_the_proxy_and_a_denied_clone_shows_why() {
     );
     let denied = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &[],
         &format!("git clone -q {} denied", server.url),
     );
@@ -211,7 +211,7 @@ fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
     let allow = format!("127.0.0.1:{}", server.port);
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--allow", &allow],
         &clone("cloned"),
     );
@@ -221,7 +221,7 @@ fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
         "hello from git\n"
     );
     // Not allowed: ssh never reaches the server, and the helper says why.
-    let denied = run_in(work.path(), work.path(), &[], &clone("denied"));
+    let denied = run_in(work.path(), no_home(), &[], &clone("denied"));
     assert_ne!(denied.status.code(), Some(0));
     let stderr = text(&denied.stderr);
     assert!(

@@ -6,9 +6,9 @@ use super::*;
 #[test]
 fn exit_codes_and_signals_pass_through() {
     let work = tempfile::tempdir().unwrap();
-    let out = run_in(work.path(), work.path(), &["-q"], "exit 42");
+    let out = run_in(work.path(), no_home(), &["-q"], "exit 42");
     assert_eq!(out.status.code(), Some(42));
-    let out = run_in(work.path(), work.path(), &["-q"], "kill -TERM $$");
+    let out = run_in(work.path(), no_home(), &["-q"], "kill -TERM $$");
     assert_eq!(out.status.code(), Some(128 + 15));
     // SIGTERM to egress-run reaches the command, which exits its own way.
     let mut child = spawn_until_ready(
@@ -119,7 +119,7 @@ fn a_missing_bwrap_or_refused_user_namespaces_get_a_clear_error_not_a_trace() {
 fn a_bad_policy_is_an_error_and_the_command_never_runs() {
     let work = tempfile::tempdir().unwrap();
     // The policy is checked while bubblewrap builds the sandbox: the command must still not run.
-    let out = run_in(work.path(), work.path(), &["--allow", "*"], "touch ran");
+    let out = run_in(work.path(), no_home(), &["--allow", "*"], "touch ran");
     assert_eq!(out.status.code(), Some(125), "{out:?}");
     let stderr = text(&out.stderr);
     assert!(
@@ -131,7 +131,7 @@ fn a_bad_policy_is_an_error_and_the_command_never_runs() {
     std::fs::write(&policy, "mode: enforce\nallow: [github.com]\nbogus: 1\n").unwrap();
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["--policy", policy.to_str().unwrap()],
         "touch ran",
     );
@@ -146,7 +146,7 @@ fn a_command_that_is_not_there_exits_127_as_in_a_shell() {
     let out = Command::new(egress_run())
         .args(["-q", "--", "no-such-command-egress"])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -161,7 +161,7 @@ fn a_command_that_is_not_there_exits_127_as_in_a_shell() {
         .args(["-q", "--"])
         .arg(&script)
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -175,7 +175,7 @@ fn signals_start_at_their_defaults_and_a_group_signal_reaches_the_command_once()
     // may reach the command.
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q"],
         "grep -E '^(SigBlk|SigIgn):' /proc/self/status",
     );
@@ -196,7 +196,7 @@ fn signals_start_at_their_defaults_and_a_group_signal_reaches_the_command_once()
         .arg(egress_run())
         .args(["-q", "--", "sh", "-c", script])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -240,7 +240,7 @@ fn it_works_for_an_unprivileged_user_too() {
             &script,
         ])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -285,7 +285,7 @@ fn signals_the_caller_ignores_stay_ignored_and_a_pid_namespace_is_no_obstacle() 
             "inside",
         ])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();

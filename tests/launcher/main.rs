@@ -7,7 +7,7 @@
 //! `escape`: ways around the proxy that must fail. `network`: what must work through it, and
 //! `--proxy`. `git`: clones over http and ssh. `files`: the filesystem options. `secrets`:
 //! credential files, `.env` files, variables, keyrings. `lifecycle`: exit codes, signals,
-//! kill -9, errors. `terminal`: tmux.
+//! kill -9, errors. `planting`: nothing written inside runs on the host later. `terminal`: tmux.
 
 #[allow(dead_code)] // the launcher tests use only the plain origin
 #[path = "../support/origin.rs"]
@@ -22,6 +22,7 @@ mod files;
 mod git;
 mod lifecycle;
 mod network;
+mod planting;
 mod secrets;
 mod terminal;
 
@@ -47,13 +48,13 @@ fn run_in(cwd: &Path, home: &Path, args: &[&str], script: &str) -> Output {
         .expect("egress-run")
 }
 
-/// Runs `script` with sh in `cwd` (as `HOME` too), as egress-run's caller: the script starts
-/// egress-run itself, in some state of its own (a descriptor open, a signal ignored).
+/// Runs `script` with sh in `cwd`, as egress-run's caller: the script starts egress-run itself,
+/// in some state of its own (a descriptor open, a signal ignored).
 fn shell_in(cwd: &Path, script: &str) -> Output {
     Command::new("sh")
         .args(["-c", script])
         .current_dir(cwd)
-        .env("HOME", cwd)
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .expect("sh")
@@ -78,6 +79,13 @@ fn spawn_until_ready(cwd: &Path, script: &str, tune: impl FnOnce(&mut Command)) 
     .unwrap();
     assert_eq!(line, "ready\n");
     child
+}
+
+/// `HOME` for runs whose home does not matter: none at all (as for Debian's `nobody`). Not the
+/// working directory: egress-run refuses a writable home (see `planting`), and not the real
+/// one, which the tests leave alone.
+fn no_home() -> &'static Path {
+    Path::new("/nonexistent")
 }
 
 fn text(bytes: &[u8]) -> String {

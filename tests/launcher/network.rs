@@ -14,7 +14,7 @@ fn allowed_traffic_goes_through_the_proxy_and_denials_are_explained() {
          curl -s -D - -o /dev/null http://example.org/ | tr -d '\\r' | grep -i '^x-egress-error'; \
          exit 3"
     );
-    let out = run_in(work.path(), work.path(), &["--allow", &allow], &script);
+    let out = run_in(work.path(), no_home(), &["--allow", &allow], &script);
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     assert_eq!(
         text(&out.stdout),
@@ -26,7 +26,7 @@ fn allowed_traffic_goes_through_the_proxy_and_denials_are_explained() {
     );
     let quiet = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["--quiet", "--allow", &allow],
         "curl -s http://example.org/ >/dev/null",
     );
@@ -48,12 +48,7 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
         "{HELPER} printf 'ping' | \"$helper\" connect 127.0.0.1 {}",
         echo.port()
     );
-    let out = run_in(
-        work.path(),
-        work.path(),
-        &["-q", "--allow", &allow],
-        &script,
-    );
+    let out = run_in(work.path(), no_home(), &["-q", "--allow", &allow], &script);
     assert_eq!(
         (out.status.code(), text(&out.stdout).as_str()),
         (Some(0), "ping"),
@@ -61,7 +56,7 @@ fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
     );
     let refused = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q"],
         &format!("{HELPER} \"$helper\" connect example.org 22 </dev/null"),
     );
@@ -163,7 +158,7 @@ with open(os.path.join(root, "simple", "egress-test-pkg", "index.html"), "w") as
         "python3 -m pip download --no-deps --no-cache-dir --disable-pip-version-check -q \
          --index-url http://127.0.0.1:{port}/simple/ -d dl egress-test-pkg"
     );
-    let out = run_in(work.path(), work.path(), &["-q", "--allow", &allow], &pip);
+    let out = run_in(work.path(), no_home(), &["-q", "--allow", &allow], &pip);
     let _ = server.kill();
     let _ = server.wait();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
@@ -200,7 +195,7 @@ fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside(
             .args(extra)
             .args(["--", "sh", "-c", script])
             .current_dir(work.path())
-            .env("HOME", work.path())
+            .env("HOME", no_home())
             .env_remove("EGRESS_PROXY_PASSWORD")
             .stdin(Stdio::null());
         if let Some(password) = password {
@@ -286,7 +281,7 @@ fn with_proxy_everything_goes_to_a_running_proxy_and_its_password_stays_outside(
         .args(["-q", "--policy", policy.to_str().unwrap(), "--"])
         .args(["sh", "-c", &script])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", no_home())
         .stdin(Stdio::null())
         .output()
         .unwrap();
@@ -332,7 +327,7 @@ fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_a
     let proxy = format!("http://{}", squid.addr);
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--proxy", &proxy],
         &format!("curl -s http://allowed.test:{port}/hello"),
     );
@@ -353,7 +348,7 @@ fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_a
     );
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["--proxy", &format!("http://{dead_addr}")],
         &script,
     );
@@ -374,7 +369,7 @@ fn with_proxy_and_no_credentials_requests_reach_it_and_a_dead_one_gets_a_clear_a
     // A policy of egress-run's own would be ignored with --proxy: refused instead.
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["--proxy", &proxy, "--allow", "github.com"],
         "true",
     );
@@ -392,7 +387,7 @@ fn srt_settings_with_no_allowed_domains_allow_nothing_not_the_built_in_list() {
     // github.com is in the built-in list: it must be refused by the policy, before any lookup.
     let out = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--srt-settings", settings.to_str().unwrap()],
         "curl -s -o /dev/null -D - https://github.com/",
     );
@@ -414,7 +409,7 @@ fn allowing_localhost_reaches_the_hosts_loopback_through_the_proxy() {
     let script = format!("echo \"[$NO_PROXY]\"; curl -sS http://localhost:{port}/hello");
     let allowed = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q", "--allow", &format!("localhost:{port}")],
         &script,
     );
@@ -426,7 +421,7 @@ fn allowing_localhost_reaches_the_hosts_loopback_through_the_proxy() {
     // Not allowed: the proxy's refusal, not a connection to the sandbox's own loopback.
     let denied = run_in(
         work.path(),
-        work.path(),
+        no_home(),
         &["-q"],
         &format!("curl -s -i http://localhost:{port}/hello"),
     );

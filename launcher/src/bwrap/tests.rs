@@ -13,6 +13,10 @@ fn plan() -> Plan {
             "/home/dev/.bashrc".into(),
             "/home/dev/project/.git/hooks".into(),
         ],
+        guarded: vec![
+            Bind::Pin("/home/dev/project/sub/.git".into()),
+            Bind::ReadOnly("/home/dev/project/sub/.git/config".into()),
+        ],
     }
 }
 
@@ -54,6 +58,13 @@ fn the_command_line_for_a_typical_project() {
             "/home/dev/.cache/pip",
             "/home/dev/.cache/pip",
             // /usr/local/bin/egress-run is visible in place: no mount for it.
+            // What `protect` guards, before the masks so that a mask always wins.
+            "--bind-try",
+            "/home/dev/project/sub/.git",
+            "/home/dev/project/sub/.git",
+            "--ro-bind-try",
+            "/home/dev/project/sub/.git/config",
+            "/home/dev/project/sub/.git/config",
             // Not directories on the test machine: masked by /dev/null.
             "--ro-bind-try",
             "/dev/null",
@@ -103,6 +114,7 @@ fn protected_files_under_a_writable_path_are_bound_read_only() {
     plan.cwd = "/home/dev".into();
     plan.protected = vec!["/home/dev/.bashrc".into(), "/etc/profile".into()];
     plan.deny_write.clear();
+    plan.guarded.clear();
     let args = text(&args(&plan));
     let protected: Vec<&String> = args
         .windows(3)
@@ -139,15 +151,13 @@ fn only_existing_protected_paths_are_listed_so_none_is_created() {
     let real_profile = cwd.path().join("dotfiles-profile");
     std::fs::write(&real_profile, "").unwrap();
     std::os::unix::fs::symlink(&real_profile, home.path().join(".profile")).unwrap();
-    let protected = existing_protected_paths(&[home.path().to_path_buf()], cwd.path());
+    let protected = existing_protected_paths(&[home.path().to_path_buf()]);
     assert_eq!(
         protected,
         [
             home.path().join(".bashrc"),
             home.path().join(".profile"),
             real_profile.canonicalize().unwrap(),
-            cwd.path().join(".git/hooks"),
-            cwd.path().join(".git/config")
         ]
     );
 }
