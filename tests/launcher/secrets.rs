@@ -6,6 +6,10 @@
 
 use super::*;
 
+/// `HOME` for runs whose home does not matter: a working directory that is the home directory
+/// is refused as a writable root (see `planting`).
+const NO_HOME: &str = "/nonexistent";
+
 /// Runs egress-run in `cwd` with `HOME=home`, `envs` added, `args` before `--` and `script` for
 /// sh.
 fn run_with(cwd: &Path, home: &Path, envs: &[(&str, &str)], args: &[&str], script: &str) -> Output {
@@ -160,7 +164,7 @@ fn files_that_variables_point_at_are_unreadable() {
     ];
     let work = tempfile::tempdir().unwrap();
     let script = cat_each(&dir.path().display().to_string(), &files);
-    let inside = run_with(work.path(), work.path(), &envs, &["-q"], &script);
+    let inside = run_with(work.path(), NO_HOME.as_ref(), &envs, &["-q"], &script);
     assert_eq!(inside.status.code(), Some(0), "{inside:?}");
     assert_eq!(secrets_seen(&inside), Vec::<String>::new(), "{inside:?}");
     let control = outside(work.path(), work.path(), &envs, &script);
@@ -204,7 +208,7 @@ fn env_files_anywhere_in_the_trees_are_unreadable_but_templates_are_not() {
     let before = (listing(root.path()), listing(extra.path()));
     let allow = ["-q", "--allow-write", extra.path().to_str().unwrap()];
     for args in [&allow[..], &["-q", "--read-only"]] {
-        let inside = run_with(&cwd, &cwd, &[], args, &script);
+        let inside = run_with(&cwd, NO_HOME.as_ref(), &[], args, &script);
         assert_eq!(inside.status.code(), Some(0), "{args:?}: {inside:?}");
         let mut expected = all_secrets(&readable);
         expected.retain(|s| !s.ends_with("CACHEDIR.TAG") && !s.ends_with("pyvenv.cfg"));
@@ -233,7 +237,7 @@ fn a_tree_deeper_than_the_search_is_named_in_a_warning() {
     let deep: String = (0..40).map(|i| format!("d{i}/")).collect::<String>() + ".env";
     plant(work.path(), &[".env", &deep]);
     let script = cat_each(".", &[".env", &deep]);
-    let out = run_with(work.path(), work.path(), &[], &["-q"], &script);
+    let out = run_with(work.path(), NO_HOME.as_ref(), &[], &["-q"], &script);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     // The shallow one is masked; the deep one, past the bound, is not, and the warning says
     // so (even with --quiet) naming where the search stopped.
@@ -256,7 +260,7 @@ fn system_secrets_are_unreadable_even_as_root() {
     let script = "for f in /etc/shadow /etc/gshadow /etc/ssh/ssh_host_*_key; do \
                   [ -e \"$f\" ] && head -c 1 \"$f\" >/dev/null 2>&1 && echo \"read $f\"; done; \
                   grep -c . /proc/keys 2>/dev/null || echo no-keys";
-    let inside = run_with(work.path(), work.path(), &[], &["-q"], script);
+    let inside = run_with(work.path(), NO_HOME.as_ref(), &[], &["-q"], script);
     assert_eq!(text(&inside.stdout), "no-keys\n", "{inside:?}");
     // As root (the suite's usual case) they are readable outside: the positive control.
     if rustix::process::getuid().is_root() {
@@ -301,7 +305,7 @@ fn credential_variables_are_removed_and_named_at_exit_never_their_values() {
         let all = text(&out.stdout) + &text(&out.stderr);
         markers.into_iter().filter(|m| all.contains(m)).collect()
     };
-    let out = run_with(work.path(), work.path(), &envs, &[], script);
+    let out = run_with(work.path(), NO_HOME.as_ref(), &envs, &[], script);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert_eq!(values(&out), Vec::<&str>::new(), "a value leaked: {out:?}");
     let stdout = text(&out.stdout);
@@ -320,7 +324,7 @@ fn credential_variables_are_removed_and_named_at_exit_never_their_values() {
     // Passed on explicitly: a name, a prefix.
     let passed = run_with(
         work.path(),
-        work.path(),
+        NO_HOME.as_ref(),
         &envs,
         &["--pass-env", "GITHUB_TOKEN", "--pass-env", "AWS_*"],
         "env",
@@ -341,7 +345,7 @@ fn credential_variables_are_removed_and_named_at_exit_never_their_values() {
         "{passed:?}"
     );
     // --quiet: removed all the same, and not told.
-    let quiet = run_with(work.path(), work.path(), &envs, &["-q"], "env");
+    let quiet = run_with(work.path(), NO_HOME.as_ref(), &envs, &["-q"], "env");
     assert_eq!(values(&quiet), Vec::<&str>::new(), "{quiet:?}");
     assert_eq!(text(&quiet.stderr), "", "{quiet:?}");
     // Outside, the script sees them all: the positive control.
@@ -373,7 +377,7 @@ fn a_parent_proxys_password_is_kept_from_the_command_whatever_holds_it() {
     let script = "env; (tr '\\0' '\\n' </proc/1/environ) 2>/dev/null; true";
     let out = run_with(
         work.path(),
-        work.path(),
+        NO_HOME.as_ref(),
         &envs,
         &["--policy", policy_arg],
         script,
@@ -394,7 +398,7 @@ fn a_parent_proxys_password_is_kept_from_the_command_whatever_holds_it() {
     ] {
         let refused = run_with(
             work.path(),
-            work.path(),
+            NO_HOME.as_ref(),
             &envs,
             &["--policy", policy_arg, "--pass-env", pass],
             "echo ran",
@@ -419,7 +423,7 @@ fn a_parent_proxys_password_is_kept_from_the_command_whatever_holds_it() {
     let script = format!("cat {} 2>/dev/null; env", inline.display());
     let out = run_with(
         work.path(),
-        work.path(),
+        NO_HOME.as_ref(),
         &[("ALSO_HERE", PASSWORD)],
         &["-q", "--policy", inline.to_str().unwrap()],
         &script,
@@ -446,7 +450,7 @@ fn the_callers_keyring_is_out_of_reach() {
     let out = Command::new("keyctl")
         .args(["session", "-", "sh", "-c", &script])
         .current_dir(work.path())
-        .env("HOME", work.path())
+        .env("HOME", NO_HOME)
         .stdin(Stdio::null())
         .output()
         .expect("keyctl (keyutils)");
