@@ -15,6 +15,7 @@ use std::net::{IpAddr, TcpStream};
 
 use serde_json::Value;
 use support::dns::DnsServer;
+use support::squid::{Squid, SquidOptions};
 use support::tls_witness::{tls_through, Attempt, TlsWitness, Visit};
 use support::{message, Proxy, WAIT};
 
@@ -53,6 +54,19 @@ struct World {
 
 impl World {
     fn start() -> World {
+        Self::start_with("")
+    }
+
+    /// With a parent proxy: every tunnel is opened through it, and its first bytes are held
+    /// back by egress as on a direct one.
+    fn start_via(parent: &Squid) -> World {
+        Self::start_with(&format!(
+            "upstreams: {{ corp: {{ url: \"http://{}\" }} }}\nroute: {{ default: corp }}\n",
+            parent.addr
+        ))
+    }
+
+    fn start_with(extra: &str) -> World {
         let names = ["allowed.test", "evil.test", "127.0.0.1"];
         let tls = TlsWitness::start(&names);
         let other = TlsWitness::start(&names);
@@ -64,7 +78,7 @@ impl World {
              dns: {{ nameservers: [\"{dns}\"], timeout: 3s }}\n\
              address_guard: {{ allow_networks: [127.0.0.1/32] }}\n\
              tls: {{ ports: [{tls_port}] }}\n\
-             timeouts: {{ request_head: 10s, dial: 5s }}\n",
+             timeouts: {{ request_head: 10s, dial: 5s }}\n{extra}",
             dns = dns.addr,
             tls_port = tls.port(),
         ));
@@ -436,4 +450,28 @@ fn a_hello_in_196_kb_of_one_byte_records_is_refused_at_the_record_cap() {
         2,
         "only the served tunnels dialed the TLS port"
     );
+}
+
+#[test]
+fn through_a_parent_proxy_the_same_records_are_refused_before_a_byte_passes() {
+    // A real Squid as the parent: it dials the destination once egress's CONNECT is answered,
+    // on every port, so the witness is dialed every time and must still get nothing.
+    let squid = Squid::start(&SquidOptions {
+        hosts: &[("allowed.test", "127.0.0.1"), ("evil.test", "127.0.0.1")],
+        ..SquidOptions::default()
+    });
+    let w = World::start_via(&squid);
+    for (via, port) in EVERY_WAY {
+        for (name, prefix, detail) in [PREFIXES[0], PREFIXES[5], PREFIXES[6]] {
+            let what = format!("{name}, then a hello for evil.test, {via:?} to {port:?}");
+            let attempt = w.attempt(via, port, "allowed.test", "evil.test", after(prefix));
+            assert_refused(&w, &what, attempt, "bad-request", detail);
+            let visit = w.witness(port).next_visit();
+            assert_eq!(visit.received, 0, "{what}: {visit:?}");
+        }
+        let what = format!("{via:?} to {port:?}");
+        let attempt = w.attempt(via, port, "allowed.test", "allowed.test", plain);
+        assert_eq!(attempt, Attempt::Served, "{what}");
+        w.assert_served(port, Some("allowed.test"), &what);
+    }
 }
