@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 seconds=600
-parallel=5
+parallel=7
 targets=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -21,7 +21,7 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(http_head http_framing socks5_handshake client_hello host policy_load)
+  targets=(http_head http_framing socks5_handshake client_hello client_hello_records host policy_load)
 fi
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked

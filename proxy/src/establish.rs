@@ -221,7 +221,7 @@ fn refuse_in_tunnel(client: &TcpStream, sent: &[u8], refusal: &Refusal, target: 
         detail = %refusal.detail,
         "tunnel refused"
     );
-    if sent.first() == Some(&0x16) {
+    if crate::client_hello::starts_tls(sent) {
         // Best effort: 7 bytes into an empty send buffer do not block.
         let _ = client.try_write(&TLS_ACCESS_DENIED_ALERT);
     }

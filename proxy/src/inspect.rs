@@ -4,7 +4,9 @@
 //!
 //! On port 443 this happens before the destination is dialed; on other ports the destination is
 //! dialed first (server-speaks-first protocols such as SSH must not wait), but the client's first
-//! bytes are still held back until they pass.
+//! bytes are still held back until they pass. A stream that starts like TLS (any record type, or
+//! an SSLv2-format hello) is TLS on every port: it passes only with a ClientHello that passes, and
+//! nothing before it, so a record in front of the hello cannot make it "not TLS".
 
 use std::time::Duration;
 
@@ -14,7 +16,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::answer::Refusal;
-use crate::client_hello::{self, Hello, Sniffed};
+use crate::client_hello::{Hello, HelloReader, Sniffed};
 use crate::state::Snapshot;
 
 /// What the client's first bytes turned out to be.
@@ -30,15 +32,20 @@ pub enum FirstBytes {
 /// refused, so TLS clients report "access denied" rather than a bare connection reset.
 pub const TLS_ACCESS_DENIED_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31];
 
-/// Reads into `buf` until its first bytes can be judged, or until `deadline`.
+/// Reads into `buf` until its first bytes can be judged, or until `deadline`. `buf` may hold
+/// bytes already; each byte is given to the reader once, as it arrives.
 pub async fn read_first(
     client: &TcpStream,
     buf: &mut BytesMut,
     deadline: Instant,
 ) -> Result<FirstBytes, Refusal> {
+    let mut reader = HelloReader::new();
+    let mut fed = 0;
     loop {
-        if !buf.is_empty() {
-            match client_hello::sniff(buf) {
+        if buf.len() > fed {
+            let verdict = reader.feed(&buf[fed..]);
+            fed = buf.len();
+            match verdict {
                 Sniffed::Hello(hello) => return Ok(FirstBytes::Tls(hello)),
                 Sniffed::NotTls => return Ok(FirstBytes::NotTls),
                 Sniffed::Malformed(why) => {

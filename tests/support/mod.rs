@@ -8,6 +8,7 @@ pub mod dns;
 pub mod origin;
 pub mod prometheus;
 pub mod squid;
+pub mod tls_witness;
 pub mod wait;
 
 use std::io::{BufRead, BufReader, Read, Write};

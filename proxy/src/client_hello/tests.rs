@@ -1,9 +1,12 @@
 use std::sync::Arc;
 
+use super::message::{EXTENSION_SERVER_NAME, NAME_TYPE_HOST_NAME};
 use super::*;
 
+const HANDSHAKE_CLIENT_HELLO: u8 = 0x01;
+
 /// A ClientHello handshake message (header + body) with these extensions.
-fn hello_message(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
+pub(super) fn hello_message(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
     let mut body = vec![0x03, 0x03];
     body.extend([7u8; 32]);
     body.push(32);
@@ -24,7 +27,7 @@ fn hello_message(extensions: &[(u16, Vec<u8>)]) -> Vec<u8> {
     message
 }
 
-fn sni(name: &[u8]) -> (u16, Vec<u8>) {
+pub(super) fn sni(name: &[u8]) -> (u16, Vec<u8>) {
     let mut entry = vec![NAME_TYPE_HOST_NAME];
     entry.extend((name.len() as u16).to_be_bytes());
     entry.extend(name);
@@ -34,7 +37,7 @@ fn sni(name: &[u8]) -> (u16, Vec<u8>) {
 }
 
 /// Wraps a handshake message into records of at most `chunk` bytes each.
-fn records(message: &[u8], chunk: usize) -> Vec<u8> {
+pub(super) fn records(message: &[u8], chunk: usize) -> Vec<u8> {
     let mut out = Vec::new();
     for part in message.chunks(chunk) {
         out.extend([CONTENT_HANDSHAKE, 0x03, 0x01]);
@@ -55,7 +58,7 @@ fn hello(name: &str) -> Sniffed {
 }
 
 /// A real TLS 1.3 ClientHello, as rustls writes it.
-fn rustls_client_hello(server: &str) -> Vec<u8> {
+pub(super) fn rustls_client_hello(server: &str) -> Vec<u8> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -128,9 +131,9 @@ fn plain_text_is_not_tls() {
     assert_eq!(sniff(b"GET / HTTP/1.1\r\n"), Sniffed::NotTls);
     assert_eq!(sniff(b"SSH-2.0-OpenSSH_9.6\r\n"), Sniffed::NotTls);
     assert_eq!(
-        sniff(&[0x80, 0x2e, 0x01]),
+        sniff(&[0x80, 0x2e, 0x02]),
         Sniffed::NotTls,
-        "SSLv2-style hello"
+        "SSLv2-style header, but not a hello"
     );
     assert_eq!(
         sniff(&[]),
