@@ -391,6 +391,8 @@ fn responses_whose_connection_header_names_framing_headers_are_502() {
         format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: Transfer-Encoding\r\n\r\n5\r\nhello\r\n0\r\n\r\n{forged}"),
         format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nProxy-Connection: transfer-encoding\r\n\r\n5\r\nhello\r\n0\r\n\r\n{forged}"),
         format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: Host\r\n\r\nhello"),
+        // A status code that would not be three digits once written back (found by fuzzing).
+        "HTTP/1.1 020 OK\r\nContent-Length: 5\r\n\r\nhello".to_string(),
     ];
     let servers = Servers::new();
     let good = Recorder::start(&servers);

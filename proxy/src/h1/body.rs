@@ -70,6 +70,11 @@ pub fn response_framing(
     code: u16,
     headers: &[Header],
 ) -> Result<Framing, FramingError> {
+    // Three digits, the first 1 to 5 (RFC 9110 §15): "020" parses as 20, which no client reads
+    // as a status line once written back.
+    if !(100..=599).contains(&code) {
+        return Err(FramingError("invalid status code"));
+    }
     if method.eq_ignore_ascii_case(b"HEAD")
         || (100..200).contains(&code)
         || code == 204
@@ -370,6 +375,8 @@ mod tests {
             Ok(Framing::Empty)
         );
         assert_eq!(f(b"GET", 204, &[]), Ok(Framing::Empty));
+        assert!(f(b"GET", 20, &[]).is_err());
+        assert!(f(b"GET", 600, &[]).is_err());
         assert_eq!(
             f(b"GET", 304, &[("Content-Length", "5")]),
             Ok(Framing::Empty)
