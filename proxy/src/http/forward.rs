@@ -98,16 +98,7 @@ pub async fn exchange(
                 .await
                 .map_err(refused)?,
         };
-        let head = match &dest.through {
-            None => rewrite::request_head(&req.method, target.path, &authority, &req.headers),
-            Some(parent) => rewrite::parent_request_head(
-                &req.method,
-                target.path,
-                &authority,
-                &req.headers,
-                parent::authorization(parent).as_deref(),
-            ),
-        };
+        let head = outgoing_head(req, &target, &authority, dest.through.as_ref());
         let plan = relay::Plan {
             head: &head,
             request_framing,
@@ -146,6 +137,26 @@ pub async fn exchange(
         } else {
             Next::KeepAlive
         });
+    }
+}
+
+/// The request head as it leaves: origin-form to a destination, absolute-form with the parent's
+/// own credentials to an HTTP parent.
+fn outgoing_head(
+    req: &RequestHead,
+    target: &target::Absolute<'_>,
+    authority: &str,
+    through: Option<&egress_config::Upstream>,
+) -> Vec<u8> {
+    match through {
+        None => rewrite::request_head(&req.method, target.path, authority, &req.headers),
+        Some(parent) => rewrite::parent_request_head(
+            &req.method,
+            target.path,
+            authority,
+            &req.headers,
+            parent::authorization(parent).as_deref(),
+        ),
     }
 }
 

@@ -20,7 +20,6 @@ use crate::h1::head::{self, Buffered, HeadError};
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {
     let mut client = Buffered::new(stream);
     let mut upstream: Option<forward::Upstream> = None;
-    let limits = ctx.snapshot.limits;
     let timeouts = ctx.snapshot.timeouts;
     let mut first = true;
     // Counted as an open http-forward connection from its first forwarded request on.
@@ -49,33 +48,8 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             // `Connection: close`; the next is told why rather than cut off.
             return answer_draining(client, &ctx).await;
         }
-        let deadline = Instant::now() + timeouts.request_head;
-        let head = match client
-            .read_head(limits.max_request_head_bytes, deadline)
-            .await
-        {
-            Ok(head) => head,
-            Err(HeadError::Closed | HeadError::Truncated | HeadError::Io(_)) => return,
-            Err(HeadError::Timeout { partial }) => {
-                if partial || first {
-                    let refusal = Refusal::new(
-                        DenyReason::RequestTimeout,
-                        format!(
-                            "no complete request head within {:?}",
-                            timeouts.request_head
-                        ),
-                    );
-                    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
-                }
-                return;
-            }
-            Err(HeadError::TooLarge) => {
-                let refusal = Refusal::new(
-                    DenyReason::HeaderTooLarge,
-                    format!("the limit is {} bytes", limits.max_request_head_bytes),
-                );
-                return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
-            }
+        let Some(head) = read_request_head(&mut client, &ctx, first).await else {
+            return;
         };
         first = false;
         let req = match head::parse_request(&head) {
@@ -115,6 +89,36 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             }
         }
     }
+}
+
+/// Reads the next request head within `timeouts.request_head`; `None` when the connection ends
+/// instead (closed, or refused here: too slow, too large).
+async fn read_request_head(
+    client: &mut Buffered<TcpStream>,
+    ctx: &ConnContext,
+    first: bool,
+) -> Option<bytes::Bytes> {
+    let limits = ctx.snapshot.limits;
+    let wait = ctx.snapshot.timeouts.request_head;
+    let refusal = match client
+        .read_head(limits.max_request_head_bytes, Instant::now() + wait)
+        .await
+    {
+        Ok(head) => return Some(head),
+        Err(HeadError::Closed | HeadError::Truncated | HeadError::Io(_)) => return None,
+        // A kept-alive connection that stays silent just ends; a started head is refused.
+        Err(HeadError::Timeout { partial }) if !(partial || first) => return None,
+        Err(HeadError::Timeout { .. }) => Refusal::new(
+            DenyReason::RequestTimeout,
+            format!("no complete request head within {wait:?}"),
+        ),
+        Err(HeadError::TooLarge) => Refusal::new(
+            DenyReason::HeaderTooLarge,
+            format!("the limit is {} bytes", limits.max_request_head_bytes),
+        ),
+    };
+    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    None
 }
 
 /// What an idle kept-alive connection did.
