@@ -393,6 +393,10 @@ fn responses_whose_connection_header_names_framing_headers_are_502() {
         format!("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: Host\r\n\r\nhello"),
         // A status code that would not be three digits once written back (found by fuzzing).
         "HTTP/1.1 020 OK\r\nContent-Length: 5\r\n\r\nhello".to_string(),
+        // A coding that only a lenient parser reads as chunked (no-break space).
+        format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\u{a0}\r\n\r\n5\r\nhello\r\n0\r\n\r\n{forged}"),
+        // A protocol switch nobody asked for, then more HTTP.
+        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n{forged}"),
     ];
     let servers = Servers::new();
     let good = Recorder::start(&servers);
@@ -508,6 +512,59 @@ fn bytes_after_a_response_to_head_never_answer_the_next_request() {
     assert_eq!(client.response(false).unwrap().body_text(), "conn 2");
 }
 
+/// Framing spellings that this proxy and another parser could read differently: Unicode space
+/// around a coding, underscores for dashes, a trailer shaped like a request line or with a bare
+/// CR. All refused before anything reaches the destination.
+#[test]
+fn framing_that_other_parsers_read_differently_is_refused() {
+    let servers = Servers::new();
+    let origin = Recorder::start(&servers);
+    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let addr = origin.addr;
+    let head = format!("POST http://{addr}/p HTTP/1.1\r\nHost: {addr}\r\n");
+    let chunks = "5\r\nhello\r\n0\r\n\r\n";
+    let requests = [
+        format!("{head}Transfer-Encoding: chunked\u{a0}\r\n\r\n{chunks}"),
+        format!("{head}Transfer-Encoding: \u{3000}chunked\u{85}\r\n\r\n{chunks}"),
+        format!("{head}Transfer_Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello"),
+        format!("{head}Content_Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"),
+        format!("{head}Transfer-Encoding: chunked\r\n\r\n0\r\nGET /smuggled HTTP/1.1\r\n\r\n"),
+        format!("{head}Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\rb\r\n\r\n"),
+    ];
+    for request in requests {
+        let mut client = Client::connect(&proxy);
+        client.send(request.as_bytes());
+        let response = client.response(false).expect("an answer");
+        assert_eq!(response.status(), 400, "{request:?}\n{response:?}");
+        assert_eq!(response.header("x-egress-error"), Some("bad-request"));
+    }
+    // The trailer cases reached the destination only as an unfinished body, never as a request.
+    assert!(
+        origin.seen().iter().all(|r| !r.contains("smuggled")),
+        "{:?}",
+        origin.seen()
+    );
+}
+
+/// Methods are case-sensitive: `head` is not HEAD, so its response has a body, and the next
+/// response is the next request's own.
+#[test]
+fn a_lowercase_head_is_not_framed_as_head() {
+    let hostile = hostile_origin(|_, n| {
+        Some(match n {
+            1 => b"HTTP/1.1 200 OK\r\nContent-Length: 42\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+                .to_vec(),
+            _ => b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nREAL".to_vec(),
+        })
+    });
+    let proxy = Proxy::start(&allow_local(&[hostile]));
+    let mut client = Client::connect(&proxy);
+    client.send(format!("head http://{hostile}/a HTTP/1.1\r\nHost: {hostile}\r\n\r\n").as_bytes());
+    assert_eq!(client.response(false).unwrap().body.len(), 42);
+    client.send(get(hostile, "/b").as_bytes());
+    assert_eq!(client.response(false).unwrap().body_text(), "REAL");
+}
+
 // === HTTP/1.0 ===
 
 #[test]
@@ -548,6 +605,17 @@ fn http_1_0_clients_are_told_about_keep_alive_and_never_get_chunks_or_interim_re
     assert_eq!(response.header("transfer-encoding"), None, "{response:?}");
     assert_eq!(response.header("connection"), Some("close"));
     assert_eq!(response.body_text(), "first,second,third\n");
+
+    // Transfer codings besides chunked cannot be named to a 1.0 client: 502, not an unlabelled
+    // gzip body.
+    let gzip = hostile_origin(|_, _| {
+        Some(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\n\x1f\x8b\x08\r\n0\r\n\r\n".to_vec())
+    });
+    let proxy_gzip = Proxy::start(&allow_local(&[gzip]));
+    let mut client = Client::connect(&proxy_gzip);
+    client.send(format!("GET http://{gzip}/ HTTP/1.0\r\n\r\n").as_bytes());
+    let response = client.response(false).unwrap();
+    assert_eq!(response.status(), 502, "{response:?}");
 
     // No 100 Continue for a 1.0 client; a 1.1 client gets it.
     let mut client = Client::connect(&proxy);

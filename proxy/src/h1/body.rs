@@ -34,6 +34,17 @@ pub struct FramingError(pub &'static str);
 /// are refused rather than guessed. `minor_version` is 0 for HTTP/1.0, which has no chunked
 /// coding: RFC 9112 §6.1 calls such a request's framing faulty.
 pub fn request_framing(minor_version: u8, headers: &[Header]) -> Result<Framing, FramingError> {
+    if headers.iter().any(|h| {
+        h.name.contains(&b'_')
+            && ["content-length", "transfer-encoding"]
+                .iter()
+                .any(|framing| same_but_underscores(&h.name, framing))
+    }) {
+        // Some servers (CGI, WSGI) read `_` as `-`: a second framing header in disguise.
+        return Err(FramingError(
+            "a framing header spelled with underscores (Content_Length, Transfer_Encoding)",
+        ));
+    }
     let mut te = values(headers, "transfer-encoding");
     let lengths = content_length(headers)?;
     if let Some(first) = te.next() {
@@ -46,9 +57,7 @@ pub fn request_framing(minor_version: u8, headers: &[Header]) -> Result<Framing,
         if lengths.is_some() {
             return Err(FramingError("both Content-Length and Transfer-Encoding"));
         }
-        let chunked = first
-            .value_str()
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("chunked"));
+        let chunked = trim_ows(&first.value).eq_ignore_ascii_case(b"chunked");
         return if chunked {
             Ok(Framing::Chunked)
         } else {
@@ -75,20 +84,28 @@ pub fn response_framing(
     if !(100..=599).contains(&code) {
         return Err(FramingError("invalid status code"));
     }
-    if method.eq_ignore_ascii_case(b"HEAD")
-        || (100..200).contains(&code)
-        || code == 204
-        || code == 304
-    {
+    // Methods are case-sensitive (RFC 9110 §9.1): `head` is not HEAD, and has a body.
+    if method == b"HEAD" || (100..200).contains(&code) || code == 204 || code == 304 {
         return Ok(Framing::Empty);
     }
     let te: Vec<&Header> = values(headers, "transfer-encoding").collect();
     if !te.is_empty() {
-        let last_is_chunked = te
+        let codings: Vec<&[u8]> = te
+            .iter()
+            .flat_map(|h| h.value.split(|b| *b == b','))
+            .map(trim_ows)
+            .collect();
+        // A coding that is no token ("chunked\u{a0}") is read as chunked by some and not by
+        // others: refused rather than guessed.
+        if codings
+            .iter()
+            .any(|c| c.is_empty() || !c.iter().all(|b| is_tchar(*b)))
+        {
+            return Err(FramingError("invalid Transfer-Encoding"));
+        }
+        let last_is_chunked = codings
             .last()
-            .and_then(|h| h.value_str())
-            .and_then(|v| v.rsplit(',').next())
-            .is_some_and(|coding| coding.trim().eq_ignore_ascii_case("chunked"));
+            .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"));
         return Ok(if last_is_chunked {
             Framing::Chunked
         } else {
@@ -100,6 +117,31 @@ pub fn response_framing(
         Some(n) => Framing::Length(n),
         None => Framing::UntilClose,
     })
+}
+
+/// `bytes` without the optional white space of RFC 9110 §5.6.3 (SP and HTAB only: Unicode
+/// spaces are not white space to other parsers).
+pub fn trim_ows(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| !matches!(b, b' ' | b'\t'));
+    let end = bytes.iter().rposition(|b| !matches!(b, b' ' | b'\t'));
+    match (start, end) {
+        (Some(start), Some(end)) => &bytes[start..=end],
+        _ => &[],
+    }
+}
+
+/// A token character (RFC 9110 §5.6.2).
+pub fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// `name` equals `framing` when underscores are read as dashes.
+fn same_but_underscores(name: &[u8], framing: &str) -> bool {
+    name.len() == framing.len()
+        && name
+            .iter()
+            .zip(framing.bytes())
+            .all(|(n, f)| n.to_ascii_lowercase() == f || (*n == b'_' && f == b'-'))
 }
 
 /// The one Content-Length, if any. Repeated headers and comma lists are refused even when the
@@ -286,6 +328,9 @@ where
         if total > MAX_TRAILERS as u64 {
             return Err(invalid("trailers too large"));
         }
+        if &line[..] != b"\r\n" && !is_field_line(&line[..line.len() - 2]) {
+            return Err(invalid("malformed trailer line"));
+        }
         if coding == Coding::Keep {
             write(dst, &line, idle).await?;
         }
@@ -293,6 +338,21 @@ where
             return Ok(if coding == Coding::Keep { total } else { 0 });
         }
     }
+}
+
+/// A header field line as strict as a head's: a token name, a colon, then a value without
+/// control characters (HTAB allowed) — so no trailer can pass for a status or request line, and
+/// no bare CR can end a line for a laxer parser.
+fn is_field_line(line: &[u8]) -> bool {
+    let Some(colon) = line.iter().position(|b| *b == b':') else {
+        return false;
+    };
+    let (name, value) = (&line[..colon], &line[colon + 1..]);
+    !name.is_empty()
+        && name.iter().all(|b| is_tchar(*b))
+        && value
+            .iter()
+            .all(|b| *b == b'\t' || (*b >= 0x20 && *b != 0x7f))
 }
 
 /// `1a2b;ext=1\r\n` → 0x1a2b. Strict: hex digits, optional extensions, CRLF; no sign, no spaces

@@ -55,7 +55,7 @@ fn connection_tokens(headers: &[Header]) -> Vec<String> {
         .chain(values(headers, "proxy-connection"))
         .filter_map(Header::value_str)
         .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
+        .map(|t| t.trim_matches([' ', '\t']).to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect()
 }

@@ -101,6 +101,9 @@ pub async fn relay(
     // Read by the response side when it writes the final head: a response that overtakes the
     // request body (an early 401 or 413) tells the client the connection closes, as it will.
     let body_sent = AtomicBool::new(sent.is_some());
+    // Whether any byte of a response went to the client: after that, a broken request body can
+    // only close the connection, not be answered.
+    let responded = AtomicBool::new(false);
     let result = {
         let send = async {
             let copied = body::copy(
@@ -113,7 +116,14 @@ pub async fn relay(
             body_sent.store(copied.is_ok(), Ordering::Relaxed);
             copied
         };
-        let receive = respond(&mut from_dest, &mut client_write, req, &plan, &body_sent);
+        let receive = respond(
+            &mut from_dest,
+            &mut client_write,
+            req,
+            &plan,
+            &body_sent,
+            &responded,
+        );
         tokio::pin!(send, receive);
         let received = loop {
             tokio::select! {
@@ -121,6 +131,7 @@ pub async fn relay(
                 result = &mut send, if sent.is_none() => match result {
                     Ok(n) => sent = Some(n),
                     // A broken request body: the destination would wait for the rest forever.
+                    Err(e) if responded.load(Ordering::Relaxed) => break Err(RelayError::Broken(e)),
                     Err(e) => break Err(RelayError::BadRequestBody(e)),
                 },
                 result = &mut receive => break result,
@@ -165,6 +176,7 @@ async fn respond<R, W>(
     req: &RequestHead,
     plan: &Plan<'_>,
     body_sent: &AtomicBool,
+    responded: &AtomicBool,
 ) -> Result<Response, RelayError>
 where
     R: tokio::io::AsyncRead + Unpin,
@@ -174,6 +186,15 @@ where
     let mut started = false;
     loop {
         let response = read_response(from_dest, plan.idle, started).await?;
+        if response.code == 101 {
+            // No upgrade is relayed on plain-HTTP forwarding (the request's Upgrade was
+            // removed): a switch here would leave the client off HTTP while egress stays on it.
+            return Err(fail_after(
+                started,
+                DenyReason::UpstreamBadResponse,
+                "unrequested protocol switch",
+            ));
+        }
         if (100..200).contains(&response.code) {
             // Interim (e.g. 100 Continue): passed on to an HTTP/1.1 client, never to a 1.0 one
             // (RFC 9110 §15.2), then the final response follows.
@@ -189,6 +210,7 @@ where
                     .await
                     .map_err(RelayError::Broken)?;
                 started = true;
+                responded.store(true, Ordering::Relaxed);
             }
             continue;
         }
@@ -211,6 +233,15 @@ where
             }
         })?;
         let dechunk = client_1_0 && framing == Framing::Chunked;
+        if dechunk && !only_chunked(&response.headers) {
+            // Removing the chunked coding would leave the others (gzip) unnamed: a 1.0 client
+            // cannot be told about transfer codings at all.
+            return Err(fail_after(
+                started,
+                DenyReason::UpstreamBadResponse,
+                "transfer codings besides chunked cannot reach an HTTP/1.0 client",
+            ));
+        }
         let close = plan.client_close
             || framing == Framing::UntilClose
             || dechunk
@@ -222,6 +253,7 @@ where
         };
         let out =
             rewrite::response_head(response.code, &response.reason, &response.headers, delivery);
+        responded.store(true, Ordering::Relaxed);
         client.write_all(&out).await.map_err(RelayError::Broken)?;
         let copied = if dechunk {
             body::copy_dechunked(from_dest, client, plan.idle).await
@@ -240,12 +272,30 @@ where
     }
 }
 
+/// Whether a response's transfer codings are `chunked` alone.
+fn only_chunked(headers: &[crate::h1::head::Header]) -> bool {
+    let mut codings = crate::h1::head::values(headers, "transfer-encoding")
+        .flat_map(|h| h.value.split(|b| *b == b','))
+        .map(crate::h1::body::trim_ows);
+    codings
+        .next()
+        .is_some_and(|c| c.eq_ignore_ascii_case(b"chunked"))
+        && codings.next().is_none()
+}
+
+/// An error while relaying a response: a refusal while nothing reached the client, else a
+/// broken exchange.
+fn fail_after(started: bool, reason: DenyReason, detail: &'static str) -> RelayError {
+    if started {
+        RelayError::Broken(io::Error::other(detail))
+    } else {
+        RelayError::Upstream(reason, detail.into())
+    }
+}
+
 /// The framing of a final response, refusing the shapes this proxy and the client could read
 /// differently.
 fn final_framing(req: &RequestHead, response: &ResponseHead) -> Result<Framing, String> {
-    if response.code == 101 {
-        return Err("unrequested protocol switch".into());
-    }
     if let Some(option) = rewrite::forbidden_connection_option(&response.headers) {
         return Err(format!(
             "the response's Connection header names {option}, which frames or routes the message"
