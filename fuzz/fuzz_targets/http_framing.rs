@@ -33,6 +33,11 @@ fn check_request(request: &head::RequestHead) {
     let Ok(framing) = body::request_framing(request.minor_version, &request.headers) else {
         return;
     };
+    // egress adds up to three headers (Host, Via, the parent's Proxy-Authorization); re-parsing
+    // with egress's own header cap would then refuse a head the next hop reads fine.
+    if request.headers.len() + 3 > head::MAX_HEADERS {
+        return;
+    }
     let heads = [
         rewrite::request_head(&request.method, "/p", "example.com:80", &request.headers),
         rewrite::parent_request_head(
@@ -63,6 +68,9 @@ fn check_request(request: &head::RequestHead) {
 fn check_response(response: &head::ResponseHead) {
     if response.code == 101 || rewrite::forbidden_connection_option(&response.headers).is_some() {
         return;
+    }
+    if response.headers.len() + 2 > head::MAX_HEADERS {
+        return; // Via and Connection are added (see above)
     }
     for method in [&b"GET"[..], b"HEAD"] {
         let Ok(framing) = body::response_framing(method, response.code, &response.headers) else {
