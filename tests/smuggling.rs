@@ -227,6 +227,14 @@ fn allow_local(addrs: &[SocketAddr]) -> String {
     format!("allow: [{}]\n", entries.join(", "))
 }
 
+/// A recording destination and a proxy that allows it (the servers' runtime must stay alive).
+fn recorded() -> (Servers, Recorder, Proxy) {
+    let servers = Servers::new();
+    let origin = Recorder::start(&servers);
+    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    (servers, origin, proxy)
+}
+
 // === requests: Connection options that would change framing or routing ===
 
 /// `Connection` (or `Proxy-Connection`) lines naming a header that frames or routes the
@@ -309,9 +317,7 @@ fn assert_refused_as_bad_request(proxy: &Proxy, request: &str, named: &str) {
 
 #[test]
 fn connection_options_naming_framing_or_routing_headers_are_refused() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     for (named, request) in smuggling_requests(origin.addr) {
         assert_refused_as_bad_request(&proxy, &request, named);
     }
@@ -517,9 +523,7 @@ fn bytes_after_a_response_to_head_never_answer_the_next_request() {
 /// CR. All refused before anything reaches the destination.
 #[test]
 fn framing_that_other_parsers_read_differently_is_refused() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     let addr = origin.addr;
     let head = format!("POST http://{addr}/p HTTP/1.1\r\nHost: {addr}\r\n");
     let chunks = "5\r\nhello\r\n0\r\n\r\n";
@@ -633,9 +637,7 @@ fn http_1_0_clients_are_told_about_keep_alive_and_never_get_chunks_or_interim_re
 
 #[test]
 fn a_chunked_http_1_0_request_is_refused() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     let addr = origin.addr;
     let mut client = Client::connect(&proxy);
     client.send(
@@ -656,9 +658,7 @@ fn a_chunked_http_1_0_request_is_refused() {
 
 #[test]
 fn a_get_with_a_body_is_forwarded_with_its_length_and_the_next_request_stays_separate() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     let addr = origin.addr;
     let mut client = Client::connect(&proxy);
     client.send(
@@ -678,9 +678,7 @@ fn a_get_with_a_body_is_forwarded_with_its_length_and_the_next_request_stays_sep
 
 #[test]
 fn pipelined_requests_are_all_answered() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     let addr = origin.addr;
     for round in 0..10 {
         let mut client = Client::connect(&proxy);
@@ -702,9 +700,7 @@ fn pipelined_requests_are_all_answered() {
 /// no connection is closed while it said it would stay open.
 #[test]
 fn sequential_keep_alive_requests_never_lose_an_answer() {
-    let servers = Servers::new();
-    let origin = Recorder::start(&servers);
-    let proxy = Proxy::start(&allow_local(&[origin.addr]));
+    let (_servers, origin, proxy) = recorded();
     let addr = origin.addr;
     let started = Instant::now();
     let mut client = Client::connect(&proxy);
