@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use support::{message, wait, Proxy, WAIT};
@@ -136,14 +136,12 @@ fn download(proxy: &Proxy, how: &[&str], url: &str) -> Child {
 
 /// Waits (bounded) for `child` to exit; its exit code.
 fn exit_code(child: &mut Child) -> i32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status.code().unwrap_or(-1);
-        }
-        assert!(Instant::now() < deadline, "curl did not finish");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut code = None;
+    wait::until("curl finishes", || {
+        code = child.try_wait().unwrap().map(|s| s.code().unwrap_or(-1));
+        code.is_some()
+    });
+    code.expect("set when the wait ended")
 }
 
 /// One GET on a fresh connection to the admin listener: the status and body, or `None` when
