@@ -11,7 +11,8 @@
 //!   decider).
 //! - [`h1`]: HTTP/1.x heads, bodies and rewriting, shared by the client side and the parent
 //!   client.
-//! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each.
+//! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each;
+//!   connections refused at a cap are answered by the bounded pool of [`refusers`].
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
 //! - [`socks5`]: RFC 1928 with RFC 1929 username/password.
@@ -48,9 +49,12 @@ pub mod inspect;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+#[cfg(test)]
+mod module_graph;
 pub mod outbound;
 pub mod parent;
 pub mod per_client;
+pub mod refusers;
 pub mod reload;
 pub mod resolve;
 pub mod server;
