@@ -111,7 +111,14 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     };
     check_routes(&raw, origin)?;
     // Only a valid file's secrets are read.
-    let secrets = secrets::read(&raw, origin)?;
+    let secrets = secrets::read(&raw).map_err(|e| ConfigError {
+        origin: origin.to_string(),
+        line: None,
+        column: None,
+        path: e.path,
+        message: e.message,
+        hint: e.hint.map(str::to_string),
+    })?;
     Ok(compile(raw, secrets, origin))
 }
 

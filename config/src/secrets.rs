@@ -11,7 +11,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::load::ConfigError;
 use crate::raw::{RawFile, RawUpstream};
 use crate::upstream::Secret;
 
@@ -29,30 +28,23 @@ impl Secrets {
     }
 }
 
-/// A secret that could not be read, and where the file names it.
-struct Unreadable {
-    /// The key naming the source, like `password_env`.
-    key: &'static str,
-    message: String,
-    hint: Option<&'static str>,
+/// A secret that could not be read (`load` makes it a `ConfigError`).
+#[derive(Debug)]
+pub struct Unreadable {
+    /// Where the file names it, like `upstreams.corp.password_env`.
+    pub path: String,
+    pub message: String,
+    pub hint: Option<&'static str>,
 }
 
 /// Reads every secret `raw` names. `raw` has passed `load::check_routes`, so each upstream names
 /// at most one password source.
-#[allow(
-    clippy::result_large_err,
-    reason = "loading is a cold path; a flat error is easier to match on"
-)]
-pub fn read(raw: &RawFile, origin: &str) -> Result<Secrets, ConfigError> {
+pub fn read(raw: &RawFile) -> Result<Secrets, Unreadable> {
     let mut secrets = Secrets::default();
     for (name, upstream) in &raw.upstreams {
-        let password = upstream_password(upstream).map_err(|e| ConfigError {
-            origin: origin.to_string(),
-            line: None,
-            column: None,
-            path: format!("upstreams.{}.{}", name.0, e.key),
-            message: e.message,
-            hint: e.hint.map(str::to_string),
+        let password = upstream_password(upstream).map_err(|mut e| {
+            e.path = format!("upstreams.{}.{}", name.0, e.path);
+            e
         })?;
         if let Some(password) = password {
             secrets.passwords.insert(name.0.clone(), password);
@@ -61,6 +53,7 @@ pub fn read(raw: &RawFile, origin: &str) -> Result<Secrets, ConfigError> {
     Ok(secrets)
 }
 
+/// The password `upstream` names outside its URL (errors with `path` relative to the upstream).
 fn upstream_password(upstream: &RawUpstream) -> Result<Option<Secret>, Unreadable> {
     if let Some(name) = &upstream.password_env {
         return from_env(&name.0).map(Some);
@@ -76,7 +69,7 @@ fn from_env(name: &str) -> Result<Secret, Unreadable> {
     match std::env::var(name) {
         Ok(value) if !value.is_empty() => Ok(Secret::new(value)),
         _ => Err(Unreadable {
-            key: "password_env",
+            path: "password_env".into(),
             message: format!("environment variable {name:?} is not set (or empty)"),
             hint: Some("export it before starting egress-proxy, or use password_file"),
         }),
@@ -86,7 +79,7 @@ fn from_env(name: &str) -> Result<Secret, Unreadable> {
 /// `password_file: PATH`: the file's content, one trailing newline (LF or CRLF) dropped.
 fn from_file(path: &Path) -> Result<Secret, Unreadable> {
     let unreadable = |message| Unreadable {
-        key: "password_file",
+        path: "password_file".into(),
         message,
         hint: None,
     };
