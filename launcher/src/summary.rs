@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use egress_proxy::account::{Kind, Record};
 use egress_proxy::observe::{Event, Next, Observer, Subscription};
+use egress_proxy::outcome::{Kind, Record};
 use tokio::runtime::{Handle, Runtime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;

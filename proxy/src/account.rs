@@ -6,10 +6,9 @@
 //! its connection ends, or is cut at shutdown, is recorded by the ledger itself.
 
 mod ledger;
-mod record;
 
+pub use crate::outcome::{Kind, Record};
 pub use ledger::{decided, moved, speaks, Ledger};
-pub use record::{Kind, Record};
 
 use std::sync::Arc;
 use std::time::Duration;

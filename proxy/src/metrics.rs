@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_config::{DenyReason, Host, Protocol};
 
-use crate::account::{Kind, Record};
+use crate::outcome::{Kind, Record};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

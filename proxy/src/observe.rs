@@ -7,9 +7,9 @@ pub mod events;
 
 use std::sync::Arc;
 
-use crate::account::Record;
 use crate::audit::AuditLog;
 use crate::metrics::Metrics;
+use crate::outcome::Record;
 
 pub use events::{Event, Events, Next, Subscription};
 

@@ -51,33 +51,8 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let _active = account::metrics().map(|m| m.connection(protocol));
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
-    let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
-    let request = tokio::time::timeout_at(deadline, handshake(&mut stream)).await;
-    let (host, port) = match request {
-        Ok(Ok(target)) => target,
-        Ok(Err(Handshake::Reply(code, why))) => {
-            info!(
-                reason = DenyReason::BadRequest.as_str(),
-                detail = why,
-                "refused"
-            );
-            let reason = if code == socks_reply::COMMAND_NOT_SUPPORTED {
-                DenyReason::UnsupportedMethod
-            } else {
-                DenyReason::BadRequest
-            };
-            account::refused(protocol, None, reason, None);
-            return reply(&mut stream, code, None).await;
-        }
-        Ok(Err(Handshake::Gone)) => return,
-        Err(_) => {
-            info!(
-                reason = DenyReason::RequestTimeout.as_str(),
-                "SOCKS5 handshake timed out"
-            );
-            account::refused(protocol, None, DenyReason::RequestTimeout, None);
-            return;
-        }
+    let Some((host, port)) = negotiate(&mut stream, &ctx).await else {
+        return;
     };
     let authority = host.authority(port);
     span.record("target", authority.as_str());
@@ -110,6 +85,41 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     if let Err(refusal) = opened {
         account::refused(protocol, Some((&host, port)), refusal.reason, verdict.rule);
         refuse_after_decision(&mut stream, &refusal).await;
+    }
+}
+
+/// The negotiation, bounded by the handshake timeout: the target asked for, or `None` when the
+/// client left, stalled or asked for something unusable (answered and recorded here).
+async fn negotiate(stream: &mut TcpStream, ctx: &ConnContext) -> Option<(Host, u16)> {
+    let protocol = Protocol::Socks5;
+    let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
+    let request = tokio::time::timeout_at(deadline, handshake(stream)).await;
+    match request {
+        Ok(Ok(target)) => Some(target),
+        Ok(Err(Handshake::Reply(code, why))) => {
+            info!(
+                reason = DenyReason::BadRequest.as_str(),
+                detail = why,
+                "refused"
+            );
+            let reason = if code == socks_reply::COMMAND_NOT_SUPPORTED {
+                DenyReason::UnsupportedMethod
+            } else {
+                DenyReason::BadRequest
+            };
+            account::refused(protocol, None, reason, None);
+            reply(stream, code, None).await;
+            None
+        }
+        Ok(Err(Handshake::Gone)) => None,
+        Err(_) => {
+            info!(
+                reason = DenyReason::RequestTimeout.as_str(),
+                "SOCKS5 handshake timed out"
+            );
+            account::refused(protocol, None, DenyReason::RequestTimeout, None);
+            None
+        }
     }
 }
 

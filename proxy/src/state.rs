@@ -3,6 +3,7 @@
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use egress_config::guard::AddressGuard;
@@ -13,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::decider::{Decider, PassThrough};
-use crate::listener::Refusers;
 use crate::observe::Observer;
-use crate::parent::{HealthTable, Parents};
+use crate::parent::{HealthTable, Parents, Reach};
 use crate::per_client::ClientCounts;
+use crate::refusers::Refusers;
 use crate::resolve::Resolver;
 
 /// The part of a configuration that a reload may replace. A connection takes the snapshot current
@@ -48,6 +49,20 @@ impl Snapshot {
             tls: config.tls.clone(),
             parents: Parents::new(&config.routing, health),
         }
+    }
+}
+
+impl Reach for Snapshot {
+    fn parents(&self) -> &Parents {
+        &self.parents
+    }
+
+    fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn dial_timeout(&self) -> Duration {
+        self.timeouts.dial
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::broadcast;
 
-use crate::account::Record;
+use crate::outcome::Record;
 
 /// How many events a subscriber may fall behind before it starts missing some.
 pub const DEFAULT_CAPACITY: usize = 4096;
@@ -88,7 +88,7 @@ impl Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::account::{Kind, Record};
+    use crate::outcome::{Kind, Record};
 
     fn record(n: u64) -> Event {
         let mut record = Record::connection(None, egress_config::Protocol::Socks5);

@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use egress_config::Upstream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::Reach;
 use crate::dial;
 use crate::metrics::Metrics;
-use crate::state::ProxyState;
 
 /// One parent's state.
 #[derive(Debug)]
@@ -101,21 +102,22 @@ impl HealthTable {
 /// How often the prober wakes to see which parents are due.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Probes every parent marked down, on its own `health_check` schedule, until shutdown. Parents
+/// Probes every parent marked down, on its own `health_check` schedule, until `shutdown`; each
+/// round looks at the configuration `current` returns (the one in force then). Parents
 /// believed up are not probed: real traffic tells soon enough when one fails, and a corporate
 /// Squid should not log an empty connection from every egress every few seconds. Probes run
 /// concurrently, so a black-holed parent does not delay the others.
-pub async fn probe_loop(state: Arc<ProxyState>) {
+pub async fn probe_loop<R: Reach>(shutdown: CancellationToken, current: impl Fn() -> Arc<R>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
-        let snapshot = state.snapshot();
+        let snapshot = current();
         let now = Instant::now();
-        for (upstream, health) in snapshot.parents.iter() {
+        for (upstream, health) in snapshot.parents().iter() {
             if health.is_up() {
                 continue;
             }
@@ -128,9 +130,9 @@ pub async fn probe_loop(state: Arc<ProxyState>) {
             }
             let (upstream, health, snapshot) = (upstream.clone(), health.clone(), snapshot.clone());
             tokio::spawn(async move {
-                let timeout = upstream.health_check.min(snapshot.timeouts.dial);
+                let timeout = upstream.health_check.min(snapshot.dial_timeout());
                 let reached = match snapshot
-                    .resolver
+                    .resolver()
                     .resolve(&upstream.host, upstream.port)
                     .await
                 {

@@ -1,6 +1,7 @@
 //! The outcome record: one owned value per request that ended (and per connection cut before
-//! any request of it was decided), read by the metrics, the audit log and every subscriber of
-//! the event stream alike.
+//! any request of it was decided), made by `account` and read by the metrics, the audit log and
+//! every subscriber of the event stream alike. It depends on nothing in this crate, so all of
+//! them can.
 
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
