@@ -49,8 +49,9 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
     let mut secret_paths = found.paths;
     secret_paths.extend(absolute(&request.deny_read)?);
     secret_paths.extend(password_files(&request, Some(&config))?);
+    // Kept even when missing: unlike a mount, a rule creates nothing, and holds for a file
+    // made later.
     secret_paths.extend(scrub.files(&caller_env));
-    secret_paths.retain(|p| p.exists());
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -111,14 +112,12 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
     let self_word = quote::proxy_command_word(&self_exe).with_context(|| {
         format!("egress-run's own path {self_exe:?} is not UTF-8: move it elsewhere")
     })?;
+    let mut vars = gate::with_credential(env::proxy_env(port, &self_word), port, &credential);
+    add_java_temp(&mut vars, &temp.0);
     let mut command = Command::new(seatbelt::SANDBOX_EXEC);
     command
         .args(&args)
-        .envs(gate::with_credential(
-            env::proxy_env(port, &self_word),
-            port,
-            &credential,
-        ))
+        .envs(vars)
         .env("TMPDIR", &temp.0)
         .stdin(Stdio::inherit());
     for name in scrub.names() {
@@ -155,6 +154,24 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(crate::signals::exit_code(status))
+}
+
+/// Java takes its temporary directory from the system (`confstr`), not `TMPDIR`: it is told
+/// in `JAVA_TOOL_OPTIONS`, after the proxy settings there. A path that would need quoting there
+/// is left out (the caller's `TMPDIR` has none on a usual Mac).
+fn add_java_temp(vars: &mut [(String, String)], temp: &Path) {
+    let Some(path) = temp
+        .to_str()
+        .filter(|p| !p.contains([' ', '"', '\\', '\'']))
+    else {
+        return;
+    };
+    for (_, value) in vars
+        .iter_mut()
+        .filter(|(name, _)| name == "JAVA_TOOL_OPTIONS")
+    {
+        value.push_str(&format!(" -Djava.io.tmpdir={path}"));
+    }
 }
 
 /// The run's private temporary directory (`TMPDIR` inside), removed with what the command left
