@@ -24,7 +24,7 @@
 
 mod check;
 mod gitconfig;
-mod places;
+pub mod places;
 mod repos;
 
 use std::ffi::OsString;

@@ -87,8 +87,10 @@ pub fn decide(
         .flat_map(|home| MAC_HOME_SECRETS.iter().map(move |p| home.join(p)))
         .filter(|p| p.exists());
     let mut secrets = Vec::new();
+    // Where each really is, through links, also when it does not exist (yet).
+    let mut resolver = protect::places::Resolver::default();
     for path in inputs.secrets.iter().cloned().chain(mac_secrets) {
-        let real = path.canonicalize().unwrap_or_else(|_| path.clone());
+        let real = resolver.real(&path);
         if real != path {
             secrets.push(real.clone());
         }

@@ -76,7 +76,14 @@ fn a_repository_with_a_secret_inside_and_one_reached_through_a_link() {
     let elsewhere = m.base.join("dotfiles/aws");
     std::fs::create_dir_all(&elsewhere).unwrap();
     std::os::unix::fs::symlink(&elsewhere, m.home.join(".aws")).unwrap();
-    let secrets = [m.home.join(".aws"), m.work.join("sub dir/.env")];
+    // A --deny-read path that does not exist yet, under a linked directory: denied where a
+    // file made later would really be.
+    std::os::unix::fs::symlink(&m.work, m.base.join("work link")).unwrap();
+    let secrets = [
+        m.home.join(".aws"),
+        m.work.join("sub dir/.env"),
+        m.base.join("work link/later/key"),
+    ];
     let temp = m.shared.join("egress-run.1");
     let decided = decide(&inputs(&m, &secrets, &temp), &no_vars, (0, 0)).unwrap();
     let plan = &decided.plan;
@@ -88,7 +95,9 @@ fn a_repository_with_a_secret_inside_and_one_reached_through_a_link() {
         [
             "dotfiles/aws",
             "hóme dir/.aws",
-            "it's \"work\"/sub dir/.env"
+            "it's \"work\"/later/key",
+            "it's \"work\"/sub dir/.env",
+            "work link/later/key"
         ]
     );
     // The secret inside the tree keeps its name: nor its directory nor the root can move.
@@ -98,6 +107,7 @@ fn a_repository_with_a_secret_inside_and_one_reached_through_a_link() {
         [
             "it's \"work\"",
             "it's \"work\"/.git",
+            "it's \"work\"/later",
             "it's \"work\"/sub dir"
         ]
     );
