@@ -12,6 +12,8 @@
 
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -109,12 +111,13 @@ pub async fn bind_loopback() -> io::Result<Vec<TcpListener>> {
 pub async fn serve(
     listeners: Vec<TcpListener>,
     credential: Credential,
+    refused: Refused,
     admit: impl Fn(TcpStream, SocketAddr) + Clone + Send + Sync + 'static,
 ) {
-    let expected = std::sync::Arc::new(credential.header_value());
+    let expected = Arc::new(credential.header_value());
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
-        let (expected, admit) = (expected.clone(), admit.clone());
+        let (expected, admit, refused) = (expected.clone(), admit.clone(), refused.clone());
         tasks.spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
@@ -122,11 +125,14 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
-                let (expected, admit) = (expected.clone(), admit.clone());
+                let (expected, admit, refused) = (expected.clone(), admit.clone(), refused.clone());
                 tokio::spawn(async move {
                     match tokio::time::timeout(HEAD_TIMEOUT, verdict(&stream, &expected)).await {
                         Ok(Verdict::Pass) => admit(stream, peer),
-                        Ok(Verdict::Refuse(answer)) => refuse(stream, answer).await,
+                        Ok(Verdict::Refuse(answer)) => {
+                            refused.0.fetch_add(1, Ordering::Relaxed);
+                            refuse(stream, answer).await
+                        }
                         Err(_) | Ok(Verdict::Gone) => {}
                     }
                 });
@@ -134,6 +140,29 @@ pub async fn serve(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// How many connections the gate refused: told at exit, since a tool that fails with 407 (or a
+/// SOCKS5 refusal) says little about why.
+#[derive(Debug, Clone, Default)]
+pub struct Refused(Arc<AtomicU64>);
+
+impl Refused {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// The paragraph for the user, if any was refused.
+    pub fn paragraph(&self) -> Option<String> {
+        let n = self.count();
+        (n > 0).then(|| {
+            format!(
+                "egress-run: {n} connection(s) to the proxy came without this run's credential \
+                 and were refused: a SOCKS5 client, a client that ignores the credential in its \
+                 proxy URL (Java's), or a process outside the sandbox"
+            )
+        })
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

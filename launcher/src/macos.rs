@@ -104,9 +104,13 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         state,
         std::future::pending::<()>(),
     ));
-    runtime.spawn(gate::serve(listeners, credential.clone(), move |s, p| {
-        admission.admit(s, p)
-    }));
+    let refused = gate::Refused::default();
+    runtime.spawn(gate::serve(
+        listeners,
+        credential.clone(),
+        refused.clone(),
+        move |s, p| admission.admit(s, p),
+    ));
 
     let self_exe = std::env::current_exe()?;
     let self_word = quote::proxy_command_word(&self_exe).with_context(|| {
@@ -135,7 +139,8 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
     });
     let status = child.wait()?;
     if !request.quiet {
-        for paragraph in scrub.message().into_iter().chain(blocked.paragraph()) {
+        let told = scrub.message().into_iter().chain(blocked.paragraph());
+        for paragraph in told.chain(refused.paragraph()) {
             eprintln!("{paragraph}");
         }
     }

@@ -100,22 +100,28 @@ fn a_head_passes_only_with_the_exact_credential() {
 
 /// A gate on real loopback listeners whose admitted connections send back what they read
 /// first: what the proxy would get.
-async fn echo_gate() -> u16 {
+async fn echo_gate() -> (u16, Refused) {
     let listeners = bind_loopback().await.unwrap();
     let port = listeners[0].local_addr().unwrap().port();
     for listener in &listeners {
         assert_eq!(listener.local_addr().unwrap().port(), port);
     }
-    tokio::spawn(serve(listeners, credential(), |mut stream, _| {
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = stream.read(&mut buf).await.unwrap();
-            use tokio::io::AsyncWriteExt;
-            stream.write_all(b"admitted:").await.unwrap();
-            stream.write_all(&buf[..n]).await.unwrap();
-        });
-    }));
-    port
+    let refused = Refused::default();
+    tokio::spawn(serve(
+        listeners,
+        credential(),
+        refused.clone(),
+        |mut stream, _| {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = stream.read(&mut buf).await.unwrap();
+                use tokio::io::AsyncWriteExt;
+                stream.write_all(b"admitted:").await.unwrap();
+                stream.write_all(&buf[..n]).await.unwrap();
+            });
+        },
+    ));
+    (port, refused)
 }
 
 /// Sends `parts` one write each, and reads the answer to its end.
@@ -132,7 +138,7 @@ fn exchange(addr: (&str, u16), parts: &[&[u8]]) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_credential_gets_through_untouched_on_both_loopbacks() {
-    let port = echo_gate().await;
+    let (port, refused) = echo_gate().await;
     let good = format!(
         "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\nProxy-Authorization: {}\r\n\r\n",
         credential().header_value()
@@ -168,11 +174,17 @@ async fn only_the_credential_gets_through_untouched_on_both_loopbacks() {
     })
     .await
     .unwrap();
+    // Three refused per loopback, each counted before its answer goes out.
+    assert_eq!(refused.count(), 3 * hosts.len() as u64);
+    assert!(refused.paragraph().unwrap().starts_with(&format!(
+        "egress-run: {} connection(s) to the proxy came without this run's credential",
+        3 * hosts.len()
+    )));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_head_too_long_to_hold_the_credential_is_refused() {
-    let port = echo_gate().await;
+    let (port, _) = echo_gate().await;
     let long = format!(
         "GET http://a.test/ HTTP/1.1\r\nX-Pad: {}\r\n\r\n",
         "a".repeat(HEAD_LIMIT)
@@ -203,9 +215,13 @@ async fn the_real_proxy_answers_what_the_gate_lets_through() {
     );
     let listeners = bind_loopback().await.unwrap();
     let port = listeners[0].local_addr().unwrap().port();
-    tokio::spawn(serve(listeners, credential(), move |s, p| {
-        admission.admit(s, p)
-    }));
+    let refused = Refused::default();
+    tokio::spawn(serve(
+        listeners,
+        credential(),
+        refused.clone(),
+        move |s, p| admission.admit(s, p),
+    ));
     let head = format!(
         "CONNECT denied.test:443 HTTP/1.1\r\nHost: denied.test:443\r\nProxy-Authorization: {}\r\n\r\n",
         credential().header_value()
@@ -221,4 +237,6 @@ async fn the_real_proxy_answers_what_the_gate_lets_through() {
     .unwrap();
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("X-Egress-Error: "), "{answer}");
+    assert_eq!(refused.count(), 0);
+    assert_eq!(refused.paragraph(), None);
 }
