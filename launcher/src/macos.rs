@@ -128,6 +128,8 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         .args(&args)
         .envs(vars)
         .env("TMPDIR", &temp.0)
+        // zsh (macOS's login shell) puts here-documents under this prefix, /tmp/zsh by default.
+        .env("TMPPREFIX", temp.0.join("zsh"))
         .stdin(Stdio::inherit());
     let mut child = command
         .spawn()
