@@ -67,6 +67,7 @@ fn the_profile_names_parameters_and_never_a_path() {
         ]
     );
     assert!(!profile.text.contains("/Users"), "no path in the text");
+    assert_balanced(&profile.text);
 }
 
 #[test]
@@ -114,9 +115,14 @@ fn the_fixed_part_is_closed_by_default_and_open_where_tools_need_it() {
             "{absent} is not allowed"
         );
     }
-    // Balanced parentheses outside strings and regexes: sandbox-exec would refuse it otherwise.
+    assert_balanced(BASE);
+}
+
+/// Parentheses balanced outside strings and regexes, every form closed on the line it opens
+/// at or after: sandbox-exec would refuse the profile otherwise.
+fn assert_balanced(text: &str) {
     let mut depth = 0i32;
-    for line in &lines {
+    for line in text.lines().filter(|l| !l.starts_with(';')) {
         let mut in_string = false;
         for c in line.chars() {
             match c {
@@ -127,6 +133,7 @@ fn the_fixed_part_is_closed_by_default_and_open_where_tools_need_it() {
             }
             assert!(depth >= 0, "{line}");
         }
+        assert!(!in_string, "a string left open: {line}");
     }
     assert_eq!(depth, 0);
 }
