@@ -100,6 +100,13 @@ fn the_fixed_part_is_closed_by_default_and_open_where_tools_need_it() {
             "{open}"
         );
     }
+    // Other terminals: not read by name; only those opened inside are, and that rule comes after.
+    let position = |rule: &str| lines.iter().position(|l| l.contains(rule)).unwrap();
+    assert!(
+        position("(deny file-read-data (regex #\"^/dev/ttys[0-9]+$\"))")
+            < position("(extension \"com.apple.sandbox.pty\")")
+    );
+    assert!(position("(allow file-read*)") < position("(deny file-read-data"));
     for absent in [
         "kern.procargs",
         "com.apple.dnssd",
