@@ -93,11 +93,13 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
     }
 
     let credential = Credential::random()?;
-    let state = ProxyState::new(&config);
+    let state = {
+        let _within = runtime.enter();
+        ProxyState::new(&config)
+    };
     let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
     let blocked = Blocked::default();
-    let observer = blocked.clone();
-    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    let following = blocked.follow(&state.observer, runtime.handle());
     // No listeners of its own: `run` keeps the parents' health probes going; the gate admits.
     runtime.spawn(egress_proxy::run(
         Vec::new(),
@@ -140,6 +142,7 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         crate::signals::kill(pid, signal)
     });
     let status = child.wait()?;
+    following.finish(&runtime);
     if !request.quiet {
         let told = scrub.message().into_iter().chain(blocked.paragraph());
         for paragraph in told.chain(refused.paragraph()) {
