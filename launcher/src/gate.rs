@@ -26,6 +26,9 @@ const USER: &str = "egress-run";
 /// The longest head looked at, and how long a client may take to send it.
 const HEAD_LIMIT: usize = 16 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections whose head is awaited or refused at once. The command's own clients
+/// send their head at once, so it is never near.
+const CHECKED_AT_ONCE: usize = 64;
 
 /// A run's credential: 128 random bits, as hex (nothing in it needs escaping in a URL).
 #[derive(Clone)]
@@ -115,9 +118,11 @@ pub async fn serve(
     admit: impl Fn(TcpStream, SocketAddr) + Clone + Send + Sync + 'static,
 ) {
     let expected = Arc::new(credential.header_value());
+    let checking = Arc::new(tokio::sync::Semaphore::new(CHECKED_AT_ONCE));
     let mut tasks = tokio::task::JoinSet::new();
     for listener in listeners {
         let (expected, admit, refused) = (expected.clone(), admit.clone(), refused.clone());
+        let checking = checking.clone();
         tasks.spawn(async move {
             loop {
                 let Ok((stream, peer)) = listener.accept().await else {
@@ -125,8 +130,14 @@ pub async fn serve(
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 };
+                // Connections that send nothing must not pile up (a local process can open
+                // many): beyond the bound, a new one is closed at once.
+                let Ok(slot) = checking.clone().try_acquire_owned() else {
+                    continue;
+                };
                 let (expected, admit, refused) = (expected.clone(), admit.clone(), refused.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     match tokio::time::timeout(HEAD_TIMEOUT, verdict(&stream, &expected)).await {
                         Ok(Verdict::Pass) => admit(stream, peer),
                         Ok(Verdict::Refuse(answer)) => {

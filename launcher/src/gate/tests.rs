@@ -240,3 +240,54 @@ async fn the_real_proxy_answers_what_the_gate_lets_through() {
     assert_eq!(refused.count(), 0);
     assert_eq!(refused.paragraph(), None);
 }
+
+/// Silent connections are bounded: past the bound a new one is closed at once, and once they
+/// go, the run's own clients get through again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_pile_up() {
+    let (port, _) = echo_gate().await;
+    let good = format!(
+        "CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\nProxy-Authorization: {}\r\n\r\n",
+        credential().header_value()
+    );
+    tokio::task::spawn_blocking(move || {
+        let silent: Vec<StdStream> = (0..CHECKED_AT_ONCE)
+            .map(|_| StdStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        // Each silent one holds a slot once accepted; wait until the gate closes a new one.
+        let over = closed_at_once(port);
+        assert!(over, "a connection past the bound is closed");
+        drop(silent);
+        // The slots come back as the gate sees each close; the run's client gets through.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let answer = exchange(("127.0.0.1", port), &[good.as_bytes()]);
+            if answer == format!("admitted:{good}").as_bytes() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{answer:?}");
+        }
+    })
+    .await
+    .unwrap();
+}
+
+/// Whether the gate closes a new silent connection at once (within a second; otherwise it
+/// waits ten for a head): tried again while connections still get a slot (the silent ones may
+/// not all be accepted yet), each kept open, for at most ten seconds.
+fn closed_at_once(port: u16) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut holding = Vec::new();
+    while std::time::Instant::now() < deadline {
+        let mut extra = StdStream::connect(("127.0.0.1", port)).unwrap();
+        extra
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .unwrap();
+        match extra.read(&mut [0u8; 1]) {
+            Ok(0) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            _ => holding.push(extra),
+        }
+    }
+    false
+}
