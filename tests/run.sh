@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as "command:package".
-needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd)
+needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd clang:clang)
 missing=()
 for need in "${needs[@]}"; do
   command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
@@ -20,4 +20,6 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The same lints as a Mac would build the workspace (no Mac here: see the script).
+tests/macos-clippy.sh
 cargo test --workspace --locked

@@ -180,7 +180,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         // Fails only when the sandbox is gone already.
         let _ = bridge::send_signal(&signal_sink, signal);
     });
-    raise_open_files_limit();
+    crate::limits::raise_open_files();
     drop(info_write);
     drop(inside);
     drop(filters);
@@ -284,27 +284,6 @@ async fn serve(outside: std::os::fd::OwnedFd, state: std::sync::Arc<ProxyState>)
         std::future::pending::<()>(),
     ));
     bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
-}
-
-/// Each connection from the sandbox holds two descriptors in this process (the client's and
-/// the destination's): the usual soft limit of 1024 would run out before the proxy's own
-/// per-client cap (512) and refuse connections with a reset instead of an answer. Raised after
-/// bubblewrap is started, so the command keeps the limit it would have had (a program using
-/// select(2) breaks past 1024), and to a bound, not to the hard limit.
-fn raise_open_files_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    const WANTED: u64 = 8192;
-    let limit = getrlimit(Resource::Nofile);
-    let target = limit.maximum.map_or(WANTED, |hard| hard.min(WANTED));
-    if limit.current.is_some_and(|soft| soft < target) {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(target),
-                maximum: limit.maximum,
-            },
-        );
-    }
 }
 
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed
