@@ -69,11 +69,8 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
     let mut command = Command::new(seatbelt::SANDBOX_EXEC);
     command
         .args(seatbelt::sandbox_exec_args(&profile, &request.command))
-        .envs(env::proxy_env(port, &self_exe.to_string_lossy()))
         .stdin(Stdio::inherit());
-    for name in scrub.names() {
-        command.env_remove(name);
-    }
+    env::apply(&mut command, port, &self_exe.to_string_lossy(), &scrub);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;

@@ -226,7 +226,7 @@ fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
     let stderr = text(&denied.stderr);
     assert!(
         stderr.contains(&format!(
-            "the proxy refused 127.0.0.1:{}: HTTP/1.1 403 Forbidden (not-allowlisted)",
+            "the proxy refused 127.0.0.1:{}: HTTP/1.1 403 Forbidden by egress: not-allowlisted",
             server.port
         )),
         "{stderr}"
