@@ -24,10 +24,13 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         .worker_threads(1)
         .enable_all()
         .build()?;
+    let state = {
+        let _within = runtime.enter();
+        ProxyState::new(&config)
+    };
     let blocked = Blocked::default();
-    let observer = blocked.clone();
-    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
-    let port = runtime.block_on(start_embedded(&config))?.port();
+    let following = blocked.follow(&state.observer, runtime.handle());
+    let port = runtime.block_on(start_embedded(state))?.port();
     let cwd = std::env::current_dir()?;
     // The same rule as on Linux: `/` or a system directory would make everything writable.
     bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
@@ -79,6 +82,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
         crate::signals::kill(pid, signal)
     });
     let status = child.wait()?;
+    following.finish(&runtime);
     if !request.quiet {
         for paragraph in scrub.message().into_iter().chain(blocked.paragraph()) {
             eprintln!("{paragraph}");
@@ -89,7 +93,7 @@ pub fn run(request: Request) -> anyhow::Result<ExitCode> {
 }
 
 /// Seatbelt filters by address, so the proxy needs a port on loopback here.
-async fn start_embedded(config: &egress_config::Config) -> anyhow::Result<SocketAddr> {
+async fn start_embedded(state: std::sync::Arc<ProxyState>) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let bound = vec![BoundListener {
@@ -98,7 +102,7 @@ async fn start_embedded(config: &egress_config::Config) -> anyhow::Result<Socket
     }];
     tokio::spawn(egress_proxy::run(
         bound,
-        ProxyState::new(config),
+        state,
         std::future::pending::<()>(),
     ));
     Ok(addr)

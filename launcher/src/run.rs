@@ -205,9 +205,12 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
+    let state = {
+        let _within = runtime.enter();
+        ProxyState::new(&config)
+    };
     let blocked = Blocked::default();
-    let observer = blocked.clone();
-    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    let following = blocked.follow(&state.observer, runtime.handle());
     let sandbox_pid = read_child_pid(info_read);
     if let (Some(guard), Some(pid)) = (&guard, sandbox_pid) {
         if let Err(error) = guard.watch_sandbox(pid) {
@@ -218,7 +221,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     // Fails only when the sandbox is already gone; the exit status below then says why.
     let _ = bridge::send_go(&outside);
-    runtime.spawn(serve(outside, config));
+    runtime.spawn(serve(outside, state));
     let status = child.wait()?;
     if sandbox_pid.is_none() {
         bail!(
@@ -230,6 +233,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             status.code()
         );
     }
+    following.finish(&runtime);
     if !request.quiet {
         // At exit, beside what was blocked: why a tool may have found no token.
         let told = scrub.message().into_iter().chain(blocked.paragraph());
@@ -270,8 +274,7 @@ fn existing_only(paths: Vec<PathBuf>, request: &Request) -> Vec<PathBuf> {
 
 /// Serves the sandbox's connections from the bridge until the inner half closes it: each
 /// accepted socket goes straight to the proxy, as if the proxy had accepted it itself.
-async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
-    let state = ProxyState::new(&config);
+async fn serve(outside: std::os::fd::OwnedFd, state: std::sync::Arc<ProxyState>) {
     let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
     // No listeners: `run` only keeps the parents' health probes going.
     tokio::spawn(egress_proxy::run(

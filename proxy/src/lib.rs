@@ -22,7 +22,8 @@
 //!   [`dial`] to checked addresses or [`parent`] (through a parent proxy, with failover).
 //! - [`inspect`], [`client_hello`]: the client's first bytes; the SNI must match the tunnel.
 //! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
-//! - [`account`], [`metrics`], [`audit`]: each request's outcome, once, as metrics and audit.
+//! - [`account`]: each request's outcome, once, as one record; [`observe`] hands it to the
+//!   [`metrics`], the [`audit`] log and the event stream's subscribers.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
 //! - [`server`]: the entry point ([`run`]): accept loops, then the drain and cut at shutdown.
 //! - [`admin`], [`reload`]: `/metrics` and health; hot reload.
@@ -48,6 +49,7 @@ pub mod inspect;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+pub mod observe;
 pub mod outbound;
 pub mod parent;
 pub mod per_client;

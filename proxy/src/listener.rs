@@ -117,9 +117,15 @@ impl Admission {
                 } else {
                     "the connection limit"
                 };
+                let connection = refuse::Refused {
+                    stream,
+                    peer,
+                    protocols,
+                    limit,
+                };
                 state
                     .refusers
-                    .refuse(stream, peer, protocols, limit, &state.tracker, span);
+                    .refuse(connection, &state.tracker, span, &state.observer);
             }
         }
     }

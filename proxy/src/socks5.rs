@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::account::{self, Outcome};
+use crate::account;
 use crate::answer::{socks_code, socks_reply, Refusal};
 use crate::context::ConnContext;
 use crate::decide;
@@ -48,7 +48,7 @@ impl From<std::io::Error> for Handshake {
 
 pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let protocol = Protocol::Socks5;
-    let _active = crate::metrics::connection(protocol);
+    let _active = account::metrics().map(|m| m.connection(protocol));
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
     let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
@@ -66,13 +66,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
             } else {
                 DenyReason::BadRequest
             };
-            account::record(&Outcome::refused(
-                Some(ctx.client),
-                protocol,
-                None,
-                reason,
-                None,
-            ));
+            account::refused(protocol, None, reason, None);
             return reply(&mut stream, code, None).await;
         }
         Ok(Err(Handshake::Gone)) => return,
@@ -81,14 +75,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
                 reason = DenyReason::RequestTimeout.as_str(),
                 "SOCKS5 handshake timed out"
             );
-            let client = Some(ctx.client);
-            account::record(&Outcome::refused(
-                client,
-                protocol,
-                None,
-                DenyReason::RequestTimeout,
-                None,
-            ));
+            account::refused(protocol, None, DenyReason::RequestTimeout, None);
             return;
         }
     };
@@ -98,14 +85,12 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let verdict = match decide::decide(&ctx, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
-            let client = Some(ctx.client);
-            account::record(&Outcome::refused(
-                client,
+            account::refused(
                 protocol,
                 Some((&host, port)),
                 refusal.reason,
                 refusal.rule.as_deref(),
-            ));
+            );
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }
     };
@@ -123,14 +108,7 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     )
     .await;
     if let Err(refusal) = opened {
-        let client = Some(ctx.client);
-        account::record(&Outcome::refused(
-            client,
-            protocol,
-            Some((&host, port)),
-            refusal.reason,
-            verdict.rule,
-        ));
+        account::refused(protocol, Some((&host, port)), refusal.reason, verdict.rule);
         refuse_after_decision(&mut stream, &refusal).await;
     }
 }

@@ -30,8 +30,10 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument, Span};
 
 use crate::account;
+use crate::account::Ledger;
 use crate::answer::{self, Asked, Refusal};
-use crate::metrics::{self, Unanswered};
+use crate::metrics::Unanswered;
+use crate::observe::Observer;
 use crate::socks5::{self, Handshake};
 
 /// How long a refuser waits for the client to say enough to be answered (its first bytes, or
@@ -88,25 +90,33 @@ impl Refusers {
         }
     }
 
-    /// Answers `stream` on a refuser (a task on `tracker`, in `span`) or, when all are busy,
+    /// Answers `refused` on a refuser (a task on `tracker`, in `span`) or, when all are busy,
     /// closes it and counts it. Returns at once.
     pub fn refuse(
         &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        protocols: ListenerProtocols,
-        limit: &'static str,
+        refused: Refused,
         tracker: &TaskTracker,
         span: Span,
+        observer: &Arc<Observer>,
     ) {
+        let Refused {
+            stream,
+            peer,
+            protocols,
+            limit,
+        } = refused;
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            metrics::refused_unanswered(Unanswered::Busy);
+            if let Some(metrics) = observer.metrics() {
+                metrics.refused_unanswered(Unanswered::Busy);
+            }
             span.in_scope(|| self.warn_unanswered(limit));
             return; // dropping the stream closes it
         };
+        // The refusal is the connection's one request: it gets a ledger like any other.
+        let ledger = Ledger::new(peer, Protocol::HttpForward, observer.clone());
         tracker.spawn(
             async move {
-                answer(stream, peer, protocols, limit).await;
+                ledger.scope(answer(stream, protocols, limit)).await;
                 drop(permit);
             }
             .instrument(span),
@@ -138,6 +148,17 @@ impl Refusers {
     }
 }
 
+/// A connection refused at a cap.
+#[derive(Debug)]
+pub struct Refused {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// What its listener speaks.
+    pub protocols: ListenerProtocols,
+    /// Which cap: "the connection limit" or "this client's connection limit".
+    pub limit: &'static str,
+}
+
 /// `MOST`, or less when the descriptor limit (`None`: unlimited) leaves less room.
 fn pool_size(max_connections: usize, descriptor_limit: Option<u64>) -> usize {
     let Some(limit) = descriptor_limit else {
@@ -163,12 +184,7 @@ enum Speaks {
     Gone,
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    protocols: ListenerProtocols,
-    limit: &'static str,
-) {
+async fn answer(mut stream: TcpStream, protocols: ListenerProtocols, limit: &'static str) {
     let reason = DenyReason::TooManyConnections;
     let deadline = Instant::now() + ANSWER_WAIT;
     let (protocol, reply) = match sniff(&mut stream, protocols, deadline).await {
@@ -223,13 +239,7 @@ async fn answer(
         "connection refused"
     );
     // Counted before the answer is written, so a client holding its answer is already counted.
-    account::record(&account::Outcome::refused(
-        Some(peer),
-        protocol,
-        None,
-        reason,
-        None,
-    ));
+    account::refused(protocol, None, reason, None);
     if let Ok(Ok(())) = timeout_at(deadline + LINGER, stream.write_all(&reply)).await {
         let _ = stream.shutdown().await;
         linger(stream).await;
@@ -244,7 +254,9 @@ fn silent(limit: &'static str) {
         limit,
         "refused connection closed unanswered: it did not speak in time"
     );
-    metrics::refused_unanswered(Unanswered::Silent);
+    if let Some(metrics) = account::metrics() {
+        metrics.refused_unanswered(Unanswered::Silent);
+    }
 }
 
 /// Tells SOCKS5 from HTTP by the first byte (peeked, so the SOCKS5 negotiation still sees it),

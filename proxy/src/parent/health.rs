@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use tracing::{info, warn};
 
 use crate::dial;
+use crate::metrics::Metrics;
 use crate::state::ProxyState;
 
 /// One parent's state.
@@ -22,6 +23,8 @@ pub struct Health {
     up: AtomicBool,
     /// When the prober looks at this parent next.
     next_probe: Mutex<Instant>,
+    /// Where `egress_upstream_up` is kept.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Health {
@@ -34,7 +37,7 @@ impl Health {
         if self.up.swap(false, Ordering::Relaxed) {
             warn!(upstream = name, url = %self.url, reason = why, "upstream down");
         }
-        crate::metrics::upstream_up(name, false);
+        self.gauge(name);
     }
 
     /// Records a working connection (or probe); logs only the change.
@@ -42,7 +45,13 @@ impl Health {
         if !self.up.swap(true, Ordering::Relaxed) {
             info!(upstream = name, url = %self.url, "upstream up");
         }
-        crate::metrics::upstream_up(name, true);
+        self.gauge(name);
+    }
+
+    fn gauge(&self, name: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.upstream_up(name, self.is_up());
+        }
     }
 }
 
@@ -50,14 +59,23 @@ impl Health {
 #[derive(Debug, Default)]
 pub struct HealthTable {
     by_name: Mutex<HashMap<String, Arc<Health>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HealthTable {
+    /// An empty table whose parents' states are shown in `metrics`.
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            by_name: Mutex::default(),
+            metrics,
+        }
+    }
+
     /// The state for `upstream`: the existing one if its URL is unchanged, else a fresh one
     /// (up until shown otherwise: a new parent gets traffic at once).
     pub fn entry(&self, upstream: &Upstream) -> Arc<Health> {
         let entry = self.entry_inner(upstream);
-        crate::metrics::upstream_up(&upstream.name, entry.is_up());
+        entry.gauge(&upstream.name);
         entry
     }
 
@@ -71,6 +89,7 @@ impl HealthTable {
                     url,
                     up: AtomicBool::new(true),
                     next_probe: Mutex::new(Instant::now()),
+                    metrics: self.metrics.clone(),
                 });
                 table.insert(upstream.name.clone(), fresh.clone());
                 fresh

@@ -33,7 +33,13 @@ async fn refused(refusers: &Refusers, protocols: ListenerProtocols, request: &[u
     let tracker = TaskTracker::new();
     let (mut client, server, peer) = pair().await;
     client.write_all(request).await.unwrap();
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refusers.refuse(connection, &tracker, Span::none(), &Arc::default());
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer));
     read.await.expect("answered in time").expect("read");
@@ -160,13 +166,25 @@ async fn with_every_refuser_busy_the_connection_is_closed_at_once() {
     // A silent client holds the only refuser for `ANSWER_WAIT`.
     let (mut silent, server, peer) = pair().await;
     let protocols = ListenerProtocols::Mixed;
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refusers.refuse(connection, &tracker, Span::none(), &Arc::default());
     let (mut next, server, peer) = pair().await;
     next.write_all(b"GET http://example.com/ HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
     let started = Instant::now();
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refusers.refuse(connection, &tracker, Span::none(), &Arc::default());
     let mut answer = Vec::new();
     // Closed with the request unread: a reset, or an end of stream. Either way, no answer.
     let _ = next.read_to_end(&mut answer).await;
