@@ -44,7 +44,7 @@ async fn refused(refusers: &Refusers, protocols: ListenerProtocols, request: &[u
 fn http_refusal(answer: &[u8]) -> String {
     let text = String::from_utf8(answer.to_vec()).unwrap();
     assert!(
-        text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        text.starts_with("HTTP/1.1 503 Service Unavailable by egress: too-many-connections\r\n"),
         "{text}"
     );
     assert!(
