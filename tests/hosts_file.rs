@@ -29,27 +29,11 @@ fn proxy_with_hosts(dir: &std::path::Path, nameserver: std::net::SocketAddr) -> 
          dns: {{ nameservers: [\"{nameserver}\"], timeout: 1s }}\n\
          address_guard: {{ allow_networks: [127.0.0.1/32, \"::1/128\"] }}\n"
     );
-    // Root mounts in a mount namespace of its own; anyone else needs a user namespace too.
-    let namespaces = if is_root() { "-m" } else { "-rm" };
-    let mount = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
-    Proxy::start_wrapped(
+    Proxy::start_after_mount(
         &policy,
-        &[
-            "unshare",
-            namespaces,
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            mount,
-            hosts.to_str().unwrap(),
-        ],
+        "mount --bind \"$0\" /etc/hosts",
+        hosts.to_str().unwrap(),
     )
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
 /// Fetches `http://{host}:{port}/hello` through the proxy and says how long it took.

@@ -154,13 +154,7 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         let report = protect::check(&decided.watch);
         eprint!("{}", protect::describe(&report));
         if !report.moved.is_empty() || !report.failed.is_empty() || report.incomplete {
-            eprintln!(
-                "egress-run: exiting with 125 because of the above (the command itself exited {})",
-                status
-                    .code()
-                    .map_or_else(|| status.to_string(), |code| code.to_string())
-            );
-            return Ok(ExitCode::from(125));
+            return Ok(protect::planted_exit(status));
         }
     }
     Ok(crate::signals::exit_code(status))

@@ -241,13 +241,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     runtime.shutdown_background();
     let found = guard.map(Guard::finish).transpose()?.unwrap_or(false);
     if found {
-        eprintln!(
-            "egress-run: exiting with 125 because of the above (the command itself exited {})",
-            status
-                .code()
-                .map_or_else(|| status.to_string(), |code| code.to_string())
-        );
-        return Ok(ExitCode::from(125));
+        return Ok(protect::planted_exit(status));
     }
     Ok(crate::signals::exit_code(status))
 }
