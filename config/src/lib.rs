@@ -8,6 +8,7 @@
 pub mod decision;
 pub mod guard;
 pub mod host;
+pub mod identity;
 mod load;
 mod matcher;
 pub mod pattern;
@@ -20,6 +21,7 @@ pub mod upstream;
 
 pub use decision::{Action, Protocol, Request, Verdict};
 pub use host::{parse_authority, Host, HostError};
+pub use identity::{Auth, Identities, ANONYMOUS};
 pub use load::{
     default_config, load_file, load_file_text, load_str, ConfigError, DEFAULT_POLICY_YAML,
 };

@@ -48,6 +48,12 @@ pub struct RawFile {
     pub admin: Option<AdminEntry>,
     #[serde(default)]
     pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub auth: Option<crate::identity::raw::RawAuth>,
+    #[serde(default)]
+    pub identities: BTreeMap<crate::identity::raw::IdentityName, crate::identity::raw::RawIdentity>,
+    #[serde(default)]
+    pub groups: BTreeMap<UpstreamName, crate::identity::raw::RawGroup>,
 }
 
 /// `admin: 127.0.0.1:9090`, or `admin: { listen: …, blocked_domains_cap: 1000 }`.
@@ -335,7 +341,7 @@ pub struct RawTimeouts {
 /// Deserialises a string and validates it inside the visitor: serde_yaml attaches the scalar's
 /// own line and column to an error raised there (one raised after `String::deserialize` returns
 /// would carry a stale position).
-fn from_str_with<'de, D, T>(
+pub(crate) fn from_str_with<'de, D, T>(
     d: D,
     expecting: &'static str,
     parse: fn(&str) -> Result<T, String>,
@@ -359,7 +365,7 @@ where
     d.deserialize_str(StrVisitor { expecting, parse })
 }
 
-fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
+pub(crate) fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
     match hint {
         Some(hint) => format!("{message}{HINT_SEPARATOR}{hint}"),
         None => message.to_string(),
