@@ -13,19 +13,15 @@
 //! - mode: the identity's own `mode` if it sets one; else the strictest of its groups' modes (a
 //!   group without `mode` counts as the base mode); an identity in no group has the base mode.
 
-pub mod raw;
 pub mod users;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::pattern::Pattern;
-use crate::raw::UpstreamName;
-use crate::{Mode, Policy};
-use raw::{IdentityName, RawAuth, RawGroup, RawIdentity};
-pub use users::{hash_password, Users, UsersError};
+use crate::Policy;
+pub use users::{hash_password, Users, UsersError, DEFAULT_COST};
 
 /// The identity of a client recognised as no configured identity.
 pub const ANONYMOUS: &str = "anonymous";
@@ -33,6 +29,32 @@ pub const ANONYMOUS: &str = "anonymous";
 pub const OTHER: &str = "other";
 /// The longest identity (user) name; longer logins fail without a lookup.
 pub const MAX_NAME: usize = 64;
+/// Names egress uses for clients it did not recognise and for labels beyond the configured set.
+pub const RESERVED: [&str; 2] = [ANONYMOUS, OTHER];
+
+/// Whether `name` can be an identity (a user in the users file, or an `identities` key): names
+/// become metric label values, log fields and audit fields, so a closed, printable alphabet,
+/// short, and not one of the names egress gives itself. `Err` is a message and a hint.
+pub fn valid_name(name: &str) -> Result<(), (String, &'static str)> {
+    let valid = !name.is_empty()
+        && name.len() <= MAX_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
+    if !valid {
+        return Err((
+            format!("invalid identity name {name:?}"),
+            "use letters, digits, '-', '_', '.' and '@' (at most 64)",
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err((
+            format!("{name:?} is reserved"),
+            "egress names unrecognised clients `anonymous` and labels beyond the configured identities `other`",
+        ));
+    }
+    Ok(())
+}
 
 /// Proxy login settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +92,28 @@ pub struct Identities {
 }
 
 impl Identities {
+    /// From validated parts (`load` checks and composes them): `names` are the `identities`
+    /// keys (the users' names are added), `networks` recognise identities by source address.
+    pub(crate) fn new(
+        auth: Auth,
+        users: Users,
+        names: Vec<Arc<str>>,
+        mut networks: Vec<(ipnet::IpNet, Arc<str>)>,
+        policies: HashMap<Arc<str>, Policy>,
+    ) -> Identities {
+        let mut all: HashMap<Arc<str>, ()> = users.names().map(|n| (Arc::from(n), ())).collect();
+        all.extend(names.into_iter().map(|n| (n, ())));
+        // Most specific first: a /32 inside a team's /24 is its own identity.
+        networks.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+        Identities {
+            auth,
+            users: Arc::new(users),
+            networks,
+            policies,
+            names: all,
+        }
+    }
+
     /// Whether clients may log in (a users file is configured).
     pub fn logins(&self) -> bool {
         self.auth.users_file.is_some()
@@ -109,123 +153,6 @@ fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
-}
-
-/// Why the identity part of a file cannot be used: a YAML path, or a users file line.
-#[derive(Debug)]
-pub struct IdentityError {
-    /// The users file, when the error is in it.
-    pub file: Option<PathBuf>,
-    pub line: Option<usize>,
-    pub path: String,
-    pub message: String,
-    pub hint: Option<String>,
-}
-
-/// The raw identity keys of a file whose other keys are valid.
-#[derive(Debug)]
-pub struct RawParts {
-    pub auth: Option<RawAuth>,
-    pub identities: BTreeMap<IdentityName, RawIdentity>,
-    pub groups: BTreeMap<UpstreamName, RawGroup>,
-}
-
-/// Checks references, reads the users file (relative to the policy file's directory) and
-/// composes each identity's policy from `base`.
-pub fn compile(raw: RawParts, base: &Policy, origin: &str) -> Result<Identities, IdentityError> {
-    let fail = |path: String, message: String, hint: Option<String>| IdentityError {
-        file: None,
-        line: None,
-        path,
-        message,
-        hint,
-    };
-    let defaults = Auth::default();
-    let auth = match raw.auth {
-        None => defaults,
-        Some(a) => Auth {
-            users_file: a.users_file.map(|f| relative_to(origin, &f)),
-            required: a.required.unwrap_or(false),
-            realm: a.realm.map_or(defaults.realm, |r| r.0),
-        },
-    };
-    let users = match &auth.users_file {
-        None => Users::default(),
-        Some(file) => read_users(file)?,
-    };
-    let mut names: HashMap<Arc<str>, ()> = users.names().map(|n| (Arc::from(n), ())).collect();
-    let mut networks = Vec::new();
-    let mut policies = HashMap::new();
-    for (name, identity) in raw.identities {
-        let key: Arc<str> = Arc::from(name.0.as_str());
-        names.insert(key.clone(), ());
-        for (i, net) in identity.networks.iter().enumerate() {
-            if let Some((_, other)) = networks.iter().find(|(n, _)| *n == net.0) {
-                return Err(fail(
-                    format!("identities.{}.networks[{i}]", name.0),
-                    format!("{} is also {other}'s network", net.0),
-                    Some("a network recognises one identity".into()),
-                ));
-            }
-            networks.push((net.0, key.clone()));
-        }
-        let mut allow: Vec<Pattern> = Vec::new();
-        let mut deny: Vec<Pattern> = Vec::new();
-        let mut group_mode: Option<Mode> = None;
-        for (i, group_name) in identity.groups.iter().enumerate() {
-            let Some(group) = raw.groups.get(group_name) else {
-                let defined: Vec<&str> = raw.groups.keys().map(|g| g.0.as_str()).collect();
-                return Err(fail(
-                    format!("identities.{}.groups[{i}]", name.0),
-                    format!("unknown group {:?}", group_name.0),
-                    Some(format!("defined: {}", defined.join(", "))),
-                ));
-            };
-            allow.extend(group.allow.iter().map(|p| p.0.clone()));
-            deny.extend(group.deny.iter().map(|p| p.0.clone()));
-            let mode = group.mode.unwrap_or(base.mode());
-            group_mode = Some(group_mode.map_or(mode, |m| m.strictest(mode)));
-        }
-        if identity.groups.is_empty() && identity.mode.is_none() {
-            continue;
-        }
-        let mode = identity.mode.or(group_mode).unwrap_or(base.mode());
-        policies.insert(key, base.compose(&allow, &deny, mode));
-    }
-    // Most specific first: a /32 inside a team's /24 is its own identity.
-    networks.sort_by_key(|(net, _): &(ipnet::IpNet, Arc<str>)| std::cmp::Reverse(net.prefix_len()));
-    Ok(Identities {
-        auth,
-        users: Arc::new(users),
-        networks,
-        policies,
-        names,
-    })
-}
-
-fn relative_to(origin: &str, file: &str) -> PathBuf {
-    let file = Path::new(file);
-    match Path::new(origin).parent() {
-        Some(dir) if file.is_relative() && !origin.starts_with('<') => dir.join(file),
-        _ => file.to_path_buf(),
-    }
-}
-
-fn read_users(file: &Path) -> Result<Users, IdentityError> {
-    let text = std::fs::read_to_string(file).map_err(|e| IdentityError {
-        file: None,
-        line: None,
-        path: "auth.users_file".into(),
-        message: format!("cannot read the users file {}: {e}", file.display()),
-        hint: Some("create it with `egress-proxy passwd FILE USER`".into()),
-    })?;
-    Users::parse(&text).map_err(|e| IdentityError {
-        file: Some(file.to_path_buf()),
-        line: Some(e.line),
-        path: String::new(),
-        message: e.message,
-        hint: None,
-    })
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::identity;
 use crate::raw::{
     AllowEntry, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
     RawLimits, RawRoute, RawTimeouts, RawTls, RawUpstream, UpstreamName, HINT_SEPARATOR,
@@ -120,7 +119,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         message: e.message,
         hint: e.hint.map(str::to_string),
     })?;
-    let identity_parts = identity::RawParts {
+    let identity_parts = identities::RawParts {
         auth: raw.auth.take(),
         identities: std::mem::take(&mut raw.identities),
         groups: std::mem::take(&mut raw.groups),
@@ -129,7 +128,7 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
     // After the base policy is compiled: each identity's policy is composed from it. The users
     // file is read here, so a reload reads it again, and a broken one keeps the old users.
     config.identities =
-        identity::compile(identity_parts, &config.policy, origin).map_err(|e| ConfigError {
+        identities::compile(identity_parts, &config.policy, origin).map_err(|e| ConfigError {
             origin: e
                 .file
                 .map_or_else(|| origin.to_string(), |f| f.display().to_string()),
@@ -328,7 +327,7 @@ fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
             path: (a.path != "-").then(|| std::path::PathBuf::from(a.path)),
             buffer: a.buffer.map_or(8192, |b| b.0),
         }),
-        identities: identity::Identities::default(),
+        identities: crate::identity::Identities::default(),
     }
 }
 
@@ -446,6 +445,8 @@ fn routing(
 
 /// How often each parent is probed when its file does not say.
 const DEFAULT_HEALTH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+mod identities;
 
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,8 @@
 //! deserialised, so each error carries the line and column of the offending value. Nothing
 //! outside the text is read here: the secrets a file names are read by `secrets` once it is valid.
 
+pub mod identity;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -49,11 +51,11 @@ pub struct RawFile {
     #[serde(default)]
     pub audit: Option<RawAudit>,
     #[serde(default)]
-    pub auth: Option<crate::identity::raw::RawAuth>,
+    pub auth: Option<identity::RawAuth>,
     #[serde(default)]
-    pub identities: BTreeMap<crate::identity::raw::IdentityName, crate::identity::raw::RawIdentity>,
+    pub identities: BTreeMap<identity::IdentityName, identity::RawIdentity>,
     #[serde(default)]
-    pub groups: BTreeMap<UpstreamName, crate::identity::raw::RawGroup>,
+    pub groups: BTreeMap<UpstreamName, identity::RawGroup>,
 }
 
 /// `admin: 127.0.0.1:9090`, or `admin: { listen: …, blocked_domains_cap: 1000 }`.

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::raw::valid_name;
+use super::valid_name;
 
 /// Users by name, each with its stored hash.
 #[derive(Clone, Default)]
@@ -59,14 +59,7 @@ impl Users {
             let Some((name, hash)) = line.split_once(':') else {
                 return Err(fail("expected user:hash".into()));
             };
-            valid_name(name).map_err(|e| {
-                fail(
-                    e.split(crate::raw::HINT_SEPARATOR)
-                        .next()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            })?;
+            valid_name(name).map_err(|(message, _)| fail(message))?;
             let stored =
                 Stored::parse(hash.trim()).map_err(|m| fail(format!("user {name:?}: {m}")))?;
             if users.decoy.is_none() {
@@ -145,9 +138,13 @@ impl Stored {
     }
 }
 
-/// A bcrypt (`$2y$`) hash of `password` with a fresh salt, for `egress-proxy passwd`.
-pub fn hash_password(password: &[u8]) -> Result<String, String> {
-    let hashed = bcrypt::hash_with_result(password, bcrypt::DEFAULT_COST)
+/// The bcrypt cost `egress-proxy passwd` uses (2^12 rounds: about a quarter second).
+pub const DEFAULT_COST: u32 = bcrypt::DEFAULT_COST;
+
+/// A bcrypt (`$2y$`) hash of `password` with a fresh salt, for `egress-proxy passwd` (tests use
+/// a lower `cost`).
+pub fn hash_password(password: &[u8], cost: u32) -> Result<String, String> {
+    let hashed = bcrypt::hash_with_result(password, cost)
         .map_err(|e| format!("cannot hash the password: {e}"))?;
     Ok(hashed.format_for_version(bcrypt::Version::TwoY))
 }

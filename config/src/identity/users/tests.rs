@@ -37,7 +37,7 @@ fn bcrypt_and_argon2id_users_verify_their_own_password_only() {
 
 #[test]
 fn hashes_from_passwd_verify_and_use_2y() {
-    let hash = hash_password(b"pw").unwrap();
+    let hash = hash_password(b"pw", DEFAULT_COST).unwrap();
     assert!(hash.starts_with("$2y$12$"), "{hash}");
     let users = Users::parse(&format!("dave:{hash}\r\n")).unwrap();
     assert!(users.verify("dave", b"pw"));

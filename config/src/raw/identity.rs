@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Deserializer};
 
+use super::{from_str_with, hinted, NetworkEntry, PatternEntry, UpstreamName};
+use crate::identity::valid_name;
 use crate::policy::Mode;
-use crate::raw::{from_str_with, hinted, NetworkEntry, PatternEntry, UpstreamName};
 
 /// `auth: { users_file, required, realm }`.
 #[derive(Debug, Deserialize)]
@@ -42,40 +43,16 @@ pub struct RawGroup {
     pub mode: Option<Mode>,
 }
 
-/// Identity names become metric label values, log fields and audit fields: a closed,
-/// printable alphabet, short, and not one of the names egress gives itself.
+/// An `identities` key (see `identity::valid_name`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct IdentityName(pub String);
-
-/// Names egress uses for clients it did not recognise and for labels beyond the configured set.
-pub const RESERVED: [&str; 2] = [crate::identity::ANONYMOUS, crate::identity::OTHER];
-
-/// Whether `name` can be an identity (a user in the users file, or an `identities` key).
-pub fn valid_name(name: &str) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name.len() <= crate::identity::MAX_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'@'));
-    if !valid {
-        return Err(hinted(
-            format_args!("invalid identity name {name:?}"),
-            Some("use letters, digits, '-', '_', '.' and '@' (at most 64)"),
-        ));
-    }
-    if RESERVED.contains(&name) {
-        return Err(hinted(
-            format_args!("{name:?} is reserved"),
-            Some("egress names unrecognised clients `anonymous` and labels beyond the configured identities `other`"),
-        ));
-    }
-    Ok(())
-}
 
 impl<'de> Deserialize<'de> for IdentityName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_str_with(d, "an identity name like alice or ci", |text| {
-            valid_name(text).map(|()| IdentityName(text.to_string()))
+            valid_name(text)
+                .map(|()| IdentityName(text.to_string()))
+                .map_err(|(message, hint)| hinted(message, Some(hint)))
         })
     }
 }
