@@ -43,7 +43,8 @@ fn dashboard_exprs() -> Vec<String> {
                 .replace("$__rate_interval", "1m")
                 .replace("$__range", "5m")
                 .replace("$__interval", "15s")
-                .replace("$instance", ".*");
+                .replace("$instance", ".*")
+                .replace("$identity", ".*");
             assert!(!expr.contains('$'), "an unknown variable: {expr}");
             exprs.push(expr);
         }
