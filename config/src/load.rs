@@ -156,6 +156,9 @@ fn check_routes(raw: &RawFile, origin: &str) -> Result<(), ConfigError> {
                 Some("write http://user@host:port"),
             ));
         }
+        if let Err((key, message, hint)) = upstream.secure().check() {
+            return Err(fail(format!("{path}.{key}"), message, hint));
+        }
         for (i, next) in upstream.fallback.iter().enumerate() {
             if next == name || next.0 == DIRECT || !raw.upstreams.contains_key(next) {
                 return Err(fail(
@@ -346,7 +349,8 @@ fn compile(raw: RawFile, origin: &str) -> Config {
         upstreams: raw
             .upstreams
             .into_iter()
-            .map(|(name, raw)| {
+            .map(|(name, mut raw)| {
+                let (tls, negotiate) = raw.take_secure();
                 let url = raw.url.0;
                 let (from_file, password_file) = match raw.password_file {
                     Some(FileSecret(secret, path)) => (Some(secret), Some(path)),
@@ -363,6 +367,8 @@ fn compile(raw: RawFile, origin: &str) -> Config {
                     password_file,
                     fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
                     health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
+                    tls,
+                    negotiate,
                 }
             })
             .collect(),

@@ -126,6 +126,8 @@ enum Sub {
 }
 
 fn main() -> ExitCode {
+    // Kerberos to a parent runs in a child process of this executable (see its module).
+    egress_proxy::parent::negotiate::agent::run_if_asked();
     let cli = Cli::parse();
     let result = match cli.sub {
         Some(Sub::Connect {

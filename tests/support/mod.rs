@@ -6,8 +6,10 @@
 
 pub mod dns;
 pub mod origin;
+pub mod pki;
 pub mod prometheus;
 pub mod squid;
+pub mod stunnel;
 pub mod tls_witness;
 pub mod wait;
 
