@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod dns;
+pub mod kdc;
 pub mod origin;
 pub mod pki;
 pub mod prometheus;
