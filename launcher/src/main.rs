@@ -55,13 +55,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     sub: Option<Sub>,
-    /// Send everything to a running proxy ([http://|socks5://][USER@]HOST:PORT), which decides,
+    /// Send everything to a running proxy ([http://|https://|socks5://][USER@]HOST:PORT), which decides,
     /// instead of the embedded one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// With a user in --proxy's URL: the file holding the password (else EGRESS_PROXY_PASSWORD).
     #[arg(long, value_name = "FILE")]
     proxy_password_file: Option<PathBuf>,
+    /// Authenticate to --proxy with Kerberos (Negotiate): your own ticket, as `klist` shows it.
+    #[arg(long)]
+    proxy_negotiate: bool,
     /// Policy file for the embedded proxy (default: the built-in policy).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -148,6 +151,7 @@ fn main() -> ExitCode {
         None => platform_run(request::Request {
             proxy: cli.proxy,
             proxy_password_file: cli.proxy_password_file,
+            proxy_negotiate: cli.proxy_negotiate,
             policy: cli.policy,
             allow: cli.allow,
             deny: cli.deny,

@@ -14,6 +14,8 @@ pub struct Request {
     pub proxy: Option<String>,
     /// The password for `--proxy`'s user, from a file (else `PASSWORD_ENV`).
     pub proxy_password_file: Option<PathBuf>,
+    /// Kerberos to `--proxy` with the user's own ticket.
+    pub proxy_negotiate: bool,
     pub policy: Option<PathBuf>,
     pub allow: Vec<String>,
     pub deny: Vec<String>,
@@ -38,6 +40,9 @@ pub const PASSWORD_ENV: &str = "EGRESS_PROXY_PASSWORD";
 /// `--allow`/`--deny`), or a forwarder to `--proxy`. Checked: it loads, or the URL parses.
 pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     let Some(url) = &request.proxy else {
+        if request.proxy_negotiate {
+            bail!("--proxy-negotiate is for --proxy; a --policy file says auth: negotiate itself");
+        }
         return policy::build(
             request.policy.as_deref(),
             &request.allow,
@@ -54,6 +59,7 @@ pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     chained_config(
         &ProxyUrl::parse(url)?,
         request.proxy_password_file.as_deref(),
+        request.proxy_negotiate,
     )
 }
 
@@ -66,13 +72,22 @@ pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
 fn chained_config(
     target: &ProxyUrl<'_>,
     password_file: Option<&std::path::Path>,
+    negotiate: bool,
 ) -> anyhow::Result<egress_config::Config> {
     let url = match target.user {
         Some(user) => format!("{}://{user}@{}", target.scheme, target.host_port),
         None => format!("{}://{}", target.scheme, target.host_port),
     };
     let mut upstream = serde_json::json!({ "url": url });
-    if target.user.is_some() {
+    if negotiate {
+        if target.user.is_some() || password_file.is_some() {
+            bail!("--proxy-negotiate uses your Kerberos ticket: no user or password with it");
+        }
+        if target.scheme == "socks5" {
+            bail!("--proxy-negotiate is for http:// and https:// proxies");
+        }
+        upstream["auth"] = "negotiate".into();
+    } else if target.user.is_some() {
         match password_file {
             Some(path) => upstream["password_file"] = path.to_string_lossy().into(),
             None if std::env::var_os(PASSWORD_ENV).is_some() => {
@@ -109,9 +124,9 @@ struct ProxyUrl<'a> {
 impl<'a> ProxyUrl<'a> {
     fn parse(url: &'a str) -> anyhow::Result<Self> {
         let (scheme, rest) = match url.split_once("://") {
-            Some((scheme @ ("http" | "socks5"), rest)) => (scheme, rest),
+            Some((scheme @ ("http" | "https" | "socks5"), rest)) => (scheme, rest),
             Some((other, _)) => {
-                bail!("--proxy {url}: {other}:// is not supported (http:// or socks5://)")
+                bail!("--proxy {url}: {other}:// is not supported (http://, https:// or socks5://)")
             }
             None => ("http", url),
         };
@@ -254,7 +269,11 @@ mod tests {
         let refused = ProxyUrl::parse("http://alice:s3cret@squid:3128").unwrap_err();
         assert!(!refused.to_string().contains("s3cret"), "{refused}");
         assert!(refused.to_string().contains("no password in the URL"));
-        assert!(ProxyUrl::parse("https://squid:3128").is_err());
+        assert_eq!(
+            ProxyUrl::parse("https://squid:3129").unwrap().scheme,
+            "https"
+        );
+        assert!(ProxyUrl::parse("ftp://squid:3128").is_err());
         assert!(ProxyUrl::parse("http://squid:3128/path").is_err());
     }
 }

@@ -549,3 +549,15 @@ fn tls_and_kerberos_keys_that_do_not_fit_are_refused() {
         assert!(!e.to_string().contains("secret1"), "{e}");
     }
 }
+
+#[test]
+fn check_names_the_files_and_the_service_but_nothing_in_them() {
+    let text = "upstreams:\n  krb:\n    url: https://squid.corp.example:3129\n    ca_file: /etc/corp-ca.pem\n    client_cert: /etc/egress.pem\n    client_key: /etc/egress.key\n    auth: negotiate\n    keytab: /etc/egress.keytab\n";
+    let config = load_str(text, "x").unwrap();
+    let krb = config.routing.upstream("krb").unwrap();
+    assert_eq!(
+        crate::upstream::secure::summary(krb),
+        ", TLS trusting system roots + /etc/corp-ca.pem, client certificate /etc/egress.pem, \
+         Kerberos for HTTP@squid.corp.example from keytab /etc/egress.keytab"
+    );
+}

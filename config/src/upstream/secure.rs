@@ -146,3 +146,29 @@ impl RawSecure<'_> {
         Ok(())
     }
 }
+
+/// What `egress-proxy check` says about a parent's TLS and Kerberos: files and names only,
+/// never what is in them.
+pub fn summary(upstream: &crate::Upstream) -> String {
+    let mut out = String::new();
+    if let Some(tls) = &upstream.tls {
+        match &tls.ca_file {
+            Some(ca) => out.push_str(&format!(", TLS trusting system roots + {}", ca.display())),
+            None => out.push_str(", TLS trusting system roots"),
+        }
+        if let Some(cert) = &tls.client_cert {
+            out.push_str(&format!(", client certificate {}", cert.display()));
+        }
+    }
+    if let Some(negotiate) = &upstream.negotiate {
+        let source = match &negotiate.keytab {
+            Some(keytab) => format!("keytab {}", keytab.display()),
+            None => "the user's credential cache".to_string(),
+        };
+        out.push_str(&format!(
+            ", Kerberos for {} from {source}",
+            negotiate.service(&upstream.host)
+        ));
+    }
+    out
+}
