@@ -155,9 +155,11 @@ fn a_wrong_keytab_is_upstream_auth_failed_with_gssapi_saying_why() {
     let ghost = realm.kdc.keytab("ghost", "ghost.keytab");
     realm.kdc.delete_principal("ghost");
 
+    let missing = realm.kdc.dir().join("no-such.keytab");
     for (keytab, why) in [
         (&stale, "Decrypt integrity check failed"),
         (&ghost, "not found in Kerberos database"),
+        (&missing, "no-such.keytab: No such file or directory"),
     ] {
         let egress = egress(&realm, &keytab_key(keytab), "", &[]);
         assert_refused(&egress, &url, "upstream-auth-failed");

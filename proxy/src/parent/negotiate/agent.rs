@@ -59,7 +59,19 @@ fn token(service: &str) -> Result<Vec<u8>, String> {
     match ctx.step(None, None) {
         Ok(Some(token)) => Ok(token.to_vec()),
         Ok(None) => Err("GSSAPI produced no token".into()),
-        Err(e) => Err(format!("GSSAPI: {e}")),
+        Err(e) => Err(format!("GSSAPI: {e}{}", keytab_problem())),
+    }
+}
+
+/// MIT krb5 says only "no credentials" when it cannot read the client keytab; the operator
+/// needs to know which file and why.
+fn keytab_problem() -> String {
+    let Some(path) = std::env::var_os("KRB5_CLIENT_KTNAME") else {
+        return String::new();
+    };
+    match std::fs::File::open(&path) {
+        Ok(_) => String::new(),
+        Err(e) => format!("; keytab {}: {e}", std::path::Path::new(&path).display()),
     }
 }
 
