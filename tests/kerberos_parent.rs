@@ -179,6 +179,49 @@ fn a_wrong_keytab_is_upstream_auth_failed_with_gssapi_saying_why() {
 }
 
 #[test]
+fn a_clock_far_from_the_kdcs_is_corrected_or_refused_saying_so() {
+    let servers = Servers::new();
+    let url = format!("http://allowed.test:{}/hello", servers.http_origin().port());
+    let realm = realm();
+    let port = realm.squid.addr.port();
+    let policy = format!(
+        "listen: 127.0.0.1:0\n\
+         allow: [\"allowed.test:*\"]\n\
+         upstreams:\n  corp:\n    url: http://localhost:{port}\n    auth: negotiate\n{}\
+         route:\n  default: corp\n",
+        keytab_key(&realm.keytab)
+    );
+    // egress (and so its Kerberos agent) 15 minutes ahead of the KDC, through libfaketime.
+    let skewed = |krb5_config: &std::path::Path| {
+        let config = format!("KRB5_CONFIG={}", krb5_config.display());
+        Proxy::start_wrapped(&policy, &["env", &config, "faketime", "-f", "+15m"])
+    };
+    // MIT krb5 learns the KDC's time from its skew error and corrects for it (kdc_timesync,
+    // on by default): the request is served.
+    let corrected = skewed(&realm.kdc.krb5_config());
+    assert_served(&curl(&["-x", &corrected.url(), &url]));
+    assert_eq!(realm.squid.wait_for_entries(1).len(), 1);
+    // Where that correction is turned off, the failure says what is wrong.
+    let strict = realm.kdc.dir().join("krb5-strict.conf");
+    let text = std::fs::read_to_string(realm.kdc.krb5_config()).unwrap();
+    std::fs::write(
+        &strict,
+        text.replace("[libdefaults]\n", "[libdefaults]\n\tkdc_timesync = 0\n"),
+    )
+    .unwrap();
+    let refused = skewed(&strict);
+    assert_refused(&refused, &url, "upstream-auth-failed");
+    let log = refused.log_text();
+    assert!(log.contains("Clock skew too great"), "{log}");
+    assert_eq!(
+        realm.squid.access_log().len(),
+        1,
+        "{:?}",
+        realm.squid.access_log()
+    );
+}
+
+#[test]
 fn a_kdc_that_is_down_is_a_clear_failure_and_the_next_parent_takes_over() {
     let servers = Servers::new();
     let url = format!("http://allowed.test:{}/hello", servers.http_origin().port());
