@@ -56,7 +56,9 @@ cat >"$work/krb5.conf" <<EOF
 	dns_canonicalize_hostname = false
 	udp_preference_limit = 1
 [realms]
-	$realm = { kdc = 127.0.0.1:$kdc }
+	$realm = {
+		kdc = 127.0.0.1:$kdc
+	}
 [domain_realm]
 	localhost = $realm
 EOF
@@ -96,7 +98,7 @@ openssl x509 -req -in "$work/squid.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key"
 chmod 644 "$work"/*.pem "$work"/*.key
 
 # Two Squids: one requiring Negotiate, one open on http_port and https_port.
-squid() { # name, config lines
+start_squid() { # name, config lines
   local dir="$work/$1"; mkdir "$dir"; chmod 777 "$dir"
   printf '127.0.0.1 localhost allowed.test\n' >"$dir/hosts"
   cat >"$dir/squid.conf" <<EOF
@@ -116,12 +118,12 @@ EOF
   pids+=($!)
 }
 krb_port=$(port) plain_port=$(port) tls_port=$(port)
-squid krb "http_port 127.0.0.1:$krb_port
+start_squid krb "http_port 127.0.0.1:$krb_port
 auth_param negotiate program /usr/lib/squid/negotiate_kerberos_auth -k $work/http.keytab -s GSS_C_NO_NAME -c $work/krb
 auth_param negotiate children 10
 acl authed proxy_auth REQUIRED
 http_access deny !authed"
-squid open "http_port 127.0.0.1:$plain_port
+start_squid open "http_port 127.0.0.1:$plain_port
 https_port 127.0.0.1:$tls_port tls-cert=$work/squid.pem tls-key=$work/squid.key"
 wait_port "$krb_port"; wait_port "$plain_port"; wait_port "$tls_port"
 
