@@ -99,8 +99,11 @@ fn connect_and_forwarded_requests_reach_the_origin_as_the_keytabs_principal() {
     // Two requests on one client connection: the parent connection stays authenticated.
     let r = curl(&["-x", &egress.url(), &url, &url]);
     assert_eq!(r.stdout, "hello from origin\n".repeat(2), "{r:?}");
+    // A SOCKS5 client's connection becomes a Kerberos-authenticated CONNECT too.
+    let socks = egress.addr.to_string();
+    assert_served(&curl(&["--socks5-hostname", &socks, &url]));
 
-    let log = realm.squid.wait_for_entries(5);
+    let log = realm.squid.wait_for_entries(6);
     let log = &log[1..];
     let principal = format!("egress@{REALM}");
     let seen: Vec<(&str, &str, u16)> = log
@@ -114,6 +117,7 @@ fn connect_and_forwarded_requests_reach_the_origin_as_the_keytabs_principal() {
             ("CONNECT", principal.as_str(), 200),
             ("GET", principal.as_str(), 200),
             ("GET", principal.as_str(), 200),
+            ("CONNECT", principal.as_str(), 200),
         ]
     );
     assert_no_token_in(&egress);

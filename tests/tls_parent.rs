@@ -86,12 +86,21 @@ fn connect_and_forwarded_requests_travel_inside_tls_to_a_verified_parent() {
     // Kept alive inside the session: two forwarded requests on one client connection.
     let r = curl(&["-x", &egress.url(), &url, &url]);
     assert_eq!(r.stdout, "hello from origin\n".repeat(2), "{r:?}");
+    // A SOCKS5 client's connection is a CONNECT inside the TLS session too.
+    let socks = egress.addr.to_string();
+    assert_served(&curl(&["--socks5-hostname", &socks, &url]));
 
-    let log = squid.wait_for_entries(4);
+    let log = squid.wait_for_entries(5);
     let seen: Vec<(&str, u16)> = log.iter().map(|e| (e.method.as_str(), e.status)).collect();
     assert_eq!(
         seen,
-        [("GET", 200), ("CONNECT", 200), ("GET", 200), ("GET", 200)]
+        [
+            ("GET", 200),
+            ("CONNECT", 200),
+            ("GET", 200),
+            ("GET", 200),
+            ("CONNECT", 200)
+        ]
     );
 }
 
