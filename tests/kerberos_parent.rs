@@ -183,6 +183,28 @@ fn a_wrong_keytab_is_upstream_auth_failed_with_gssapi_saying_why() {
 }
 
 #[test]
+fn a_token_the_parent_rejects_is_upstream_auth_failed() {
+    let servers = Servers::new();
+    let url = format!("http://allowed.test:{}/hello", servers.http_origin().port());
+    let realm = realm();
+    // The service gets a new key that Squid's keytab does not hold: egress's ticket is good in
+    // the realm, and Squid cannot read it, so it answers 407 again.
+    realm.kdc.keytab(SERVICE, "rotated-http.keytab");
+    let egress = egress(&realm, &keytab_key(&realm.keytab), "", &[]);
+    assert_refused(&egress, &url, "upstream-auth-failed");
+    let log = egress.log_text();
+    assert!(log.contains("rejected egress's credentials"), "{log}");
+    assert_no_token_in(&egress);
+    let seen: Vec<u16> = realm
+        .squid
+        .wait_for_entries(2)
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(seen, [407, 407]);
+}
+
+#[test]
 fn a_clock_far_from_the_kdcs_is_corrected_or_refused_saying_so() {
     let servers = Servers::new();
     let url = format!("http://allowed.test:{}/hello", servers.http_origin().port());
