@@ -20,4 +20,6 @@ fi
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The same lints as a Mac would build the workspace (no Mac here: see the script).
+tests/macos-clippy.sh
 cargo test --workspace --locked

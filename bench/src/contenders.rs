@@ -16,13 +16,19 @@ pub enum Contender {
         child: Child,
         _dir: tempfile::TempDir,
     },
+    /// egress-proxy as a library, on a runtime of its own in this process.
+    Embedded {
+        name: &'static str,
+        addr: SocketAddr,
+        _runtime: tokio::runtime::Runtime,
+    },
 }
 
 impl Contender {
     pub fn name(&self) -> &'static str {
         match self {
             Contender::Direct => "direct",
-            Contender::Proxy { name, .. } => name,
+            Contender::Proxy { name, .. } | Contender::Embedded { name, .. } => name,
         }
     }
 }
@@ -58,6 +64,57 @@ pub fn egress_via(
 pub fn egress_observed(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
     let extra = "admin: 127.0.0.1:0\naudit: { path: \"{dir}/audit.jsonl\" }\n";
     egress_with(binary, targets, extra, "egress+metrics+audit")
+}
+
+/// egress-proxy embedded in this process with metrics on and `subscribers` subscribers to its
+/// event stream, each turning every record into a JSON line as a console would: against the
+/// same with none, the cost of the event stream on the hot path.
+pub fn embedded(targets: &[SocketAddr], subscribers: usize) -> anyhow::Result<Contender> {
+    use egress_proxy::observe::{Event, Next, Observer};
+    use std::sync::Arc;
+    let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+    let config = egress_config::load_str(
+        &format!("allow: [{}]\nadmin: 127.0.0.1:0\n", allow.join(", ")),
+        "bench",
+    )?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let metrics = Arc::new(egress_proxy::metrics::Metrics::new(100));
+    let state = {
+        let _within = runtime.enter();
+        egress_proxy::ProxyState::with_observer(
+            &config,
+            Arc::new(Observer::new(Some(metrics), None)),
+        )
+    };
+    for _ in 0..subscribers {
+        let mut events = state.observer.subscribe();
+        runtime.spawn(async move {
+            let mut seen = 0usize;
+            while let Some(next) = events.next().await {
+                match next {
+                    Next::Event(Event::Outcome(record)) => seen += record.audit_line().len(),
+                    Next::Missed(n) => eprintln!("subscriber missed {n} events"),
+                }
+            }
+            seen
+        });
+    }
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let bound = vec![egress_proxy::BoundListener {
+        listener,
+        protocols: egress_config::ListenerProtocols::Mixed,
+    }];
+    runtime.spawn(egress_proxy::run(bound, state, std::future::pending()));
+    let name = match subscribers {
+        0 => "embedded",
+        _ => "embedded+subscriber",
+    };
+    Ok(Contender::Embedded {
+        name,
+        addr,
+        _runtime: runtime,
+    })
 }
 
 /// `extra` is appended to the policy, with `{dir}` standing for the proxy's own temp directory.
@@ -111,7 +168,7 @@ impl Contender {
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
             Contender::Direct => None,
-            Contender::Proxy { addr, .. } => Some(*addr),
+            Contender::Proxy { addr, .. } | Contender::Embedded { addr, .. } => Some(*addr),
         }
     }
 }

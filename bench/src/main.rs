@@ -40,18 +40,39 @@ struct Args {
     /// Leave out Squid and tinyproxy even when installed.
     #[arg(long)]
     egress_only: bool,
+    /// Only direct and egress embedded in this process, without and with one subscriber to its
+    /// event stream: the cost of the stream.
+    #[arg(long)]
+    subscriber: bool,
+    /// Only egress embedded in this process with this many event-stream subscribers (for
+    /// instruction counts under callgrind, one process per case).
+    #[arg(long, value_name = "SUBSCRIBERS")]
+    embedded_only: Option<usize>,
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let source = servers::source(args.bytes)?;
     let echo = servers::echo()?;
-    let mut contenders = vec![
-        Contender::Direct,
-        contenders::egress(&args.egress, &[source, echo])?,
-        contenders::egress_observed(&args.egress, &[source, echo])?,
-    ];
-    if !args.egress_only {
+    let mut contenders = if let Some(subscribers) = args.embedded_only {
+        vec![
+            Contender::Direct,
+            contenders::embedded(&[source, echo], subscribers)?,
+        ]
+    } else if args.subscriber {
+        vec![
+            Contender::Direct,
+            contenders::embedded(&[source, echo], 0)?,
+            contenders::embedded(&[source, echo], 1)?,
+        ]
+    } else {
+        vec![
+            Contender::Direct,
+            contenders::egress(&args.egress, &[source, echo])?,
+            contenders::egress_observed(&args.egress, &[source, echo])?,
+        ]
+    };
+    if !(args.egress_only || args.subscriber || args.embedded_only.is_some()) {
         if let Some(squid) = contenders::squid()? {
             // egress chained to that same Squid, against Squid alone: the cost of filtering in
             // front of a corporate parent.
@@ -112,6 +133,15 @@ fn main() -> anyhow::Result<()> {
             median(&rate[observed]) / median(&rate[plain]),
         );
     }
+    if let (Some(none), Some(one)) = (position("embedded"), position("embedded+subscriber")) {
+        println!(
+            "\none event-stream subscriber vs none: bulk {:.3} (spread {}), new tunnels {:.3} (spread {})",
+            median(&bulk[one]) / median(&bulk[none]),
+            spread(&bulk[one], &bulk[none]),
+            median(&rate[one]) / median(&rate[none]),
+            spread(&rate[one], &rate[none]),
+        );
+    }
     if let (Some(squid), Some(chained)) = (position("squid"), position("egress→squid")) {
         println!(
             "\negress→squid vs squid alone: bulk {:.2}, new tunnels {:.2}",
@@ -121,6 +151,15 @@ fn main() -> anyhow::Result<()> {
     }
     drop(contenders);
     Ok(())
+}
+
+/// The range of the run-by-run ratios `a[i] / b[i]` (runs are interleaved, so run i of each
+/// saw the same machine).
+fn spread(a: &[f64], b: &[f64]) -> String {
+    let ratios: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+    let low = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = ratios.iter().copied().fold(0.0, f64::max);
+    format!("{low:.2}–{high:.2}")
 }
 
 fn median(values: &[f64]) -> f64 {

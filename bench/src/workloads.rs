@@ -11,10 +11,7 @@ use crate::IO_TIMEOUT;
 
 /// A connection to `target`, through the contender's CONNECT when it is a proxy.
 fn open(contender: &Contender, target: SocketAddr) -> anyhow::Result<TcpStream> {
-    let via = match contender {
-        Contender::Direct => None,
-        Contender::Proxy { addr, .. } => Some(*addr),
-    };
+    let via = contender.addr();
     let mut stream = TcpStream::connect(via.unwrap_or(target))?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;

@@ -1,7 +1,8 @@
 //! egress-config: the policy file, from YAML text to a compiled, immutable matcher.
 //!
 //! The way through this crate is `raw` (serde structs, strict) → `load` (validation with
-//! file:line:column errors) → `Policy` (compiled patterns; `decide()` is a pure function).
+//! file:line:column errors) → `secrets` (the environment variables and files the valid file
+//! names, read in one step) → `Policy` (compiled patterns; `decide()` is a pure function).
 //! No I/O runtime lives here, so the proxy, the launcher and `egress-proxy check` share it.
 
 pub mod decision;
@@ -13,6 +14,7 @@ pub mod pattern;
 mod policy;
 mod raw;
 pub mod reason;
+mod secrets;
 pub mod settings;
 pub mod upstream;
 

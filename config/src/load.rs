@@ -1,11 +1,16 @@
 //! From YAML text to a validated `Config`, with errors that name file, line, column and the YAML
 //! path of the offending value, plus a hint where one helps.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 
-use crate::raw::{FileSecret, RawFile, UpstreamName, HINT_SEPARATOR};
+use crate::raw::{
+    AllowEntry, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
+    RawLimits, RawRoute, RawTimeouts, RawTls, RawUpstream, UpstreamName, HINT_SEPARATOR,
+};
+use crate::secrets::{self, Secrets};
 use crate::settings::{
     AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts,
     TlsInspection,
@@ -105,7 +110,16 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
             .map_err(|e| to_config_error(e, text, origin))?
     };
     check_routes(&raw, origin)?;
-    Ok(compile(raw, origin))
+    // Only a valid file's secrets are read.
+    let secrets = secrets::read(&raw).map_err(|e| ConfigError {
+        origin: origin.to_string(),
+        line: None,
+        column: None,
+        path: e.path,
+        message: e.message,
+        hint: e.hint.map(str::to_string),
+    })?;
+    Ok(compile(raw, secrets, origin))
 }
 
 /// What serde cannot see: names that must refer to a defined upstream, and one password source.
@@ -277,117 +291,18 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-fn compile(raw: RawFile, origin: &str) -> Config {
-    let defaults = (Limits::default(), Timeouts::default());
-    let limits = Limits {
-        max_connections: raw
-            .limits
-            .max_connections
-            .map_or(defaults.0.max_connections, |b| b.0),
-        max_request_head_bytes: raw
-            .limits
-            .max_request_head_bytes
-            .map_or(defaults.0.max_request_head_bytes, |b| b.0),
-        max_connections_per_client: raw
-            .limits
-            .max_connections_per_client
-            .map_or(defaults.0.max_connections_per_client, |b| b.0),
-    };
-    let dns_defaults = Dns::default();
-    let dns = Dns {
-        nameservers: raw
-            .dns
-            .nameservers
-            .map(|list| list.into_iter().map(|n| n.0).collect()),
-        timeout: raw.dns.timeout.map_or(dns_defaults.timeout, |d| d.0),
-        cache_size: raw.dns.cache_size.map_or(dns_defaults.cache_size, |b| b.0),
-    };
-    let address_guard = AddressGuardSettings {
-        enabled: raw.address_guard.enabled.unwrap_or(true),
-        allow_networks: raw
-            .address_guard
-            .allow_networks
-            .into_iter()
-            .map(|n| n.0)
-            .collect(),
-    };
-    let tls = TlsInspection {
-        sni: raw.tls.sni.unwrap_or_default(),
-        without_sni: raw.tls.without_sni.unwrap_or_default(),
-        ports: raw.tls.ports.map_or_else(
-            || TlsInspection::default().ports,
-            |ports| ports.into_iter().map(|p| p.0).collect(),
-        ),
-    };
-    let t = raw.timeouts;
-    let pick = |value: Option<crate::raw::DurationEntry>, default| value.map_or(default, |d| d.0);
-    let timeouts = Timeouts {
-        request_head: pick(t.request_head, defaults.1.request_head),
-        handshake: pick(t.handshake, defaults.1.handshake),
-        dial: pick(t.dial, defaults.1.dial),
-        idle: pick(t.idle, defaults.1.idle),
-        shutdown_grace: pick(t.shutdown_grace, defaults.1.shutdown_grace),
-    };
-    let listeners = raw.listen.map_or_else(
-        || {
-            vec![Listener {
-                address: DEFAULT_LISTEN,
-                protocols: ListenerProtocols::Mixed,
-            }]
-        },
-        |l| l.0,
-    );
-    let policy = Policy::with_routes(
-        raw.mode.unwrap_or(Mode::Enforce),
-        raw.allow
-            .into_iter()
-            .map(|entry| (entry.pattern, entry.via.map(|v| v.0)))
-            .collect(),
-        raw.deny.into_iter().map(|p| p.0).collect(),
-    );
-    let routing = Routing {
-        upstreams: raw
-            .upstreams
-            .into_iter()
-            .map(|(name, mut raw)| {
-                let (tls, negotiate) = raw.take_secure();
-                let url = raw.url.0;
-                let (from_file, password_file) = match raw.password_file {
-                    Some(FileSecret(secret, path)) => (Some(secret), Some(path)),
-                    None => (None, None),
-                };
-                let password = url.password.or(raw.password_env.map(|e| e.0)).or(from_file);
-                Upstream {
-                    name: name.0,
-                    kind: url.kind,
-                    host: url.host,
-                    port: url.port,
-                    user: url.user,
-                    password,
-                    password_file,
-                    fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
-                    health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
-                    tls,
-                    negotiate,
-                }
-            })
-            .collect(),
-        default: raw
-            .route
-            .default
-            .map_or(RouteChoice::Direct, |n| RouteChoice::parse(&n.0)),
-        direct: raw.route.direct.into_iter().map(|p| p.0).collect(),
-    };
+/// The configuration a validated file describes, with the secrets it names.
+fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
     Config {
-        listeners,
-        limits,
-        timeouts,
-        policy,
+        listeners: listeners(raw.listen),
+        limits: limits(&raw.limits),
+        timeouts: timeouts(raw.timeouts),
+        policy: policy(raw.mode, raw.allow, raw.deny),
         source: origin.to_string(),
-        dns,
-        address_guard,
-        tls,
-        routing,
+        dns: dns(raw.dns),
+        address_guard: address_guard(raw.address_guard),
+        tls: tls(raw.tls),
+        routing: routing(raw.upstreams, raw.route, &mut secrets),
         admin: raw.admin.map(|a| Admin {
             listen: a.listen,
             blocked_domains_cap: a.blocked_domains_cap.unwrap_or(1000),
@@ -396,6 +311,121 @@ fn compile(raw: RawFile, origin: &str) -> Config {
             path: (a.path != "-").then(|| std::path::PathBuf::from(a.path)),
             buffer: a.buffer.map_or(8192, |b| b.0),
         }),
+    }
+}
+
+fn listeners(listen: Option<ListenList>) -> Vec<Listener> {
+    listen.map_or_else(
+        || {
+            vec![Listener {
+                address: DEFAULT_LISTEN,
+                protocols: ListenerProtocols::Mixed,
+            }]
+        },
+        |l| l.0,
+    )
+}
+
+fn limits(raw: &RawLimits) -> Limits {
+    let defaults = Limits::default();
+    Limits {
+        max_connections: raw
+            .max_connections
+            .map_or(defaults.max_connections, |b| b.0),
+        max_request_head_bytes: raw
+            .max_request_head_bytes
+            .map_or(defaults.max_request_head_bytes, |b| b.0),
+        max_connections_per_client: raw
+            .max_connections_per_client
+            .map_or(defaults.max_connections_per_client, |b| b.0),
+    }
+}
+
+fn timeouts(raw: RawTimeouts) -> Timeouts {
+    let defaults = Timeouts::default();
+    let pick = |value: Option<DurationEntry>, default| value.map_or(default, |d| d.0);
+    Timeouts {
+        request_head: pick(raw.request_head, defaults.request_head),
+        handshake: pick(raw.handshake, defaults.handshake),
+        dial: pick(raw.dial, defaults.dial),
+        idle: pick(raw.idle, defaults.idle),
+        shutdown_grace: pick(raw.shutdown_grace, defaults.shutdown_grace),
+    }
+}
+
+fn policy(mode: Option<Mode>, allow: Vec<AllowEntry>, deny: Vec<PatternEntry>) -> Policy {
+    Policy::with_routes(
+        mode.unwrap_or(Mode::Enforce),
+        allow
+            .into_iter()
+            .map(|entry| (entry.pattern, entry.via.map(|v| v.0)))
+            .collect(),
+        deny.into_iter().map(|p| p.0).collect(),
+    )
+}
+
+fn dns(raw: RawDns) -> Dns {
+    let defaults = Dns::default();
+    Dns {
+        nameservers: raw
+            .nameservers
+            .map(|list| list.into_iter().map(|n| n.0).collect()),
+        timeout: raw.timeout.map_or(defaults.timeout, |d| d.0),
+        cache_size: raw.cache_size.map_or(defaults.cache_size, |b| b.0),
+    }
+}
+
+fn address_guard(raw: RawAddressGuard) -> AddressGuardSettings {
+    AddressGuardSettings {
+        enabled: raw.enabled.unwrap_or(true),
+        allow_networks: raw.allow_networks.into_iter().map(|n| n.0).collect(),
+    }
+}
+
+fn tls(raw: RawTls) -> TlsInspection {
+    TlsInspection {
+        sni: raw.sni.unwrap_or_default(),
+        without_sni: raw.without_sni.unwrap_or_default(),
+        ports: raw.ports.map_or_else(
+            || TlsInspection::default().ports,
+            |ports| ports.into_iter().map(|p| p.0).collect(),
+        ),
+    }
+}
+
+/// The parents and the routes to them; each parent's password is the URL's, else the one read
+/// from its `password_env` or `password_file`.
+fn routing(
+    upstreams: BTreeMap<UpstreamName, RawUpstream>,
+    route: RawRoute,
+    secrets: &mut Secrets,
+) -> Routing {
+    Routing {
+        upstreams: upstreams
+            .into_iter()
+            .map(|(name, mut raw)| {
+                let (tls, negotiate) = raw.take_secure();
+                let url = raw.url.0;
+                let password = url.password.or_else(|| secrets.take_password(&name.0));
+                Upstream {
+                    name: name.0,
+                    kind: url.kind,
+                    host: url.host,
+                    port: url.port,
+                    user: url.user,
+                    password,
+                    password_file: raw.password_file.map(|f| f.0),
+                    fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
+                    health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
+                    tls,
+                    negotiate,
+                }
+            })
+            .collect(),
+        default: route
+            .default
+            .map_or(RouteChoice::Direct, |n| RouteChoice::parse(&n.0)),
+        direct: route.direct.into_iter().map(|p| p.0).collect(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The file as written: strict serde structs (unknown keys are errors). Values that need more
 //! than a type check (patterns, addresses, durations, bounds) are validated while they are
-//! deserialised, so each error carries the line and column of the offending value.
+//! deserialised, so each error carries the line and column of the offending value. Nothing
+//! outside the text is read here: the secrets a file names are read by `secrets` once it is valid.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use crate::pattern::Pattern;
 use crate::policy::Mode;
 use crate::settings::{Listener, ListenerProtocols, SniCheck, WithoutSni};
-use crate::upstream::{parse_upstream_url, Secret, UpstreamUrl};
+use crate::upstream::{parse_upstream_url, UpstreamUrl};
 
 /// Separates a message from its hint inside a serde custom error (which carries one string).
 pub const HINT_SEPARATOR: char = '\u{1f}';
@@ -137,9 +138,9 @@ pub struct RawAudit {
 pub struct RawUpstream {
     pub url: UpstreamUrlEntry,
     #[serde(default)]
-    pub password_env: Option<EnvSecret>,
+    pub password_env: Option<EnvName>,
     #[serde(default)]
-    pub password_file: Option<FileSecret>,
+    pub password_file: Option<SecretFile>,
     #[serde(default)]
     pub fallback: Vec<UpstreamName>,
     #[serde(default)]
@@ -288,46 +289,28 @@ impl<'de> Deserialize<'de> for UpstreamUrlEntry {
     }
 }
 
-/// `password_env: NAME`: the password is read from that environment variable when the file loads.
+/// `password_env: NAME`: the password is in that environment variable. Only the name is read
+/// here; `secrets::read` reads the variable once the whole file is valid.
 #[derive(Debug)]
-pub struct EnvSecret(pub Secret);
+pub struct EnvName(pub String);
 
-impl<'de> Deserialize<'de> for EnvSecret {
+impl<'de> Deserialize<'de> for EnvName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_with(
-            d,
-            "an environment variable name",
-            |name| match std::env::var(name) {
-                Ok(value) if !value.is_empty() => Ok(EnvSecret(Secret::new(value))),
-                _ => Err(hinted(
-                    format_args!("environment variable {name:?} is not set (or empty)"),
-                    Some("export it before starting egress-proxy, or use password_file"),
-                )),
-            },
-        )
+        from_str_with(d, "an environment variable name", |name| {
+            Ok(EnvName(name.to_string()))
+        })
     }
 }
 
-/// `password_file: PATH`: the password is the file's content (one trailing newline dropped).
-/// The path is kept too: egress-run hides it from the commands it sandboxes.
+/// `password_file: PATH`: the password is the file's content. Only the path is read here;
+/// `secrets::read` reads the file once the whole file is valid.
 #[derive(Debug)]
-pub struct FileSecret(pub Secret, pub std::path::PathBuf);
+pub struct SecretFile(pub std::path::PathBuf);
 
-impl<'de> Deserialize<'de> for FileSecret {
+impl<'de> Deserialize<'de> for SecretFile {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         from_str_with(d, "a path to a file holding the password", |path| {
-            match std::fs::read_to_string(path) {
-                Ok(text) => {
-                    let value = text.strip_suffix('\n').unwrap_or(&text);
-                    let value = value.strip_suffix('\r').unwrap_or(value);
-                    if value.is_empty() {
-                        Err(format!("password file {path:?} is empty"))
-                    } else {
-                        Ok(FileSecret(Secret::new(value), path.into()))
-                    }
-                }
-                Err(e) => Err(format!("cannot read password file {path:?}: {e}")),
-            }
+            Ok(SecretFile(path.into()))
         })
     }
 }

@@ -30,14 +30,9 @@ pub struct Plan {
     pub guarded: Vec<Bind>,
 }
 
-/// A mount that protects something that exists (see `protect`). Both are `-try` binds of a
-/// path onto itself: one that vanished meanwhile is skipped, never created.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Bind {
-    /// Writable, but a mount point: it cannot be renamed or removed inside.
-    Pin(PathBuf),
-    ReadOnly(PathBuf),
-}
+/// What `protect` guards: here each is a `-try` bind of a path onto itself, so one that
+/// vanished meanwhile is skipped, never created.
+pub use crate::protect::Bind;
 
 /// Where egress-run's own binary appears inside the sandbox when its own path is not visible
 /// there (under /tmp, which is private inside, or a masked path).

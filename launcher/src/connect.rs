@@ -6,6 +6,19 @@ use std::net::TcpStream;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use base64::Engine as _;
+
+/// Where this helper finds the credential (`USER:TOKEN`) of a proxy that needs one (macOS, see
+/// `gate`): an environment variable, never its command line, which other processes can read.
+pub const CREDENTIAL_ENV: &str = "EGRESS_RUN_PROXY_CREDENTIAL";
+
+/// `Basic …` for `USER:TOKEN`, as `Proxy-Authorization` carries it.
+pub fn basic(user_token: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(user_token)
+    )
+}
 
 pub fn run(host: &str, port: u16, proxy_port: u16) -> anyhow::Result<ExitCode> {
     let mut proxy =
@@ -15,9 +28,13 @@ pub fn run(host: &str, port: u16, proxy_port: u16) -> anyhow::Result<ExitCode> {
     } else {
         format!("{host}:{port}")
     };
+    // Where the proxy has a port any local process can reach (macOS), the run's credential.
+    let credential = std::env::var(CREDENTIAL_ENV)
+        .map(|c| format!("Proxy-Authorization: {}\r\n", basic(&c)))
+        .unwrap_or_default();
     write!(
         proxy,
-        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n"
+        "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{credential}\r\n"
     )?;
     let mut reader = BufReader::new(proxy.try_clone()?);
     let mut status = String::new();

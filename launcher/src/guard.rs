@@ -17,7 +17,7 @@ use std::process::{Child, Command, ExitCode, Stdio};
 
 use anyhow::Context;
 
-use crate::protect::{self, Report, Watch};
+use crate::protect::{self, describe, Watch};
 
 /// The guard's exit code when it moved something aside or failed to.
 const FOUND: u8 = 3;
@@ -192,42 +192,6 @@ fn wait_for_exit(pidfd: &OwnedFd) {
     }
 }
 
-/// The report for the user, empty when nothing was found.
-pub fn describe(report: &Report) -> String {
-    let mut out = String::new();
-    if !report.moved.is_empty() {
-        out.push_str(&format!(
-            "egress-run: WARNING: the command left {} thing(s) that would make this machine run \
-             code later (through git, a shell, Python, ssh or a user service). Moved aside, not \
-             deleted; look at them before you use them:\n",
-            report.moved.len()
-        ));
-        for moved in &report.moved {
-            out.push_str(&format!(
-                "  {} ({})\n    now {}\n",
-                moved.from.display(),
-                moved.why,
-                moved.to.display()
-            ));
-        }
-    }
-    if report.incomplete {
-        out.push_str(&format!(
-            "egress-run: WARNING: the check at exit stopped after {} entries; what lies beyond \
-             was not checked: look for new .git directories and startup files yourself\n",
-            report.entries
-        ));
-    }
-    for (path, error) in &report.failed {
-        out.push_str(&format!(
-            "egress-run: WARNING: could not move aside {} ({error}): it may run code later; \
-             remove it yourself\n",
-            path.display()
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,27 +218,5 @@ mod tests {
         let cli = Cli::try_parse_from(argv).unwrap();
         assert_eq!(cli.args.fd, 7);
         assert_eq!(cli.args.watch().unwrap(), watch);
-    }
-
-    #[test]
-    fn the_report_names_each_thing_moved_and_each_failure() {
-        let report = Report {
-            moved: vec![protect::Moved {
-                from: "/p/.git/hooks/pre-commit".into(),
-                to: "/p/.git/hooks/pre-commit.egress-run-quarantine".into(),
-                why: "a git hook".into(),
-            }],
-            failed: vec![("/p/x".into(), "Permission denied".into())],
-            entries: 3,
-            incomplete: false,
-        };
-        let text = describe(&report);
-        assert!(
-            text.starts_with("egress-run: WARNING: the command left 1 thing(s)"),
-            "{text}"
-        );
-        assert!(text.contains("  /p/.git/hooks/pre-commit (a git hook)\n    now /p/.git/hooks/pre-commit.egress-run-quarantine\n"));
-        assert!(text.contains("could not move aside /p/x (Permission denied)"));
-        assert_eq!(describe(&Report::default()), "");
     }
 }

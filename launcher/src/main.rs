@@ -10,34 +10,43 @@
 //! outer half (`run` outside, `inner` inside, `bridge` between them). macOS: Seatbelt
 //! (`macos`, `seatbelt`).
 
-#[cfg(target_os = "linux")]
-mod bridge;
-mod bwrap;
+// The platform is decided here, once: each module is compiled only where it is used. Both:
 mod connect;
 mod env;
 mod env_files;
 mod env_scrub;
+mod limits;
+mod policy;
+mod protect;
+mod request;
+mod secrets;
+mod signals;
+mod summary;
+// Linux: bubblewrap.
+#[cfg(target_os = "linux")]
+mod bridge;
+#[cfg(target_os = "linux")]
+mod bwrap;
 #[cfg(target_os = "linux")]
 mod guard;
 #[cfg(target_os = "linux")]
 mod inherited;
 #[cfg(target_os = "linux")]
 mod inner;
-#[cfg(target_os = "macos")]
-mod macos;
-mod policy;
-#[cfg(target_os = "linux")]
-mod protect;
-mod request;
 #[cfg(target_os = "linux")]
 mod run;
-mod seatbelt;
 #[cfg(target_os = "linux")]
 mod seccomp;
-mod secrets;
-mod signals;
+#[cfg(target_os = "linux")]
 mod srt;
-mod summary;
+// macOS: Seatbelt. The profile and its command line are pure functions, so their tests run on
+// every platform (no Mac runs them here).
+#[cfg(any(target_os = "macos", test))]
+mod gate;
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(any(target_os = "macos", test))]
+mod seatbelt;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -97,6 +106,9 @@ struct Cli {
     /// No summary at exit (blocked destinations, variables kept from the command).
     #[arg(long, short)]
     quiet: bool,
+    /// macOS: print the sandbox-exec command line that would run (the profile in it), and exit.
+    #[arg(long, hide = true)]
+    print_profile: bool,
     /// The command and its arguments.
     #[arg(last = true, value_name = "COMMAND")]
     command: Vec<OsString>,
@@ -132,6 +144,7 @@ fn main() -> ExitCode {
     // Kerberos to a parent runs in a child process of this executable (see its module).
     egress_proxy::parent::negotiate::agent::run_if_asked();
     let cli = Cli::parse();
+    let print_profile = cli.print_profile;
     let result = match cli.sub {
         Some(Sub::Connect {
             host,
@@ -148,22 +161,25 @@ fn main() -> ExitCode {
             );
             return ExitCode::from(2);
         }
-        None => platform_run(request::Request {
-            proxy: cli.proxy,
-            proxy_password_file: cli.proxy_password_file,
-            proxy_negotiate: cli.proxy_negotiate,
-            policy: cli.policy,
-            allow: cli.allow,
-            deny: cli.deny,
-            allow_write: cli.allow_write,
-            allow_write_home: cli.allow_write_home,
-            deny_read: cli.deny_read,
-            srt_settings: cli.srt_settings,
-            read_only: cli.read_only,
-            pass_env: cli.pass_env,
-            quiet: cli.quiet,
-            command: cli.command,
-        }),
+        None => platform_run(
+            request::Request {
+                proxy: cli.proxy,
+                proxy_password_file: cli.proxy_password_file,
+                proxy_negotiate: cli.proxy_negotiate,
+                policy: cli.policy,
+                allow: cli.allow,
+                deny: cli.deny,
+                allow_write: cli.allow_write,
+                allow_write_home: cli.allow_write_home,
+                deny_read: cli.deny_read,
+                srt_settings: cli.srt_settings,
+                read_only: cli.read_only,
+                pass_env: cli.pass_env,
+                quiet: cli.quiet,
+                command: cli.command,
+            },
+            print_profile,
+        ),
     };
     result.unwrap_or_else(|e| {
         eprintln!("egress-run: {e:#}");
@@ -172,17 +188,20 @@ fn main() -> ExitCode {
 }
 
 #[cfg(target_os = "linux")]
-fn platform_run(request: request::Request) -> anyhow::Result<ExitCode> {
+fn platform_run(request: request::Request, print_profile: bool) -> anyhow::Result<ExitCode> {
+    if print_profile {
+        anyhow::bail!("--print-profile prints the macOS sandbox's profile; this is Linux");
+    }
     run::run(request)
 }
 
 #[cfg(target_os = "macos")]
-fn platform_run(request: request::Request) -> anyhow::Result<ExitCode> {
-    macos::run(request)
+fn platform_run(request: request::Request, print_profile: bool) -> anyhow::Result<ExitCode> {
+    macos::run(request, print_profile)
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn platform_run(_: request::Request) -> anyhow::Result<ExitCode> {
+fn platform_run(_: request::Request, _: bool) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
         "egress-run runs commands in a sandbox on Linux (bubblewrap) and macOS (Seatbelt) only"
     )

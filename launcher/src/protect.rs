@@ -24,7 +24,7 @@
 
 mod check;
 mod gitconfig;
-mod places;
+pub mod places;
 mod repos;
 
 use std::ffi::OsString;
@@ -35,7 +35,15 @@ use std::path::{Path, PathBuf};
 pub use check::Moved;
 pub use check::{check, Report};
 
-use crate::bwrap::Bind;
+/// Something that exists and must stay as it is, as `survey` decides it for both platforms: on
+/// Linux a bind of the path onto itself (`bwrap`), on macOS a rule of the Seatbelt profile
+/// (`seatbelt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bind {
+    /// Stays writable inside, but cannot be renamed or removed (replaced by a copy).
+    Pin(PathBuf),
+    ReadOnly(PathBuf),
+}
 
 /// What the check at exit needs from the start.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -180,12 +188,15 @@ pub fn survey(
     survey
 }
 
-/// The `since` of a run starting now: the kernel's coarse clock (the one file timestamps come
-/// from, so no change after this call can be stamped earlier), rounded down to the second and
-/// less two (filesystems that keep whole or even seconds).
+/// The `since` of a run starting now: the clock file timestamps come from, rounded down to the
+/// second and less two (filesystems that keep whole or even seconds). Linux stamps files with
+/// its coarse clock, a few milliseconds behind at most: the two seconds cover that too, so no
+/// change after this call can be stamped earlier, on Linux or macOS.
 pub fn start_time() -> (i64, i64) {
-    let now = rustix::time::clock_gettime(rustix::time::ClockId::RealtimeCoarse);
-    (now.tv_sec - 2, 0)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    (now - 2, 0)
 }
 
 /// Collects mounts and watched paths for `survey`.
@@ -265,6 +276,42 @@ impl Found<'_> {
             self.place(&path);
         }
     }
+}
+
+/// What the check at exit found, for the user; empty when nothing was found.
+pub fn describe(report: &Report) -> String {
+    let mut out = String::new();
+    if !report.moved.is_empty() {
+        out.push_str(&format!(
+            "egress-run: WARNING: the command left {} thing(s) that would make this machine run \
+             code later (through git, a shell, Python, ssh or a user service). Moved aside, not \
+             deleted; look at them before you use them:\n",
+            report.moved.len()
+        ));
+        for moved in &report.moved {
+            out.push_str(&format!(
+                "  {} ({})\n    now {}\n",
+                moved.from.display(),
+                moved.why,
+                moved.to.display()
+            ));
+        }
+    }
+    if report.incomplete {
+        out.push_str(&format!(
+            "egress-run: WARNING: the check at exit stopped after {} entries; what lies beyond \
+             was not checked: look for new .git directories and startup files yourself\n",
+            report.entries
+        ));
+    }
+    for (path, error) in &report.failed {
+        out.push_str(&format!(
+            "egress-run: WARNING: could not move aside {} ({error}): it may run code later; \
+             remove it yourself\n",
+            path.display()
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -180,7 +180,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         // Fails only when the sandbox is gone already.
         let _ = bridge::send_signal(&signal_sink, signal);
     });
-    raise_open_files_limit();
+    crate::limits::raise_open_files();
     drop(info_write);
     drop(inside);
     drop(filters);
@@ -206,9 +206,12 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             return Err(error);
         }
     };
+    let state = {
+        let _within = runtime.enter();
+        ProxyState::new(&config)
+    };
     let blocked = Blocked::default();
-    let observer = blocked.clone();
-    egress_proxy::account::observe(Box::new(move |outcome| observer.observe(outcome)));
+    let following = blocked.follow(&state.observer, runtime.handle());
     let sandbox_pid = read_child_pid(info_read);
     if let (Some(guard), Some(pid)) = (&guard, sandbox_pid) {
         if let Err(error) = guard.watch_sandbox(pid) {
@@ -219,7 +222,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     // Fails only when the sandbox is already gone; the exit status below then says why.
     let _ = bridge::send_go(&outside);
-    runtime.spawn(serve(outside, config));
+    runtime.spawn(serve(outside, state));
     let status = child.wait()?;
     if sandbox_pid.is_none() {
         bail!(
@@ -231,6 +234,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
             status.code()
         );
     }
+    following.finish(&runtime);
     if !request.quiet {
         // At exit, beside what was blocked: why a tool may have found no token.
         let told = scrub.message().into_iter().chain(blocked.paragraph());
@@ -271,8 +275,7 @@ fn existing_only(paths: Vec<PathBuf>, request: &Request) -> Vec<PathBuf> {
 
 /// Serves the sandbox's connections from the bridge until the inner half closes it: each
 /// accepted socket goes straight to the proxy, as if the proxy had accepted it itself.
-async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
-    let state = ProxyState::new(&config);
+async fn serve(outside: std::os::fd::OwnedFd, state: std::sync::Arc<ProxyState>) {
     let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
     // No listeners: `run` only keeps the parents' health probes going.
     tokio::spawn(egress_proxy::run(
@@ -281,27 +284,6 @@ async fn serve(outside: std::os::fd::OwnedFd, config: egress_config::Config) {
         std::future::pending::<()>(),
     ));
     bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
-}
-
-/// Each connection from the sandbox holds two descriptors in this process (the client's and
-/// the destination's): the usual soft limit of 1024 would run out before the proxy's own
-/// per-client cap (512) and refuse connections with a reset instead of an answer. Raised after
-/// bubblewrap is started, so the command keeps the limit it would have had (a program using
-/// select(2) breaks past 1024), and to a bound, not to the hard limit.
-fn raise_open_files_limit() {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    const WANTED: u64 = 8192;
-    let limit = getrlimit(Resource::Nofile);
-    let target = limit.maximum.map_or(WANTED, |hard| hard.min(WANTED));
-    if limit.current.is_some_and(|soft| soft < target) {
-        let _ = setrlimit(
-            Resource::Nofile,
-            Rlimit {
-                current: Some(target),
-                maximum: limit.maximum,
-            },
-        );
-    }
 }
 
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed

@@ -5,7 +5,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use egress_proxy::account::{Kind, Outcome};
+use egress_proxy::observe::{Event, Next, Observer, Subscription};
+use egress_proxy::outcome::{Kind, Record};
+use tokio::runtime::{Handle, Runtime};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 
 /// Host, port and reason of a denial or failure.
 type Key = (String, u16, &'static str);
@@ -19,20 +23,72 @@ pub struct Blocked {
 struct Seen {
     denied: BTreeMap<Key, u64>,
     failed: BTreeMap<Key, u64>,
+    /// Events the summary fell too far behind to see.
+    missed: u64,
+}
+
+/// The summary reading the proxy's event stream, until `finish`.
+#[derive(Debug)]
+pub struct Following {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Following {
+    /// Counts what was sent before this call and stops reading.
+    pub fn finish(self, runtime: &Runtime) {
+        let _ = self.stop.send(());
+        let _ = runtime.block_on(self.task);
+    }
 }
 
 impl Blocked {
-    /// Counts the denials and failures among `outcome`s (installed as the proxy's observer).
-    pub fn observe(&self, outcome: &Outcome<'_>) {
-        let kind = outcome.kind();
-        if !matches!(kind, Kind::Denied | Kind::Failed) {
-            return;
+    /// Subscribes to `observer`'s event stream and counts, in a task on `runtime`, the
+    /// denials and failures it sends until `Following::finish`.
+    pub fn follow(&self, observer: &Observer, runtime: &Handle) -> Following {
+        let mut events = observer.subscribe();
+        let (stop, mut stopped) = oneshot::channel();
+        let counting = self.clone();
+        let task = runtime.spawn(async move {
+            loop {
+                tokio::select! {
+                    biased;
+                    next = events.next() => match next {
+                        Some(next) => counting.take(next),
+                        None => return,
+                    },
+                    _ = &mut stopped => return counting.drain(&mut events),
+                }
+            }
+        });
+        Following { stop, task }
+    }
+
+    /// Takes what is waiting in `events` without waiting for more.
+    fn drain(&self, events: &mut Subscription) {
+        while let Some(next) = events.try_next() {
+            self.take(next);
         }
-        let (host, port) = outcome
+    }
+
+    fn take(&self, next: Next) {
+        match next {
+            Next::Event(Event::Outcome(record)) => self.count(&record),
+            Next::Missed(n) => self.lock().missed += n,
+        }
+    }
+
+    /// Counts `record` when it is a denial or a failure.
+    pub fn count(&self, record: &Record) {
+        let Some(kind @ (Kind::Denied | Kind::Failed)) = record.kind else {
+            return;
+        };
+        let (host, port) = record
             .target
-            .map_or(("?".to_string(), 0), |(h, p)| (h.to_string(), p));
-        let reason = outcome.reason.map_or("denied", |r| r.as_str());
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+            .as_ref()
+            .map_or(("?".to_string(), 0), |(h, p)| (h.to_string(), *p));
+        let reason = record.reason.map_or("denied", |r| r.as_str());
+        let mut seen = self.lock();
         let list = if kind == Kind::Denied {
             &mut seen.denied
         } else {
@@ -43,7 +99,7 @@ impl Blocked {
 
     /// One short paragraph, or nothing when nothing was blocked or failed.
     pub fn paragraph(&self) -> Option<String> {
-        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let seen = self.lock();
         let mut sentences = Vec::new();
         if !seen.denied.is_empty() {
             sentences.push(format!("blocked {}.", listed(&seen.denied)));
@@ -51,7 +107,17 @@ impl Blocked {
         if !seen.failed.is_empty() {
             sentences.push(format!("could not reach {}.", listed(&seen.failed)));
         }
+        if seen.missed > 0 {
+            sentences.push(format!(
+                "{} more requests ended while this summary was behind and are not listed.",
+                seen.missed
+            ));
+        }
         (!sentences.is_empty()).then(|| format!("egress-run: {}", sentences.join(" ")))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Seen> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -75,44 +141,95 @@ mod tests {
     use super::*;
     use egress_config::{DenyReason, Host, Protocol};
 
+    fn refused(host: &str, port: u16, protocol: Protocol, reason: DenyReason) -> Record {
+        let mut record = Record::connection(None, protocol);
+        record.target = Some((Host::parse(host).unwrap(), port));
+        record.kind = Some(Kind::of_refusal(reason));
+        record.reason = Some(reason);
+        record
+    }
+
     #[test]
     fn denials_are_grouped_and_counted() {
         let blocked = Blocked::default();
         assert_eq!(blocked.paragraph(), None);
-        let evil = Host::parse("evil.example").unwrap();
         for _ in 0..3 {
-            blocked.observe(&Outcome::refused(
-                None,
+            blocked.count(&refused(
+                "evil.example",
+                443,
                 Protocol::HttpConnect,
-                Some((&evil, 443)),
                 DenyReason::NotAllowlisted,
-                None,
             ));
         }
-        let meta = Host::parse("169.254.169.254").unwrap();
-        blocked.observe(&Outcome::refused(
-            None,
+        blocked.count(&refused(
+            "169.254.169.254",
+            80,
             Protocol::HttpForward,
-            Some((&meta, 80)),
             DenyReason::PrivateAddress,
-            None,
         ));
         assert_eq!(
             blocked.paragraph().unwrap(),
             "egress-run: blocked 169.254.169.254:80 (private-address), evil.example:443 (not-allowlisted) ×3."
         );
-        let gone = Host::parse("gone.example").unwrap();
-        blocked.observe(&Outcome::refused(
-            None,
+        blocked.count(&refused(
+            "gone.example",
+            443,
             Protocol::Socks5,
-            Some((&gone, 443)),
             DenyReason::DnsFailed,
-            None,
         ));
         assert_eq!(
             blocked.paragraph().unwrap(),
             "egress-run: blocked 169.254.169.254:80 (private-address), evil.example:443 (not-allowlisted) ×3. \
              could not reach gone.example:443 (dns-failed)."
+        );
+    }
+
+    #[test]
+    fn the_summary_reads_the_event_stream_to_its_end_and_says_what_it_missed() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let observer = Observer::default();
+        let blocked = Blocked::default();
+        let following = blocked.follow(&observer, runtime.handle());
+        // Sent while the (current-thread) runtime is not running: the summary task has not
+        // read any of them when `finish` asks it to stop, and must still count them all.
+        for _ in 0..2 {
+            observer.record(refused(
+                "evil.example",
+                443,
+                Protocol::Socks5,
+                DenyReason::NotAllowlisted,
+            ));
+        }
+        following.finish(&runtime);
+        assert_eq!(
+            blocked.paragraph().unwrap(),
+            "egress-run: blocked evil.example:443 (not-allowlisted) ×2."
+        );
+
+        // Far more than the stream holds, all before the summary reads: it is told how many
+        // it missed, and says so.
+        let behind = Blocked::default();
+        let following = behind.follow(&observer, runtime.handle());
+        let sent = egress_proxy::observe::events::DEFAULT_CAPACITY + 10;
+        for _ in 0..sent {
+            observer.record(refused(
+                "evil.example",
+                443,
+                Protocol::Socks5,
+                DenyReason::NotAllowlisted,
+            ));
+        }
+        following.finish(&runtime);
+        let capacity = egress_proxy::observe::events::DEFAULT_CAPACITY;
+        assert_eq!(
+            behind.paragraph().unwrap(),
+            format!(
+                "egress-run: blocked evil.example:443 (not-allowlisted) ×{capacity}. \
+                 10 more requests ended while this summary was behind and are not listed."
+            )
         );
     }
 }

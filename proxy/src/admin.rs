@@ -13,7 +13,6 @@ use axum::routing::get;
 use axum::Router;
 use tokio::net::TcpListener;
 
-use crate::metrics;
 use crate::state::ProxyState;
 
 /// Serves the admin endpoints on `listener` for as long as the process runs.
@@ -30,13 +29,16 @@ pub async fn serve(listener: TcpListener, state: Arc<ProxyState>) {
 }
 
 /// OpenMetrics to scrapers that ask for it (Prometheus), the classic text format otherwise.
-async fn metrics_text(headers: HeaderMap) -> impl IntoResponse {
+async fn metrics_text(
+    State(state): State<Arc<ProxyState>>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
     let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(|v| v.contains("application/openmetrics-text"));
-    match metrics::get() {
+    match state.observer.metrics() {
         Some(m) if openmetrics => (
             StatusCode::OK,
             [(

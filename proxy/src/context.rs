@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decider::Decider;
+use crate::observe::Observer;
 use crate::state::{ProxyState, Snapshot};
 
 /// Everything a connection handler needs to know about where it runs.
@@ -33,6 +34,8 @@ pub struct Shared {
     /// Counts the connections cut.
     pub cut_count: Arc<AtomicUsize>,
     pub decider: Arc<dyn Decider>,
+    /// Where the connection's records go (its ledger's).
+    pub observer: Arc<Observer>,
 }
 
 impl Shared {
@@ -42,6 +45,7 @@ impl Shared {
             cut: state.cut.clone(),
             cut_count: state.cut_count.clone(),
             decider: state.decider.clone(),
+            observer: state.observer.clone(),
         }
     }
 }

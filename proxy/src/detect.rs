@@ -44,7 +44,7 @@ pub async fn serve(
         ListenerProtocols::Socks5 => Protocol::Socks5,
         _ => Protocol::HttpForward,
     };
-    let ledger = Ledger::new(client, guess);
+    let ledger = Ledger::new(client, guess, stop.observer.clone());
     let served = ledger.scope(serve_until_done(
         stream,
         client,

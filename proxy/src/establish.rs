@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::account::{self, Outcome};
+use crate::account;
 use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
 use crate::outbound::{self, Way};
@@ -56,13 +56,12 @@ impl<'a> Target<'a> {
 
     /// Accounts this request as refused for `refusal` (it ends here).
     fn account_refused(&self, refusal: &Refusal) {
-        account::record(&Outcome::refused(
-            Some(self.client),
+        account::refused(
             self.protocol,
             Some((self.host, self.port)),
             refusal.reason,
             self.verdict.rule,
-        ));
+        );
     }
 }
 
@@ -236,14 +235,13 @@ fn log_end(
     // Counted as they went: a tunnel ended by an error is accounted with what it moved.
     let so_far = counts.so_far();
     let bytes = (so_far.client_to_upstream, so_far.upstream_to_client);
-    account::record(&Outcome::served(
-        Some(target.client),
+    account::served(
         target.protocol,
         (target.host, target.port),
         &target.verdict,
         bytes,
         started.elapsed(),
-    ));
+    );
     match moved {
         Ok(moved) => info!(
             bytes_up = moved.client_to_upstream,

@@ -11,7 +11,8 @@
 //!   decider).
 //! - [`h1`]: HTTP/1.x heads, bodies and rewriting, shared by the client side and the parent
 //!   client.
-//! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each.
+//! - [`listener`]: accept, the global and per-client caps, accept-error backoff, one span each;
+//!   connections refused at a cap are answered by the bounded pool of [`refusers`].
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
 //! - [`socks5`]: RFC 1928 with RFC 1929 username/password.
@@ -22,7 +23,8 @@
 //!   [`dial`] to checked addresses or [`parent`] (through a parent proxy, with failover).
 //! - [`inspect`], [`client_hello`]: the client's first bytes; the SNI must match the tunnel.
 //! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
-//! - [`account`], [`metrics`], [`audit`]: each request's outcome, once, as metrics and audit.
+//! - [`account`]: each request's outcome, once, as one [`outcome`] record; [`observe`] hands
+//!   it to the [`metrics`], the [`audit`] log and the event stream's subscribers.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
 //! - [`server`]: the entry point ([`run`]): accept loops, then the drain and cut at shutdown.
 //! - [`admin`], [`reload`]: `/metrics` and health; hot reload.
@@ -48,9 +50,14 @@ pub mod inspect;
 pub mod listener;
 pub mod logging;
 pub mod metrics;
+#[cfg(test)]
+mod module_graph;
+pub mod observe;
 pub mod outbound;
+pub mod outcome;
 pub mod parent;
 pub mod per_client;
+pub mod refusers;
 pub mod reload;
 pub mod resolve;
 pub mod server;

@@ -1,5 +1,5 @@
 //! Accepting connections: the connection caps, backoff on accept errors, one span per connection;
-//! refused connections go to the [`Refusers`].
+//! refused connections go to the [`Refusers`] (answered in `refuse`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +15,7 @@ use crate::state::ProxyState;
 
 mod refuse;
 
-pub use refuse::Refusers;
+pub use crate::refusers::Refusers;
 
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
@@ -117,9 +117,19 @@ impl Admission {
                 } else {
                     "the connection limit"
                 };
-                state
-                    .refusers
-                    .refuse(stream, peer, protocols, limit, &state.tracker, span);
+                let connection = refuse::Refused {
+                    stream,
+                    peer,
+                    protocols,
+                    limit,
+                };
+                refuse::refuse(
+                    &state.refusers,
+                    connection,
+                    &state.tracker,
+                    span,
+                    &state.observer,
+                );
             }
         }
     }

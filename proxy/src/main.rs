@@ -2,12 +2,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use egress_config::Config;
+use egress_proxy::audit::AuditLog;
 use egress_proxy::logging::{self, LogFormat};
+use egress_proxy::metrics::Metrics;
+use egress_proxy::observe::Observer;
 use egress_proxy::{BoundListener, ProxyState};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -116,17 +120,22 @@ fn serve(args: RunArgs) -> ExitCode {
         file_listeners,
         loaded_text,
     ));
-    // Every connection has ended and recorded its line by now; write them before exiting.
-    let unwritten = egress_proxy::audit::flush(AUDIT_FLUSH_WAIT);
-    if unwritten > 0 {
-        warn!(
-            lines = unwritten,
-            "exiting before the audit log could take every queued line"
-        );
-    }
     match served {
-        Ok(Stopped::Drained) => ExitCode::SUCCESS,
-        Ok(Stopped::Cut) => ExitCode::from(EXIT_CONNECTIONS_CUT),
+        Ok((stopped, audit)) => {
+            // Every connection has ended and recorded its line by now; write them before
+            // exiting.
+            let unwritten = audit.map_or(0, |audit| audit.flush(AUDIT_FLUSH_WAIT));
+            if unwritten > 0 {
+                warn!(
+                    lines = unwritten,
+                    "exiting before the audit log could take every queued line"
+                );
+            }
+            match stopped {
+                Stopped::Drained => ExitCode::SUCCESS,
+                Stopped::Cut => ExitCode::from(EXIT_CONNECTIONS_CUT),
+            }
+        }
         Err(e) => {
             eprintln!("egress-proxy: {e:#}");
             ExitCode::FAILURE
@@ -147,7 +156,7 @@ async fn serve_config(
     path: Option<PathBuf>,
     file_listeners: Vec<egress_config::Listener>,
     loaded_text: String,
-) -> anyhow::Result<Stopped> {
+) -> anyhow::Result<(Stopped, Option<AuditLog>)> {
     // Signal handlers and the file watch exist before we announce we are listening, so a signal
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
@@ -178,9 +187,12 @@ async fn serve_config(
         "policy in force"
     );
     // Metrics and the audit log exist before the first connection, so nothing goes uncounted.
+    let metrics = config
+        .admin
+        .as_ref()
+        .map(|admin| Arc::new(Metrics::new(admin.blocked_domains_cap)));
     let admin = match config.admin {
         Some(admin) => {
-            egress_proxy::metrics::install(admin.blocked_domains_cap);
             let socket = TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| format!("cannot listen on {} (admin)", admin.listen))?;
@@ -189,15 +201,25 @@ async fn serve_config(
         }
         None => None,
     };
-    if let Some(audit) = &config.audit {
-        egress_proxy::audit::install(audit).with_context(|| match &audit.path {
-            Some(path) => format!("cannot open the audit log {}", path.display()),
-            None => "cannot start the audit log".to_string(),
-        })?;
-        reopen_audit_on_sigusr1()?;
+    let audit = match &config.audit {
+        Some(settings) => {
+            let audit =
+                AuditLog::start(settings, metrics.clone()).with_context(|| {
+                    match &settings.path {
+                        Some(path) => format!("cannot open the audit log {}", path.display()),
+                        None => "cannot start the audit log".to_string(),
+                    }
+                })?;
+            reopen_audit_on_sigusr1(audit.clone())?;
+            Some(audit)
+        }
+        None => None,
+    };
+    if let Some(metrics) = &metrics {
+        metrics.loaded_now();
     }
-    let state = ProxyState::new(&config);
-    egress_proxy::metrics::loaded_now();
+    let observer = Arc::new(Observer::new(metrics, audit.clone()));
+    let state = ProxyState::with_observer(&config, observer);
     if let Some(socket) = admin {
         tokio::spawn(egress_proxy::admin::serve(socket, state.clone()));
     }
@@ -205,23 +227,23 @@ async fn serve_config(
         tokio::spawn(reloader.run(state.clone()));
     }
     if egress_proxy::run(bound, state, stop).await {
-        Ok(Stopped::Drained)
+        Ok((Stopped::Drained, audit))
     } else {
         warn!(
             exit_code = EXIT_CONNECTIONS_CUT,
             "exiting after cutting connections still open at the end of the grace period"
         );
-        Ok(Stopped::Cut)
+        Ok((Stopped::Cut, audit))
     }
 }
 
 /// SIGUSR1 reopens the audit log file (after logrotate moved it).
-fn reopen_audit_on_sigusr1() -> anyhow::Result<()> {
+fn reopen_audit_on_sigusr1(audit: AuditLog) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut usr1 = signal(SignalKind::user_defined1()).context("cannot handle SIGUSR1")?;
     tokio::spawn(async move {
         while usr1.recv().await.is_some() {
-            egress_proxy::audit::reopen();
+            audit.reopen();
         }
     });
     Ok(())

@@ -19,15 +19,17 @@
 //! | `egress_audit_lines_dropped_total` | counter | – (queue full, or the file refused the line: disk full) |
 //! | `egress_connections_cut_total` | counter | `protocol` (connections still open at the end of the shutdown grace period, closed by the proxy) |
 //!
-//! Metrics exist only when the admin listener is configured; otherwise every recording call is
-//! a single check of an unset `OnceLock`, so they cost nothing.
+//! Metrics exist only when the admin listener is configured. A `Metrics` is owned by the proxy's
+//! state (its `Observer`), not the process: two proxies in one process count apart.
 
 use std::collections::HashSet;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use egress_config::{DenyReason, Host, Protocol};
+
+use crate::outcome::{Kind, Record};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -111,119 +113,123 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-static METRICS: OnceLock<Metrics> = OnceLock::new();
-
-/// Turns metrics on (once per process), with `cap` distinct blocked domains.
-pub fn install(cap: usize) -> &'static Metrics {
-    METRICS.get_or_init(|| Metrics::new(cap))
-}
-
-/// The metrics, when the admin listener turned them on.
-pub fn get() -> Option<&'static Metrics> {
-    METRICS.get()
-}
-
 impl Metrics {
-    fn new(cap: usize) -> Self {
-        let mut registry = Registry::with_prefix("egress");
-        let decisions = Family::<DecisionLabels, Counter>::default();
-        let failures = Family::<FailureLabels, Counter>::default();
-        let blocked_domains = Family::<DomainLabel, Counter>::default();
-        let active = Family::<ProtocolLabel, Gauge>::default();
-        let refused_unanswered = Family::<CauseLabel, Counter>::default();
-        for cause in Unanswered::ALL {
-            let _ = refused_unanswered.get_or_create(&CauseLabel {
-                cause: cause.as_str(),
-            });
-        }
-        let bytes = Family::<DirectionLabel, Counter>::default();
-        // 1 ms to ~33 s: a loopback connect to a slow parent's CONNECT.
-        let connect_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        let dns_duration = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
-        let upstream_up = Family::<UpstreamLabel, Gauge>::default();
-        let reloads = Family::<ResultLabel, Counter>::default();
-        let last_reload_success = Gauge::<f64, AtomicU64>::default();
-        let last_reload_failure = Gauge::<f64, AtomicU64>::default();
-        let audit_dropped = Counter::default();
-        let connections_cut = Family::<ProtocolLabel, Counter>::default();
-        let build_info = Family::<VersionLabel, Gauge>::default();
+    /// A fresh registry with every family registered and every known label value at zero;
+    /// `cap` distinct blocked domains get their own series.
+    pub fn new(cap: usize) -> Self {
+        let metrics = Self {
+            registry: Registry::with_prefix("egress"),
+            decisions: Family::default(),
+            failures: Family::default(),
+            blocked_domains: Family::default(),
+            labelled_domains: Mutex::new(HashSet::new()),
+            cap,
+            active: Family::default(),
+            refused_unanswered: Family::default(),
+            bytes: Family::default(),
+            // 1 ms to ~33 s: a loopback connect to a slow parent's CONNECT.
+            connect_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            dns_duration: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            upstream_up: Family::default(),
+            reloads: Family::default(),
+            last_reload_success: Gauge::default(),
+            last_reload_failure: Gauge::default(),
+            audit_dropped: Counter::default(),
+            connections_cut: Family::default(),
+        };
+        let mut metrics = metrics;
+        metrics.register();
+        metrics.seed_label_values();
+        metrics
+    }
 
-        registry.register(
+    /// Names and describes every family in the registry.
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register(
             "decisions",
             "Requests decided, by protocol, decision (allow, report, deny, fail) and reason",
-            decisions.clone(),
+            self.decisions.clone(),
         );
-        registry.register(
+        r.register(
             "failures",
             "Requests that failed (the destination or the way to it did not work; not denials), by protocol and reason",
-            failures.clone(),
+            self.failures.clone(),
         );
-        registry.register(
+        r.register(
             "blocked_domains",
             "Denied requests by registrable domain (capped; the rest are domain=\"other\")",
-            blocked_domains.clone(),
+            self.blocked_domains.clone(),
         );
-        registry.register(
+        r.register(
             "active_connections",
             "Open client connections by protocol",
-            active.clone(),
+            self.active.clone(),
         );
-        registry.register(
+        r.register(
             "connections_refused_unanswered",
             "Connections refused at a connection cap and closed without an answer, by cause (busy: every refuser was busy; silent: the client did not say in time which protocol it speaks)",
-            refused_unanswered.clone(),
+            self.refused_unanswered.clone(),
         );
-        registry.register(
+        r.register(
             "bytes",
             "Bytes relayed, by direction (upload: client to destination)",
-            bytes.clone(),
+            self.bytes.clone(),
         );
-        registry.register(
+        r.register(
             "connect_duration_seconds",
             "From the decision to the destination connected (or the tunnel opened through a parent)",
-            connect_duration.clone(),
+            self.connect_duration.clone(),
         );
-        registry.register(
+        r.register(
             "dns_lookup_duration_seconds",
             "Destination name lookups",
-            dns_duration.clone(),
+            self.dns_duration.clone(),
         );
-        registry.register(
+        r.register(
             "upstream_up",
             "Whether each parent proxy is up (1) or marked down (0)",
-            upstream_up.clone(),
+            self.upstream_up.clone(),
         );
-        registry.register(
+        r.register(
             "config_reloads",
             "Policy reloads by result",
-            reloads.clone(),
+            self.reloads.clone(),
         );
-        registry.register(
+        r.register(
             "config_last_reload_success_timestamp_seconds",
             "When the policy in force was loaded (Unix time)",
-            last_reload_success.clone(),
+            self.last_reload_success.clone(),
         );
-        registry.register(
+        r.register(
             "config_last_reload_failure_timestamp_seconds",
             "When a policy file was last rejected (Unix time; 0: never). Newer than the last success: the file on disk is not in force",
-            last_reload_failure.clone(),
+            self.last_reload_failure.clone(),
         );
-        registry.register("build_info", "The running build", build_info.clone());
-        registry.register(
+        let build_info = Family::<VersionLabel, Gauge>::default();
+        build_info
+            .get_or_create(&VersionLabel {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("build_info", "The running build", build_info);
+        r.register(
             "audit_lines_dropped",
             "Audit log lines lost: dropped because the writer fell behind, or refused by the file (disk full)",
-            audit_dropped.clone(),
+            self.audit_dropped.clone(),
         );
-        registry.register(
+        r.register(
             "connections_cut",
             "Connections still open at the end of the shutdown grace period, closed by the proxy",
-            connections_cut.clone(),
+            self.connections_cut.clone(),
         );
+    }
 
-        // Every known label value exists from the start, so rates and alerts work at once.
+    /// Every known label value exists from the start, so rates and alerts work at once.
+    fn seed_label_values(&self) {
         for protocol in Protocol::ALL {
             let protocol = protocol.as_str();
-            let _ = decisions.get_or_create(&DecisionLabels {
+            let _ = self.decisions.get_or_create(&DecisionLabels {
                 protocol,
                 decision: "allow",
                 reason: "none",
@@ -231,7 +237,7 @@ impl Metrics {
             for reason in DenyReason::ALL {
                 let refused = match reason.fault() {
                     egress_config::Fault::Upstream => {
-                        let _ = failures.get_or_create(&FailureLabels {
+                        let _ = self.failures.get_or_create(&FailureLabels {
                             protocol,
                             reason: reason.as_str(),
                         });
@@ -240,50 +246,32 @@ impl Metrics {
                     _ => "deny",
                 };
                 for decision in [refused, "report"] {
-                    let _ = decisions.get_or_create(&DecisionLabels {
+                    let _ = self.decisions.get_or_create(&DecisionLabels {
                         protocol,
                         decision,
                         reason: reason.as_str(),
                     });
                 }
             }
-            let _ = active.get_or_create(&ProtocolLabel { protocol });
-            let _ = connections_cut.get_or_create(&ProtocolLabel { protocol });
+            let _ = self.active.get_or_create(&ProtocolLabel { protocol });
+            let _ = self
+                .connections_cut
+                .get_or_create(&ProtocolLabel { protocol });
+        }
+        for cause in Unanswered::ALL {
+            let _ = self.refused_unanswered.get_or_create(&CauseLabel {
+                cause: cause.as_str(),
+            });
         }
         for direction in ["upload", "download"] {
-            let _ = bytes.get_or_create(&DirectionLabel { direction });
+            let _ = self.bytes.get_or_create(&DirectionLabel { direction });
         }
         for result in ["success", "failure"] {
-            let _ = reloads.get_or_create(&ResultLabel { result });
+            let _ = self.reloads.get_or_create(&ResultLabel { result });
         }
-        let _ = blocked_domains.get_or_create(&DomainLabel {
+        let _ = self.blocked_domains.get_or_create(&DomainLabel {
             domain: OTHER.into(),
         });
-        build_info
-            .get_or_create(&VersionLabel {
-                version: env!("CARGO_PKG_VERSION"),
-            })
-            .set(1);
-
-        Self {
-            registry,
-            decisions,
-            failures,
-            blocked_domains,
-            labelled_domains: Mutex::new(HashSet::new()),
-            cap,
-            active,
-            refused_unanswered,
-            bytes,
-            connect_duration,
-            dns_duration,
-            upstream_up,
-            reloads,
-            last_reload_success,
-            last_reload_failure,
-            audit_dropped,
-            connections_cut,
-        }
     }
 
     /// The OpenMetrics text format, for scrapers that ask for it (Prometheus does).
@@ -360,59 +348,17 @@ pub fn registrable_domain(host: &Host) -> String {
     }
 }
 
-/// One decision. `reason` is `None` for allow.
-pub fn decision(
-    protocol: Protocol,
-    decision: &'static str,
-    reason: Option<DenyReason>,
-    host: Option<&Host>,
-) {
-    let Some(m) = get() else { return };
-    m.decisions
-        .get_or_create(&DecisionLabels {
-            protocol: protocol.as_str(),
-            decision,
-            reason: reason.map_or("none", DenyReason::as_str),
-        })
-        .inc();
-    if let ("fail", Some(reason)) = (decision, reason) {
-        m.failures
-            .get_or_create(&FailureLabels {
-                protocol: protocol.as_str(),
-                reason: reason.as_str(),
-            })
-            .inc();
-    }
-    // Only denials are blocked domains: a failing destination is not a blocked one.
-    if let (Some(host), "deny") = (host, decision) {
-        let domain = m.domain_label(host);
-        m.blocked_domains
-            .get_or_create(&DomainLabel { domain })
-            .inc();
-    }
-}
-
-/// Counts an open connection of `protocol` until the returned guard drops.
-pub fn connection(protocol: Protocol) -> Option<ActiveGuard> {
-    let m = get()?;
-    let labels = ProtocolLabel {
-        protocol: protocol.as_str(),
-    };
-    m.active.get_or_create(&labels).inc();
-    Some(ActiveGuard { labels })
-}
-
-/// Decrements `egress_active_connections` when dropped.
+/// What a connection that is open counts as; decrements `egress_active_connections` when
+/// dropped.
 #[derive(Debug)]
 pub struct ActiveGuard {
+    metrics: Arc<Metrics>,
     labels: ProtocolLabel,
 }
 
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
-        if let Some(m) = get() {
-            m.active.get_or_create(&self.labels).dec();
-        }
+        self.metrics.active.get_or_create(&self.labels).dec();
     }
 }
 
@@ -441,66 +387,112 @@ impl Unanswered {
     }
 }
 
-/// A connection refused at a cap and closed without an answer.
-pub fn refused_unanswered(cause: Unanswered) {
-    if let Some(m) = get() {
-        m.refused_unanswered
+/// The recording side: one method per thing counted.
+impl Metrics {
+    /// One outcome record: its decision, its failure or blocked domain, its bytes. A record
+    /// without a decision (a connection cut before any) is not a decision and counts nothing.
+    pub fn outcome(&self, record: &Record) {
+        let Some(kind) = record.kind else { return };
+        let protocol = record.protocol.as_str();
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                protocol,
+                decision: kind.label(),
+                reason: record.reason.map_or("none", DenyReason::as_str),
+            })
+            .inc();
+        match (kind, record.reason, &record.target) {
+            (Kind::Failed, Some(reason), _) => {
+                self.failures
+                    .get_or_create(&FailureLabels {
+                        protocol,
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+            }
+            // Only denials are blocked domains: a failing destination is not a blocked one.
+            (Kind::Denied, _, Some((host, _))) => {
+                let domain = self.domain_label(host);
+                self.blocked_domains
+                    .get_or_create(&DomainLabel { domain })
+                    .inc();
+            }
+            _ => {}
+        }
+        for (direction, n) in [("upload", record.upload), ("download", record.download)] {
+            if n > 0 {
+                self.bytes
+                    .get_or_create(&DirectionLabel { direction })
+                    .inc_by(n);
+            }
+        }
+    }
+
+    /// Counts an open connection of `protocol` until the returned guard drops.
+    pub fn connection(self: &Arc<Self>, protocol: Protocol) -> ActiveGuard {
+        let labels = ProtocolLabel {
+            protocol: protocol.as_str(),
+        };
+        self.active.get_or_create(&labels).inc();
+        ActiveGuard {
+            metrics: self.clone(),
+            labels,
+        }
+    }
+
+    /// A connection refused at a cap and closed without an answer.
+    pub fn refused_unanswered(&self, cause: Unanswered) {
+        self.refused_unanswered
             .get_or_create(&CauseLabel {
                 cause: cause.as_str(),
             })
             .inc();
     }
-}
 
-pub fn bytes(upload: u64, download: u64) {
-    let Some(m) = get() else { return };
-    for (direction, n) in [("upload", upload), ("download", download)] {
-        if n > 0 {
-            m.bytes
-                .get_or_create(&DirectionLabel { direction })
-                .inc_by(n);
-        }
+    pub fn connect_duration(&self, elapsed: Duration) {
+        self.connect_duration.observe(elapsed.as_secs_f64());
     }
-}
 
-pub fn connect_duration(elapsed: Duration) {
-    if let Some(m) = get() {
-        m.connect_duration.observe(elapsed.as_secs_f64());
+    pub fn dns_duration(&self, elapsed: Duration) {
+        self.dns_duration.observe(elapsed.as_secs_f64());
     }
-}
 
-pub fn dns_duration(elapsed: Duration) {
-    if let Some(m) = get() {
-        m.dns_duration.observe(elapsed.as_secs_f64());
-    }
-}
-
-pub fn upstream_up(name: &str, up: bool) {
-    if let Some(m) = get() {
-        m.upstream_up
+    pub fn upstream_up(&self, name: &str, up: bool) {
+        self.upstream_up
             .get_or_create(&UpstreamLabel {
                 upstream: name.to_string(),
             })
             .set(i64::from(up));
     }
-}
 
-/// A reload (or the first load, which counts as a success for the timestamp only).
-pub fn reload(success: bool) {
-    let Some(m) = get() else { return };
-    let result = if success { "success" } else { "failure" };
-    m.reloads.get_or_create(&ResultLabel { result }).inc();
-    if success {
-        loaded_now();
-    } else {
-        m.last_reload_failure.set(unix_now());
+    /// A reload (or the first load, which counts as a success for the timestamp only).
+    pub fn reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.reloads.get_or_create(&ResultLabel { result }).inc();
+        if success {
+            self.loaded_now();
+        } else {
+            self.last_reload_failure.set(unix_now());
+        }
     }
-}
 
-/// Sets the last-successful-load time to now.
-pub fn loaded_now() {
-    if let Some(m) = get() {
-        m.last_reload_success.set(unix_now());
+    /// Sets the last-successful-load time to now.
+    pub fn loaded_now(&self) {
+        self.last_reload_success.set(unix_now());
+    }
+
+    /// `n` audit lines lost (the queue was full, or a batch the disk refused).
+    pub fn audit_dropped(&self, n: u64) {
+        self.audit_dropped.inc_by(n);
+    }
+
+    /// A connection of `protocol` cut at the end of the shutdown grace period.
+    pub fn connection_cut(&self, protocol: Protocol) {
+        self.connections_cut
+            .get_or_create(&ProtocolLabel {
+                protocol: protocol.as_str(),
+            })
+            .inc();
     }
 }
 
@@ -509,28 +501,6 @@ fn unix_now() -> f64 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64()
-}
-
-pub fn audit_dropped() {
-    audit_dropped_by(1);
-}
-
-/// `n` audit lines lost at once (a batch the disk refused).
-pub fn audit_dropped_by(n: u64) {
-    if let Some(m) = get() {
-        m.audit_dropped.inc_by(n);
-    }
-}
-
-/// A connection of `protocol` cut at the end of the shutdown grace period.
-pub fn connection_cut(protocol: Protocol) {
-    if let Some(m) = get() {
-        m.connections_cut
-            .get_or_create(&ProtocolLabel {
-                protocol: protocol.as_str(),
-            })
-            .inc();
-    }
 }
 
 #[cfg(test)]

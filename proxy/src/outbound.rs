@@ -50,7 +50,9 @@ pub async fn choose(
 pub async fn dial(snapshot: &Snapshot, addrs: &[SocketAddr]) -> Result<TcpStream, Refusal> {
     let started = std::time::Instant::now();
     let stream = dial::dial(addrs, snapshot.timeouts.dial).await?;
-    crate::metrics::connect_duration(started.elapsed());
+    if let Some(metrics) = crate::account::metrics() {
+        metrics.connect_duration(started.elapsed());
+    }
     Ok(stream)
 }
 
@@ -64,7 +66,9 @@ pub async fn through_parent(
 ) -> Result<Via, Refusal> {
     let started = std::time::Instant::now();
     let via = parent::open(snapshot, route, host, port, purpose).await?;
-    crate::metrics::connect_duration(started.elapsed());
+    if let Some(metrics) = crate::account::metrics() {
+        metrics.connect_duration(started.elapsed());
+    }
     Ok(via)
 }
 

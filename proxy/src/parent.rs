@@ -14,6 +14,7 @@ mod socks5;
 pub mod tls;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use egress_config::{DenyReason, Host, RouteChoice, Routing, Upstream, UpstreamKind};
@@ -24,7 +25,17 @@ pub use self::health::{Health, HealthTable};
 pub use self::http::authorization;
 use crate::answer::Refusal;
 use crate::dial;
-use crate::state::Snapshot;
+use crate::resolve::Resolver;
+
+/// What reaching parents needs from the configuration in force: its parents, the resolver for
+/// their names and the dial timeout. The owner of the configuration (the proxy state's snapshot)
+/// implements it, so this module does not depend on that owner.
+pub trait Reach: Send + Sync + 'static {
+    fn parents(&self) -> &Parents;
+    fn resolver(&self) -> &Resolver;
+    /// The TCP connect timeout; also bounds a parent's answer to the tunnel request.
+    fn dial_timeout(&self) -> Duration;
+}
 
 /// The parents of one snapshot with their (shared, long-lived) health.
 #[derive(Debug, Default)]
@@ -129,16 +140,16 @@ pub enum Purpose {
 
 /// Opens a connection for `host:port` through route `name`, with failover along its chain.
 pub async fn open(
-    snapshot: &Snapshot,
+    reach: &impl Reach,
     name: &str,
     host: &Host,
     port: u16,
     purpose: Purpose,
 ) -> Result<Via, Refusal> {
-    let candidates = snapshot.parents.candidates(name);
+    let candidates = reach.parents().candidates(name);
     let mut last: Option<Refusal> = None;
     for (upstream, health) in candidates {
-        match attempt(snapshot, upstream, host, port, purpose).await {
+        match attempt(reach, upstream, host, port, purpose).await {
             Ok(via) => {
                 health.mark_up(&upstream.name);
                 return Ok(via);
@@ -178,7 +189,7 @@ pub async fn open(
 }
 
 async fn attempt(
-    snapshot: &Snapshot,
+    reach: &impl Reach,
     upstream: &Upstream,
     host: &Host,
     port: u16,
@@ -195,8 +206,8 @@ async fn attempt(
             ),
         ))
     };
-    let addrs = snapshot
-        .resolver
+    let addrs = reach
+        .resolver()
         .resolve(&upstream.host, upstream.port)
         .await
         .map_err(failed)?;
@@ -204,22 +215,22 @@ async fn attempt(
     // reason to try the next parent.
     let authorization = match &upstream.negotiate {
         Some(negotiate) => Some(
-            snapshot
-                .parents
+            reach
+                .parents()
                 .negotiate
-                .authorization(upstream, negotiate, snapshot.timeouts.dial)
+                .authorization(upstream, negotiate, reach.dial_timeout())
                 .await
                 .map_err(failed)?,
         ),
         None => http::authorization(upstream),
     };
-    let stream = dial::dial(&addrs, snapshot.timeouts.dial)
+    let stream = dial::dial(&addrs, reach.dial_timeout())
         .await
         .map_err(failed)?;
-    let deadline = Instant::now() + snapshot.timeouts.dial;
+    let deadline = Instant::now() + reach.dial_timeout();
     let (mut stream, watch) = match &upstream.tls {
         Some(settings) => {
-            let config = snapshot.parents.tls_config(upstream, settings);
+            let config = reach.parents().tls_config(upstream, settings);
             let (stream, watch) = tls::wrap(stream, upstream, config, deadline)
                 .await
                 .map_err(failed)?;

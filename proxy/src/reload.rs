@@ -41,6 +41,8 @@ pub struct Reloader {
     /// The file last read to a conclusion (applied, rejected or held). A change whose stat still
     /// shows this version needs no read; the same text again is not reloaded.
     last: Seen,
+    /// Where reloads are counted: the metrics of the proxy `run` serves.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 #[derive(Debug)]
@@ -112,11 +114,13 @@ impl Reloader {
                 fingerprint: None,
                 text: loaded,
             },
+            metrics: None,
         }
     }
 
     /// Reloads on every completed change and every SIGHUP until shutdown.
     pub async fn run(mut self, state: Arc<ProxyState>) {
+        self.metrics = state.observer.metrics().cloned();
         loop {
             let next = self.settle.next();
             let wake = async {
@@ -286,7 +290,7 @@ impl Reloader {
         if trigger == Trigger::Change && config.policy.allow().is_empty() && allowed_now > 0 {
             // Most often a file caught empty or cut short by a writer that truncates first.
             // Counted before it is logged: whoever reads the log finds the count already there.
-            crate::metrics::reload(false);
+            self.counted(false);
             warn!(
                 file = %self.path.display(),
                 reason = "the new file allows nothing",
@@ -303,7 +307,7 @@ impl Reloader {
         // In force and counted before it is logged: a client that waits for the log line and
         // then connects gets the new policy.
         state.replace(Snapshot::from_config(&config, &state.parent_health));
-        crate::metrics::reload(true);
+        self.counted(true);
         let policy = &config.policy;
         info!(
             source = %config.source,
@@ -315,8 +319,15 @@ impl Reloader {
         );
     }
 
+    /// Counts a reload that succeeded or failed, when the proxy keeps metrics.
+    fn counted(&self, success: bool) {
+        if let Some(metrics) = &self.metrics {
+            metrics.reload(success);
+        }
+    }
+
     fn reject(&self, error: &str) {
-        crate::metrics::reload(false);
+        self.counted(false);
         error!(error = %error, file = %self.path.display(), kept = "the current policy", "policy reload rejected");
     }
 }

@@ -75,7 +75,9 @@ impl Resolver {
         let failed = |detail: String| Refusal::new(DenyReason::DnsFailed, detail);
         let started = std::time::Instant::now();
         let answer = tokio::time::timeout(self.timeout, self.inner.lookup_ip(absolute)).await;
-        crate::metrics::dns_duration(started.elapsed());
+        if let Some(metrics) = crate::account::metrics() {
+            metrics.dns_duration(started.elapsed());
+        }
         match answer {
             Ok(Ok(answer)) => {
                 let addrs: Vec<SocketAddr> =

@@ -32,7 +32,11 @@ pub async fn run(
         )));
     }
     // Ends by itself when shutdown begins.
-    tokio::spawn(parent::health::probe_loop(state.clone()));
+    let current = state.clone();
+    tokio::spawn(parent::health::probe_loop(
+        state.shutdown.clone(),
+        move || current.snapshot(),
+    ));
     tokio::select! {
         () = shutdown => {}
         () = state.shutdown.cancelled() => {}

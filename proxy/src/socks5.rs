@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use crate::account::{self, Outcome};
+use crate::account;
 use crate::answer::{socks_code, socks_reply, Refusal};
 use crate::context::ConnContext;
 use crate::decide;
@@ -48,49 +48,11 @@ impl From<std::io::Error> for Handshake {
 
 pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let protocol = Protocol::Socks5;
-    let _active = crate::metrics::connection(protocol);
+    let _active = account::metrics().map(|m| m.connection(protocol));
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
-    let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
-    let request = tokio::time::timeout_at(deadline, handshake(&mut stream)).await;
-    let (host, port) = match request {
-        Ok(Ok(target)) => target,
-        Ok(Err(Handshake::Reply(code, why))) => {
-            info!(
-                reason = DenyReason::BadRequest.as_str(),
-                detail = why,
-                "refused"
-            );
-            let reason = if code == socks_reply::COMMAND_NOT_SUPPORTED {
-                DenyReason::UnsupportedMethod
-            } else {
-                DenyReason::BadRequest
-            };
-            account::record(&Outcome::refused(
-                Some(ctx.client),
-                protocol,
-                None,
-                reason,
-                None,
-            ));
-            return reply(&mut stream, code, None).await;
-        }
-        Ok(Err(Handshake::Gone)) => return,
-        Err(_) => {
-            info!(
-                reason = DenyReason::RequestTimeout.as_str(),
-                "SOCKS5 handshake timed out"
-            );
-            let client = Some(ctx.client);
-            account::record(&Outcome::refused(
-                client,
-                protocol,
-                None,
-                DenyReason::RequestTimeout,
-                None,
-            ));
-            return;
-        }
+    let Some((host, port)) = negotiate(&mut stream, &ctx).await else {
+        return;
     };
     let authority = host.authority(port);
     span.record("target", authority.as_str());
@@ -98,14 +60,12 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let verdict = match decide::decide(&ctx, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
-            let client = Some(ctx.client);
-            account::record(&Outcome::refused(
-                client,
+            account::refused(
                 protocol,
                 Some((&host, port)),
                 refusal.reason,
                 refusal.rule.as_deref(),
-            ));
+            );
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }
     };
@@ -123,15 +83,43 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     )
     .await;
     if let Err(refusal) = opened {
-        let client = Some(ctx.client);
-        account::record(&Outcome::refused(
-            client,
-            protocol,
-            Some((&host, port)),
-            refusal.reason,
-            verdict.rule,
-        ));
+        account::refused(protocol, Some((&host, port)), refusal.reason, verdict.rule);
         refuse_after_decision(&mut stream, &refusal).await;
+    }
+}
+
+/// The negotiation, bounded by the handshake timeout: the target asked for, or `None` when the
+/// client left, stalled or asked for something unusable (answered and recorded here).
+async fn negotiate(stream: &mut TcpStream, ctx: &ConnContext) -> Option<(Host, u16)> {
+    let protocol = Protocol::Socks5;
+    let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
+    let request = tokio::time::timeout_at(deadline, handshake(stream)).await;
+    match request {
+        Ok(Ok(target)) => Some(target),
+        Ok(Err(Handshake::Reply(code, why))) => {
+            info!(
+                reason = DenyReason::BadRequest.as_str(),
+                detail = why,
+                "refused"
+            );
+            let reason = if code == socks_reply::COMMAND_NOT_SUPPORTED {
+                DenyReason::UnsupportedMethod
+            } else {
+                DenyReason::BadRequest
+            };
+            account::refused(protocol, None, reason, None);
+            reply(stream, code, None).await;
+            None
+        }
+        Ok(Err(Handshake::Gone)) => None,
+        Err(_) => {
+            info!(
+                reason = DenyReason::RequestTimeout.as_str(),
+                "SOCKS5 handshake timed out"
+            );
+            account::refused(protocol, None, DenyReason::RequestTimeout, None);
+            None
+        }
     }
 }
 

@@ -1,8 +1,9 @@
-//! What every connection shares: the current configuration snapshot, the connection cap and the
-//! shutdown signal.
+//! What every connection shares: the current configuration snapshot, the connection cap, the
+//! shutdown signal and the proxy's observability (metrics, audit log, event stream).
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use egress_config::guard::AddressGuard;
@@ -13,9 +14,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::decider::{Decider, PassThrough};
-use crate::listener::Refusers;
-use crate::parent::{HealthTable, Parents};
+use crate::observe::Observer;
+use crate::parent::{HealthTable, Parents, Reach};
 use crate::per_client::ClientCounts;
+use crate::refusers::Refusers;
 use crate::resolve::Resolver;
 
 /// The part of a configuration that a reload may replace. A connection takes the snapshot current
@@ -47,6 +49,20 @@ impl Snapshot {
             tls: config.tls.clone(),
             parents: Parents::new(&config.routing, health),
         }
+    }
+}
+
+impl Reach for Snapshot {
+    fn parents(&self) -> &Parents {
+        &self.parents
+    }
+
+    fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    fn dial_timeout(&self) -> Duration {
+        self.timeouts.dial
     }
 }
 
@@ -96,16 +112,33 @@ pub struct ProxyState {
     pub parent_health: HealthTable,
     /// The step between verdict and dial; outlives reloads (it will hold "ask" approvals).
     pub decider: Arc<dyn Decider>,
+    /// This proxy's metrics, audit log and event stream.
+    pub observer: Arc<Observer>,
 }
 
 impl ProxyState {
+    /// A state without metrics or audit log (its event stream is there for subscribers).
     pub fn new(config: &Config) -> Arc<Self> {
-        Self::with_decider(config, Arc::new(PassThrough))
+        Self::assemble(config, Arc::default(), Arc::new(PassThrough))
+    }
+
+    /// A state whose outcomes go to `observer`.
+    pub fn with_observer(config: &Config, observer: Arc<Observer>) -> Arc<Self> {
+        Self::assemble(config, observer, Arc::new(PassThrough))
     }
 
     /// A state whose allowed requests pass through `decider` before they are dialed.
     pub fn with_decider(config: &Config, decider: Arc<dyn Decider>) -> Arc<Self> {
-        let parent_health = HealthTable::default();
+        Self::assemble(config, Arc::default(), decider)
+    }
+
+    /// A state from all its parts.
+    pub fn assemble(
+        config: &Config,
+        observer: Arc<Observer>,
+        decider: Arc<dyn Decider>,
+    ) -> Arc<Self> {
+        let parent_health = HealthTable::new(observer.metrics().cloned());
         Arc::new(Self {
             snapshot: ArcSwap::from_pointee(Snapshot::from_config(config, &parent_health)),
             connections: Arc::new(Semaphore::new(config.limits.max_connections)),
@@ -117,6 +150,7 @@ impl ProxyState {
             tracker: TaskTracker::new(),
             parent_health,
             decider,
+            observer,
         })
     }
 

@@ -33,6 +33,58 @@ fn allowed_traffic_goes_through_the_proxy_and_denials_are_explained() {
     assert_eq!(text(&quiet.stderr), "");
 }
 
+/// Where the proxy has a port any local process could use (macOS), the connect helper shows
+/// the run's credential, which it takes from its environment (never its arguments); without
+/// one it sends none.
+#[test]
+fn the_connect_helper_shows_the_credential_from_its_environment() {
+    use std::io::{BufRead, BufReader, Write};
+    for credential in [Some("egress-run:0123abcd"), None] {
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = proxy.local_addr().unwrap().port().to_string();
+        let mut helper = Command::new(egress_run());
+        helper
+            .args(["connect", "example.org", "22", "--proxy-port", &port])
+            .env_remove("EGRESS_RUN_PROXY_CREDENTIAL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        if let Some(credential) = credential {
+            helper.env("EGRESS_RUN_PROXY_CREDENTIAL", credential);
+        }
+        let mut child = helper.spawn().unwrap();
+        let (stream, _) = proxy.accept().unwrap();
+        let mut head = Vec::new();
+        let mut reader = BufReader::new(&stream);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push(line);
+        }
+        (&stream).write_all(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+        drop(reader);
+        drop(stream);
+        assert!(child.wait().unwrap().success());
+        let shown: Vec<&String> = head
+            .iter()
+            .filter(|l| l.to_ascii_lowercase().starts_with("proxy-authorization:"))
+            .collect();
+        match credential {
+            // base64("egress-run:0123abcd")
+            Some(_) => assert_eq!(
+                shown,
+                ["Proxy-Authorization: Basic ZWdyZXNzLXJ1bjowMTIzYWJjZA==\r\n"],
+                "{head:?}"
+            ),
+            None => assert!(shown.is_empty(), "{head:?}"),
+        }
+        assert_eq!(head[0], "CONNECT example.org:22 HTTP/1.1\r\n");
+    }
+}
+
 #[test]
 fn the_connect_helper_tunnels_stdin_and_stdout_through_the_proxy() {
     let servers = Servers::new();

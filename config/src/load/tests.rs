@@ -396,7 +396,7 @@ fn upstream_mistakes_are_named_precisely() {
         ("allow:\n  - { host: a.example, via: corp }\n", "allow[0].via", "unknown upstream"),
         ("allow:\n  - { host: a.example, by: corp }\n", "allow[0].by", "unknown field `by`"),
         (
-            "upstreams:\n  corp:\n    url: http://s\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\n",
+            "upstreams:\n  corp:\n    url: http://u@s\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\n",
             "upstreams.corp.password_env",
             "is not set",
         ),
@@ -411,7 +411,7 @@ fn upstream_mistakes_are_named_precisely() {
             "needs a user name",
         ),
         (
-            "upstreams:\n  corp:\n    url: http://s\n    password_file: /nonexistent/egress-pw\n",
+            "upstreams:\n  corp:\n    url: http://u@s\n    password_file: /nonexistent/egress-pw\n",
             "upstreams.corp.password_file",
             "cannot read password file",
         ),
@@ -421,6 +421,64 @@ fn upstream_mistakes_are_named_precisely() {
         assert!(e.message.contains(message), "{text}\n{e}");
         assert!(!e.to_string().contains("secret1"), "{e}");
     }
+}
+
+#[test]
+fn secrets_are_read_only_once_the_whole_file_is_valid() {
+    // Each file names a secret that cannot be read and also has a mistake of its own: the
+    // mistake is reported, found before any secret is looked at (by serde, or by the checks
+    // after it), wherever in the file it is.
+    for (text, path) in [
+        (
+            "upstreams:\n  corp:\n    url: http://u@s\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\nallow:\n  - \"exa*mple.com\"\n",
+            "allow[0]",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://s\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\n",
+            "upstreams.corp.url",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://u@s\n    password_file: /nonexistent/egress-pw\n    fallback: [nope]\n",
+            "upstreams.corp.fallback[0]",
+        ),
+        (
+            "upstreams:\n  corp:\n    url: http://u@s\n    password_file: /nonexistent/egress-pw\nroute:\n  default: elsewhere\n",
+            "route.default",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, path, "{text}\n{e}");
+    }
+}
+
+#[test]
+fn an_unreadable_secret_is_named_by_its_source_and_its_value_never_shows() {
+    let file = std::env::temp_dir().join(format!("egress-pw-empty-{}", std::process::id()));
+    std::fs::write(&file, "\n").unwrap();
+    let text = format!(
+        "upstreams:\n  corp:\n    url: http://u@s\n    password_file: {}\n",
+        file.display()
+    );
+    let e = err(&text);
+    std::fs::remove_file(&file).unwrap();
+    assert_eq!(e.path, "upstreams.corp.password_file", "{e}");
+    assert!(e.message.contains("is empty"), "{e}");
+    // A variable that is set is read: its value appears in neither the Debug output of what was
+    // loaded nor an error about another upstream of the same file.
+    std::env::set_var("EGRESS_TEST_SECRET_VALUE", "hunter3-value");
+    let text =
+        "upstreams:\n  a:\n    url: http://u@s\n    password_env: EGRESS_TEST_SECRET_VALUE\n  \
+                b:\n    url: http://u@t\n    password_env: EGRESS_TEST_UNSET_VAR_XYZ\n";
+    let e = err(text);
+    assert_eq!(e.path, "upstreams.b.password_env", "{e}");
+    assert!(!format!("{e} {e:?}").contains("hunter3"), "{e:?}");
+    let config = load_str(&text[..text.find("  b:").unwrap()], "x").unwrap();
+    assert!(!format!("{config:?}").contains("hunter3"));
+    let a = config.routing.upstream("a").unwrap();
+    assert_eq!(
+        a.password.as_ref().map(|p| p.expose()),
+        Some("hunter3-value")
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 /// Under each home directory. Directories stand for everything in them.
-pub const HOME: [&str; 69] = [
+pub const HOME: [&str; 70] = [
     // Shells: login, interactive and logout files, and what the usual ones source.
     ".profile",
     ".bash_profile",
@@ -45,6 +45,8 @@ pub const HOME: [&str; 69] = [
     ".config/environment.d",
     ".config/systemd",
     ".local/share/systemd",
+    // macOS: the user's launchd agents, started at login.
+    "Library/LaunchAgents",
     // git's own global configuration.
     ".gitconfig",
     ".config/git",

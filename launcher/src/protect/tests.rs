@@ -214,3 +214,25 @@ fn a_linked_config_is_protected_where_it_points_and_the_link_is_watched() {
     );
     assert!(survey.watch.places.contains(&root.join(".git/config")));
 }
+
+#[test]
+fn the_report_names_each_thing_moved_and_each_failure() {
+    let report = Report {
+        moved: vec![Moved {
+            from: "/p/.git/hooks/pre-commit".into(),
+            to: "/p/.git/hooks/pre-commit.egress-run-quarantine".into(),
+            why: "a git hook".into(),
+        }],
+        failed: vec![("/p/x".into(), "Permission denied".into())],
+        entries: 3,
+        incomplete: false,
+    };
+    let text = describe(&report);
+    assert!(
+        text.starts_with("egress-run: WARNING: the command left 1 thing(s)"),
+        "{text}"
+    );
+    assert!(text.contains("  /p/.git/hooks/pre-commit (a git hook)\n    now /p/.git/hooks/pre-commit.egress-run-quarantine\n"));
+    assert!(text.contains("could not move aside /p/x (Permission denied)"));
+    assert_eq!(describe(&Report::default()), "");
+}

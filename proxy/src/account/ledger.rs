@@ -1,22 +1,26 @@
-//! A connection's ledger: the request it is serving — decided, not yet recorded — and the bytes
-//! that request has moved so far. It makes "every request is recorded once" hold however the
-//! connection ends: the step that ends a request records it, as always; a request still open
-//! when its connection's task returns is recorded then; and when shutdown cuts the connection
-//! at the end of the grace period, the request is recorded with the bytes moved until then and
-//! `cut: true` (a connection cut before any request was decided gets a line of its own).
+//! A connection's ledger: the request it is serving — decided, not yet recorded — the bytes
+//! that request has moved so far, and the proxy's `Observer` its records go to. It makes
+//! "every request is recorded once" hold however the connection ends: the step that ends a
+//! request says so (`account::refused`, `account::served`); a request still open when its
+//! connection's task returns is recorded then; and when shutdown cuts the connection at the end
+//! of the grace period, the request is recorded with the bytes moved until then and `cut:
+//! true` (a connection cut before any request was decided gets a record of its own). Every
+//! `Record` is built here, in `Ledger::end`, and nowhere else.
 //!
 //! The running connection's ledger is a task-local set where the connection starts
-//! (`detect::serve`), so `decide` can open the entry and `record` close it wherever in the flow
-//! they are called, without every step in between passing the ledger on.
+//! (`detect::serve`, or the refuser answering an over-cap client), so `decide` can open the
+//! entry and the ending step close it wherever in the flow they are, without every step in
+//! between passing the ledger on.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use egress_config::{DenyReason, Host, Protocol, Verdict};
 use tracing::warn;
 
-use super::Outcome;
+use super::{Ending, Kind, Record};
+use crate::observe::Observer;
 use crate::tunnel::Moved;
 
 tokio::task_local! {
@@ -29,6 +33,7 @@ pub struct Ledger {
     opened: Instant,
     /// Bytes the request in flight has moved (tunnels count as they copy).
     moved: Arc<Moved>,
+    observer: Arc<Observer>,
     state: Mutex<State>,
 }
 
@@ -47,19 +52,21 @@ struct InFlight {
     protocol: Protocol,
     host: Host,
     port: u16,
-    decision: &'static str,
+    kind: Kind,
     reason: Option<DenyReason>,
     rule: Option<String>,
     started: Instant,
 }
 
 impl Ledger {
-    /// A fresh ledger for the connection from `client`, which is thought to speak `protocol`.
-    pub fn new(client: SocketAddr, protocol: Protocol) -> Arc<Self> {
+    /// A fresh ledger for the connection from `client`, which is thought to speak `protocol`;
+    /// its records go to `observer`.
+    pub fn new(client: SocketAddr, protocol: Protocol, observer: Arc<Observer>) -> Arc<Self> {
         Arc::new(Self {
             client,
             opened: Instant::now(),
             moved: Arc::default(),
+            observer,
             state: Mutex::new(State {
                 protocol,
                 in_flight: None,
@@ -78,7 +85,7 @@ impl Ledger {
     pub fn close(&self) {
         let left = self.lock().in_flight.take();
         if let Some(request) = left {
-            self.record(&request, false);
+            self.end_in_flight(&request, false);
         }
     }
 
@@ -89,11 +96,13 @@ impl Ledger {
             let mut state = self.lock();
             (state.protocol, state.in_flight.take(), state.recorded)
         };
-        crate::metrics::connection_cut(protocol);
+        if let Some(metrics) = self.observer.metrics() {
+            metrics.connection_cut(protocol);
+        }
         match &in_flight {
             Some(request) => {
                 warn!(protocol = protocol.as_str(), host = %request.host, port = request.port, "connection cut: the shutdown grace period is over");
-                self.record(request, true);
+                self.end_in_flight(request, true);
             }
             None => {
                 warn!(
@@ -101,24 +110,52 @@ impl Ledger {
                     "connection cut: the shutdown grace period is over"
                 );
                 if !recorded {
-                    super::audit_cut_connection(self.client, protocol, self.opened.elapsed());
+                    // No decision, no target: only the audit log and subscribers hear of it
+                    // (the decision metrics count decisions, and there was none).
+                    let mut record = Record::connection(Some(self.client), protocol);
+                    record.duration = self.opened.elapsed();
+                    record.cut = true;
+                    self.observer.record(record);
                 }
             }
         }
     }
 
-    fn record(&self, request: &InFlight, cut: bool) {
+    fn end_in_flight(&self, request: &InFlight, cut: bool) {
         let moved = self.moved.so_far();
-        super::record(&Outcome {
+        self.end(
+            Ending {
+                protocol: request.protocol,
+                target: Some((&request.host, request.port)),
+                kind: request.kind,
+                reason: request.reason,
+                rule: request.rule.as_deref(),
+                bytes: (moved.client_to_upstream, moved.upstream_to_client),
+                duration: request.started.elapsed(),
+            },
+            cut,
+        );
+    }
+
+    /// The request ended as `ending` says: the one place an outcome record is made.
+    fn end(&self, ending: Ending<'_>, cut: bool) {
+        {
+            let mut state = self.lock();
+            state.in_flight = None;
+            state.recorded = true;
+        }
+        self.observer.record(Record {
+            time: SystemTime::now(),
             client: Some(self.client),
-            protocol: request.protocol,
-            target: Some((&request.host, request.port)),
-            decision: request.decision,
-            reason: request.reason,
-            rule: request.rule.as_deref(),
-            upload: moved.client_to_upstream,
-            download: moved.upstream_to_client,
-            duration: request.started.elapsed(),
+            identity: None,
+            protocol: ending.protocol,
+            target: ending.target.map(|(host, port)| (host.clone(), port)),
+            kind: Some(ending.kind),
+            reason: ending.reason,
+            rule: ending.rule.map(str::to_string),
+            upload: ending.bytes.0,
+            download: ending.bytes.1,
+            duration: ending.duration,
             cut,
         });
     }
@@ -126,6 +163,19 @@ impl Ledger {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// The current connection's request ended as `ending` says (no-op outside a connection).
+pub(super) fn end(ending: Ending<'_>) {
+    let _ = LEDGER.try_with(|ledger| ledger.end(ending, false));
+}
+
+/// The metrics of the proxy serving the current connection, if it keeps any.
+pub(super) fn metrics() -> Option<Arc<crate::metrics::Metrics>> {
+    LEDGER
+        .try_with(|ledger| ledger.observer.metrics().cloned())
+        .ok()
+        .flatten()
 }
 
 /// The current connection turned out to speak `protocol` (before any request is decided).
@@ -143,20 +193,11 @@ pub fn decided(protocol: Protocol, host: &Host, port: u16, verdict: &Verdict<'_>
             protocol,
             host: host.clone(),
             port,
-            decision: verdict.decision(),
+            kind: Kind::of_verdict(verdict),
             reason: verdict.reason(),
             rule: verdict.rule.map(str::to_string),
             started: Instant::now(),
         });
-    });
-}
-
-/// The current connection's request was recorded (whichever step recorded it).
-pub(super) fn recorded() {
-    let _ = LEDGER.try_with(|ledger| {
-        let mut state = ledger.lock();
-        state.in_flight = None;
-        state.recorded = true;
     });
 }
 

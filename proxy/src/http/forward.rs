@@ -131,14 +131,13 @@ pub async fn exchange(
             bytes_down = relayed.received,
             "forwarded"
         );
-        crate::account::record(&crate::account::Outcome::served(
-            Some(ctx.client),
+        crate::account::served(
             Protocol::HttpForward,
             (&target.host, target.port),
             &verdict,
             (relayed.sent, relayed.received),
             exchange_started.elapsed(),
-        ));
+        );
         if relayed.upstream_reusable {
             *upstream = Some(dest);
         }

@@ -63,7 +63,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         }
         tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
         if active.is_none() {
-            active = crate::metrics::connection(Protocol::HttpForward);
+            active = crate::account::metrics().map(|m| m.connection(Protocol::HttpForward));
         }
         match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
             Ok(forward::Next::KeepAlive) => {}
@@ -187,13 +187,7 @@ pub async fn refuse(
         );
     }
     let rule = rule.or(refusal.rule.as_deref());
-    crate::account::refused_at(
-        stream.peer_addr().ok(),
-        protocol,
-        target,
-        refusal.reason,
-        rule,
-    );
+    crate::account::refused_at(protocol, target, refusal.reason, rule);
     let asked = Asked {
         protocol,
         target,

@@ -18,20 +18,22 @@
 //! and is not counted as a decision — as when admitted.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use egress_config::{DenyReason, ListenerProtocols, Protocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::Semaphore;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn, Instrument, Span};
 
 use crate::account;
+use crate::account::Ledger;
 use crate::answer::{self, Asked, Refusal};
-use crate::metrics::{self, Unanswered};
+use crate::metrics::Unanswered;
+use crate::observe::Observer;
+use crate::refusers::Refusers;
 use crate::socks5::{self, Handshake};
 
 /// How long a refuser waits for the client to say enough to be answered (its first bytes, or
@@ -41,113 +43,54 @@ const ANSWER_WAIT: Duration = Duration::from_secs(1);
 /// so closing with unread bytes does not turn into a reset that destroys the answer in flight.
 const LINGER: Duration = Duration::from_millis(250);
 const LINGER_BYTES: usize = 64 * 1024;
-/// The pool's bounds. Every refuser holds one descriptor and a small task, for at most
-/// `ANSWER_WAIT` + `LINGER` (with prompt clients, a round trip or two).
-const MOST: usize = 1024;
-const FEWEST: usize = 16;
-/// Descriptors left to everything but connections: listeners, admin, DNS, audit, splice pipes.
-const RESERVED_DESCRIPTORS: u64 = 128;
-/// Unanswered refusals are logged at most this often (they are counted every time).
-const WARN_EVERY: Duration = Duration::from_secs(1);
-
 const SOCKS4: u8 = 0x04;
 const SOCKS5: u8 = 0x05;
 /// SOCKS4's "request rejected or failed" reply: version 0, code 0x5B, port and address zeroed.
 const SOCKS4_REJECTED: [u8; 8] = [0x00, 0x5B, 0, 0, 0, 0, 0, 0];
 const CONNECT: &[u8] = b"CONNECT ";
 
-/// The refusers, shared by every listener of the process.
+/// A connection refused at a cap.
 #[derive(Debug)]
-pub struct Refusers {
-    permits: Arc<Semaphore>,
-    size: usize,
-    /// When an unanswered refusal was last logged, and how many went unlogged since.
-    last_warning: Mutex<(Option<Instant>, u64)>,
+pub struct Refused {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    /// What its listener speaks.
+    pub protocols: ListenerProtocols,
+    /// Which cap: "the connection limit" or "this client's connection limit".
+    pub limit: &'static str,
 }
 
-impl Refusers {
-    /// A pool sized for `max_connections`: at most `MOST`, and no more than half of the
-    /// descriptors that the served connections (two each) and `RESERVED_DESCRIPTORS` leave, so
-    /// that answering refusals leaves served connections the descriptors their dials need.
-    pub fn new(max_connections: usize) -> Self {
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-        let size = pool_size(max_connections, limit);
-        tracing::info!(
-            refusers = size,
-            descriptor_limit = limit,
-            "connections refused at a cap are answered by at most this many refusers at once"
-        );
-        Self::sized(size)
-    }
-
-    fn sized(size: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(size)),
-            size,
-            last_warning: Mutex::new((None, 0)),
+/// Answers `refused` on a refuser of `refusers` (a task on `tracker`, in `span`) or, when all
+/// are busy, closes it and counts it in `observer`'s metrics. Returns at once.
+pub fn refuse(
+    refusers: &Refusers,
+    refused: Refused,
+    tracker: &TaskTracker,
+    span: Span,
+    observer: &Arc<Observer>,
+) {
+    let Refused {
+        stream,
+        peer,
+        protocols,
+        limit,
+    } = refused;
+    let Some(permit) = refusers.try_take() else {
+        if let Some(metrics) = observer.metrics() {
+            metrics.refused_unanswered(Unanswered::Busy);
         }
-    }
-
-    /// Answers `stream` on a refuser (a task on `tracker`, in `span`) or, when all are busy,
-    /// closes it and counts it. Returns at once.
-    pub fn refuse(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        protocols: ListenerProtocols,
-        limit: &'static str,
-        tracker: &TaskTracker,
-        span: Span,
-    ) {
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            metrics::refused_unanswered(Unanswered::Busy);
-            span.in_scope(|| self.warn_unanswered(limit));
-            return; // dropping the stream closes it
-        };
-        tracker.spawn(
-            async move {
-                answer(stream, peer, protocols, limit).await;
-                drop(permit);
-            }
-            .instrument(span),
-        );
-    }
-
-    /// One warning per `WARN_EVERY` at most, with the number closed since the last one: a flood
-    /// must not also flood the log.
-    fn warn_unanswered(&self, limit: &'static str) {
-        let now = Instant::now();
-        let mut last = self
-            .last_warning
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (when, unlogged) = &mut *last;
-        *unlogged += 1;
-        if when.is_some_and(|at| now.duration_since(at) < WARN_EVERY) {
-            return;
-        }
-        warn!(
-            reason = DenyReason::TooManyConnections.as_str(),
-            limit,
-            closed = *unlogged,
-            refusers = self.size,
-            "connection refused unanswered: every refuser is busy"
-        );
-        *when = Some(now);
-        *unlogged = 0;
-    }
-}
-
-/// `MOST`, or less when the descriptor limit (`None`: unlimited) leaves less room.
-fn pool_size(max_connections: usize, descriptor_limit: Option<u64>) -> usize {
-    let Some(limit) = descriptor_limit else {
-        return MOST;
+        span.in_scope(|| refusers.warn_unanswered(limit));
+        return; // dropping the stream closes it
     };
-    let served = (max_connections as u64).saturating_mul(2);
-    let spare = limit.saturating_sub(served.saturating_add(RESERVED_DESCRIPTORS));
-    usize::try_from(spare / 2)
-        .unwrap_or(MOST)
-        .clamp(FEWEST, MOST)
+    // The refusal is the connection's one request: it gets a ledger like any other.
+    let ledger = Ledger::new(peer, Protocol::HttpForward, observer.clone());
+    tracker.spawn(
+        async move {
+            ledger.scope(answer(stream, protocols, limit)).await;
+            drop(permit);
+        }
+        .instrument(span),
+    );
 }
 
 /// What the refused client turned out to speak.
@@ -163,12 +106,7 @@ enum Speaks {
     Gone,
 }
 
-async fn answer(
-    mut stream: TcpStream,
-    peer: SocketAddr,
-    protocols: ListenerProtocols,
-    limit: &'static str,
-) {
+async fn answer(mut stream: TcpStream, protocols: ListenerProtocols, limit: &'static str) {
     let reason = DenyReason::TooManyConnections;
     let deadline = Instant::now() + ANSWER_WAIT;
     let (protocol, reply) = match sniff(&mut stream, protocols, deadline).await {
@@ -223,13 +161,7 @@ async fn answer(
         "connection refused"
     );
     // Counted before the answer is written, so a client holding its answer is already counted.
-    account::record(&account::Outcome::refused(
-        Some(peer),
-        protocol,
-        None,
-        reason,
-        None,
-    ));
+    account::refused(protocol, None, reason, None);
     if let Ok(Ok(())) = timeout_at(deadline + LINGER, stream.write_all(&reply)).await {
         let _ = stream.shutdown().await;
         linger(stream).await;
@@ -244,7 +176,9 @@ fn silent(limit: &'static str) {
         limit,
         "refused connection closed unanswered: it did not speak in time"
     );
-    metrics::refused_unanswered(Unanswered::Silent);
+    if let Some(metrics) = account::metrics() {
+        metrics.refused_unanswered(Unanswered::Silent);
+    }
 }
 
 /// Tells SOCKS5 from HTTP by the first byte (peeked, so the SOCKS5 negotiation still sees it),

@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use egress_config::Upstream;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::Reach;
 use crate::dial;
-use crate::state::ProxyState;
+use crate::metrics::Metrics;
 
 /// One parent's state.
 #[derive(Debug)]
@@ -22,6 +24,8 @@ pub struct Health {
     up: AtomicBool,
     /// When the prober looks at this parent next.
     next_probe: Mutex<Instant>,
+    /// Where `egress_upstream_up` is kept.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Health {
@@ -34,7 +38,7 @@ impl Health {
         if self.up.swap(false, Ordering::Relaxed) {
             warn!(upstream = name, url = %self.url, reason = why, "upstream down");
         }
-        crate::metrics::upstream_up(name, false);
+        self.gauge(name);
     }
 
     /// Records a working connection (or probe); logs only the change.
@@ -42,7 +46,13 @@ impl Health {
         if !self.up.swap(true, Ordering::Relaxed) {
             info!(upstream = name, url = %self.url, "upstream up");
         }
-        crate::metrics::upstream_up(name, true);
+        self.gauge(name);
+    }
+
+    fn gauge(&self, name: &str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.upstream_up(name, self.is_up());
+        }
     }
 }
 
@@ -50,14 +60,23 @@ impl Health {
 #[derive(Debug, Default)]
 pub struct HealthTable {
     by_name: Mutex<HashMap<String, Arc<Health>>>,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl HealthTable {
+    /// An empty table whose parents' states are shown in `metrics`.
+    pub fn new(metrics: Option<Arc<Metrics>>) -> Self {
+        Self {
+            by_name: Mutex::default(),
+            metrics,
+        }
+    }
+
     /// The state for `upstream`: the existing one if its URL is unchanged, else a fresh one
     /// (up until shown otherwise: a new parent gets traffic at once).
     pub fn entry(&self, upstream: &Upstream) -> Arc<Health> {
         let entry = self.entry_inner(upstream);
-        crate::metrics::upstream_up(&upstream.name, entry.is_up());
+        entry.gauge(&upstream.name);
         entry
     }
 
@@ -71,6 +90,7 @@ impl HealthTable {
                     url,
                     up: AtomicBool::new(true),
                     next_probe: Mutex::new(Instant::now()),
+                    metrics: self.metrics.clone(),
                 });
                 table.insert(upstream.name.clone(), fresh.clone());
                 fresh
@@ -82,21 +102,22 @@ impl HealthTable {
 /// How often the prober wakes to see which parents are due.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Probes every parent marked down, on its own `health_check` schedule, until shutdown. Parents
+/// Probes every parent marked down, on its own `health_check` schedule, until `shutdown`; each
+/// round looks at the configuration `current` returns (the one in force then). Parents
 /// believed up are not probed: real traffic tells soon enough when one fails, and a corporate
 /// Squid should not log an empty connection from every egress every few seconds. Probes run
 /// concurrently, so a black-holed parent does not delay the others.
-pub async fn probe_loop(state: Arc<ProxyState>) {
+pub async fn probe_loop<R: Reach>(shutdown: CancellationToken, current: impl Fn() -> Arc<R>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            () = state.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
         }
-        let snapshot = state.snapshot();
+        let snapshot = current();
         let now = Instant::now();
-        for (upstream, health) in snapshot.parents.iter() {
+        for (upstream, health) in snapshot.parents().iter() {
             if health.is_up() {
                 continue;
             }
@@ -109,9 +130,9 @@ pub async fn probe_loop(state: Arc<ProxyState>) {
             }
             let (upstream, health, snapshot) = (upstream.clone(), health.clone(), snapshot.clone());
             tokio::spawn(async move {
-                let timeout = upstream.health_check.min(snapshot.timeouts.dial);
+                let timeout = upstream.health_check.min(snapshot.dial_timeout());
                 let reached = match snapshot
-                    .resolver
+                    .resolver()
                     .resolve(&upstream.host, upstream.port)
                     .await
                 {

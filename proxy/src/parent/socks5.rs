@@ -23,7 +23,18 @@ pub async fn connect(
     host: &Host,
     port: u16,
 ) -> Result<(), Attempt> {
-    let io = |e: std::io::Error| broken(upstream, &e.to_string());
+    authenticate(stream, upstream).await?;
+    stream
+        .write_all(&request(host, port).map_err(Attempt::Answered)?)
+        .await
+        .map_err(|e| io(upstream, e))?;
+    read_reply(stream, upstream, host, port).await
+}
+
+/// The greeting, offering no authentication and (with a user name) RFC 1929's; then the user
+/// name and password if the parent picks that.
+async fn authenticate(stream: &mut TcpStream, upstream: &Upstream) -> Result<(), Attempt> {
+    let io = |e| io(upstream, e);
     let credentials = upstream.user.as_deref().map(|user| {
         let password = upstream.password.as_ref().map_or("", |p| p.expose());
         (user, password)
@@ -37,7 +48,7 @@ pub async fn connect(
     let mut choice = [0u8; 2];
     stream.read_exact(&mut choice).await.map_err(io)?;
     match (choice, credentials) {
-        ([VERSION, NO_AUTH], _) => {}
+        ([VERSION, NO_AUTH], _) => Ok(()),
         ([VERSION, PASSWORD], Some((user, password))) => {
             let (user, password) = (user.as_bytes(), password.as_bytes());
             if user.len() > 255 || password.len() > 255 {
@@ -59,19 +70,25 @@ pub async fn connect(
                     "it rejected the user name and password",
                 ));
             }
+            Ok(())
         }
-        ([VERSION, NO_ACCEPTABLE], _) | ([VERSION, PASSWORD], None) => {
-            return Err(auth_failed(
-                upstream,
-                "it accepts none of the offered authentication methods",
-            ));
-        }
-        _ => return Err(broken(upstream, "its greeting reply is not SOCKS5")),
+        ([VERSION, NO_ACCEPTABLE], _) | ([VERSION, PASSWORD], None) => Err(auth_failed(
+            upstream,
+            "it accepts none of the offered authentication methods",
+        )),
+        _ => Err(broken(upstream, "its greeting reply is not SOCKS5")),
     }
-    stream
-        .write_all(&request(host, port).map_err(Attempt::Answered)?)
-        .await
-        .map_err(io)?;
+}
+
+/// The parent's reply to the request: `Ok` when the tunnel is open, else its refusal (final:
+/// the parent answered).
+async fn read_reply(
+    stream: &mut TcpStream,
+    upstream: &Upstream,
+    host: &Host,
+    port: u16,
+) -> Result<(), Attempt> {
+    let io = |e| io(upstream, e);
     let mut reply = [0u8; 4];
     stream.read_exact(&mut reply).await.map_err(io)?;
     // The bound address that follows is of no use here, but must be read off the stream.
@@ -132,6 +149,11 @@ fn auth_failed(upstream: &Upstream, what: &str) -> Attempt {
         DenyReason::UpstreamAuthFailed,
         format!("parent {}: {what}", upstream.name),
     ))
+}
+
+/// The connection to the parent failed mid-exchange: it is not usable, try the next.
+fn io(upstream: &Upstream, error: std::io::Error) -> Attempt {
+    broken(upstream, &error.to_string())
 }
 
 /// The parent broke the protocol or the connection: it is not usable, try the next.

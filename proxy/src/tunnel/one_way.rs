@@ -31,6 +31,8 @@ pub async fn one_way(
 ) -> io::Result<u64> {
     let mut total = 0u64;
     let mut buf = vec![0u8; SMALL_BUFFER];
+    // Only Linux switches to splice(2): elsewhere there is nothing to try.
+    #[cfg(target_os = "linux")]
     let mut bulk_tried = false;
     loop {
         let n = read(from, &mut buf, activity, idle).await?;

@@ -7,17 +7,6 @@ use tracing::Span;
 
 use super::*;
 
-#[test]
-fn the_pool_leaves_the_served_connections_their_descriptors() {
-    assert_eq!(pool_size(4096, None), MOST, "no limit");
-    assert_eq!(pool_size(256, Some(20_000)), MOST);
-    // 1024 - 2 * 256 - 128 = 384 spare, half of it.
-    assert_eq!(pool_size(256, Some(1024)), 192);
-    // The served connections alone overrun the limit: a few refusers still answer.
-    assert_eq!(pool_size(4096, Some(1024)), FEWEST);
-    assert_eq!(pool_size(usize::MAX, Some(u64::MAX)), FEWEST);
-}
-
 /// A connected pair: (the client's end, the proxy's end).
 async fn pair() -> (TcpStream, TcpStream, SocketAddr) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -33,7 +22,19 @@ async fn refused(refusers: &Refusers, protocols: ListenerProtocols, request: &[u
     let tracker = TaskTracker::new();
     let (mut client, server, peer) = pair().await;
     client.write_all(request).await.unwrap();
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refuse(
+        refusers,
+        connection,
+        &tracker,
+        Span::none(),
+        &Arc::default(),
+    );
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer));
     read.await.expect("answered in time").expect("read");
@@ -160,13 +161,37 @@ async fn with_every_refuser_busy_the_connection_is_closed_at_once() {
     // A silent client holds the only refuser for `ANSWER_WAIT`.
     let (mut silent, server, peer) = pair().await;
     let protocols = ListenerProtocols::Mixed;
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refuse(
+        &refusers,
+        connection,
+        &tracker,
+        Span::none(),
+        &Arc::default(),
+    );
     let (mut next, server, peer) = pair().await;
     next.write_all(b"GET http://example.com/ HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
     let started = Instant::now();
-    refusers.refuse(server, peer, protocols, "test", &tracker, Span::none());
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refuse(
+        &refusers,
+        connection,
+        &tracker,
+        Span::none(),
+        &Arc::default(),
+    );
     let mut answer = Vec::new();
     // Closed with the request unread: a reset, or an end of stream. Either way, no answer.
     let _ = next.read_to_end(&mut answer).await;
