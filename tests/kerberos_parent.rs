@@ -10,7 +10,7 @@ mod support;
 use support::kdc::{Kdc, REALM};
 use support::origin::Servers;
 use support::squid::{NegotiateAuth, Squid, SquidOptions};
-use support::{assert_served, curl, header, Proxy};
+use support::{assert_served, curl, header, message, Proxy};
 
 const HOSTS: &[(&str, &str)] = &[("allowed.test", "127.0.0.1")];
 /// The parent's service principal; Squid is reached as `localhost`.
@@ -265,25 +265,57 @@ fn a_kdc_that_is_down_is_a_clear_failure_and_the_next_parent_takes_over() {
     assert!(log.contains("Cannot contact any KDC"), "{log}");
 
     // With a fallback, the request goes there instead.
-    let fallback = format!("{}    fallback: [backup]\n", keytab_key(&realm.keytab));
+    let fallback = format!(
+        "{}    fallback: [backup]\n    health_check: 200ms\n",
+        keytab_key(&realm.keytab)
+    );
     let backup_url = format!("  backup:\n    url: http://{}\n", backup.addr);
     let with_backup = egress(&realm, &fallback, &backup_url, &[]);
-    assert_served(&curl(&["-x", &with_backup.url(), &url]));
-    assert_served(&curl(&["-p", "-x", &with_backup.url(), &url]));
-    assert_eq!(backup.wait_for_entries(2).len(), 2);
+    // For several health-check periods: every request is served by the backup, and the
+    // Kerberos parent stays down (its probe asks for a ticket too, so it does not come back up
+    // only to fail the next request's ticket again).
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        let mut args = vec!["-x", with_backup.url().leak()];
+        if served % 2 == 1 {
+            args.push("-p");
+        }
+        args.push(url.as_str());
+        assert_served(&curl(&args));
+        served += 1;
+    }
+    assert_eq!(backup.wait_for_entries(served).len(), served);
     assert!(
         realm.squid.access_log().is_empty(),
         "{:?}",
         realm.squid.access_log()
     );
+    let changes = |what: &str| {
+        with_backup
+            .logs()
+            .iter()
+            .filter(|v| message(v) == what && v["upstream"] == "corp")
+            .count()
+    };
+    assert_eq!((changes("upstream down"), changes("upstream up")), (1, 0));
 
-    // Once the KDC is back, the Kerberos parent serves again (after its health check).
+    // Once the KDC is back, the Kerberos parent serves again: at once where nothing marked it
+    // down, and after its probe got a ticket where something did.
     realm.kdc.restart();
     assert_served(&curl(&["-x", &alone.url(), &url]));
-    assert_eq!(
-        realm.squid.wait_for_entries(1)[0].user,
-        format!("egress@{REALM}")
-    );
+    with_backup.wait_for_log("corp up again", |v| {
+        message(v) == "upstream up" && v["upstream"] == "corp"
+    });
+    assert_served(&curl(&["-x", &with_backup.url(), &url]));
+    let principal = format!("egress@{REALM}");
+    let users: Vec<String> = realm
+        .squid
+        .wait_for_entries(2)
+        .iter()
+        .map(|e| e.user.clone())
+        .collect();
+    assert_eq!(users, [principal.clone(), principal]);
 }
 
 /// Initial tickets (AS requests) the KDC issued to egress's principal so far.

@@ -1,6 +1,7 @@
 //! Whether each parent proxy is up: marked down by a failed connection, then probed (a TCP
-//! connect) every `health_check` until it answers, and logged on every change. Kept across reloads for parents whose URL
-//! did not change, so a reload does not forget that a parent is down.
+//! connect, and a ticket for a Kerberos parent) every `health_check` until it answers, and
+//! logged on every change. Kept across reloads for parents whose URL did not change, so a
+//! reload does not forget that a parent is down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,6 +139,18 @@ pub async fn probe_loop<R: Reach>(shutdown: CancellationToken, current: impl Fn(
                 {
                     Ok(addrs) => dial::dial(&addrs, timeout).await.map(drop),
                     Err(refusal) => Err(refusal),
+                };
+                // A Kerberos parent is of no use without a ticket for it: while the KDC cannot
+                // be reached it stays down, rather than coming up and costing each new
+                // connection a failed ticket request before the next parent is tried.
+                let reached = match (reached, &upstream.negotiate) {
+                    (Ok(()), Some(negotiate)) => snapshot
+                        .parents()
+                        .negotiate
+                        .authorization(&upstream, negotiate, timeout)
+                        .await
+                        .map(drop),
+                    (reached, _) => reached,
                 };
                 match reached {
                     Ok(()) => health.mark_up(&upstream.name),
