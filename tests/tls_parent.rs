@@ -10,7 +10,7 @@ use support::origin::Servers;
 use support::pki::{Ca, Issued};
 use support::squid::{HttpsPort, Squid, SquidOptions};
 use support::stunnel::Stunnel;
-use support::{assert_served, curl, header, Proxy};
+use support::{assert_served, curl, header, message, Proxy};
 
 const HOSTS: &[(&str, &str)] = &[("allowed.test", "127.0.0.1")];
 
@@ -112,12 +112,39 @@ fn a_parent_certificate_for_another_name_is_refused() {
     let ca = Ca::new(dir.path(), "parent");
     let squid = tls_squid(&ca.server("squid", &["squid.elsewhere.test"]));
     let egress = egress_via_tls(&squid, &ca_key(&ca));
-    assert_tls_failed(
-        &egress,
-        &format!("http://allowed.test:{port}/hello"),
-        "certificate not valid for name",
-    );
+    let url = format!("http://allowed.test:{port}/hello");
+    assert_tls_failed(&egress, &url, "certificate not valid for name");
     assert!(squid.access_log().is_empty(), "{:?}", squid.access_log());
+
+    // With a fallback, the next parent serves; the refused one stays down through its probes
+    // (they shake hands too) instead of coming up and failing the next request's handshake.
+    let backup = Squid::start(&SquidOptions {
+        hosts: HOSTS,
+        ..SquidOptions::default()
+    });
+    let extra = format!(
+        "{}    fallback: [backup]\n    health_check: 200ms\n  backup:\n    url: http://{}\n",
+        ca_key(&ca),
+        backup.addr
+    );
+    let with_backup = egress_via_tls(&squid, &extra);
+    let proxy = with_backup.url();
+    let started = std::time::Instant::now();
+    let mut served = 0;
+    while started.elapsed() < std::time::Duration::from_millis(1500) {
+        let tunnel = if served % 2 == 1 { "-p" } else { "-s" };
+        assert_served(&curl(&[tunnel, "-x", &proxy, &url]));
+        served += 1;
+    }
+    assert_eq!(backup.wait_for_entries(served).len(), served);
+    let changes = |what: &str| {
+        with_backup
+            .logs()
+            .iter()
+            .filter(|v| message(v) == what && v["upstream"] == "corp")
+            .count()
+    };
+    assert_eq!((changes("upstream down"), changes("upstream up")), (1, 0));
 }
 
 #[test]
