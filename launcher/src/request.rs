@@ -150,9 +150,10 @@ impl<'a> ProxyUrl<'a> {
     }
 }
 
-/// Files holding proxy passwords, which the sandbox must not read: `--proxy-password-file`,
-/// every upstream's `password_file` in `config` (a `--policy` file may name them), and the
-/// `--policy` file itself when a password is written in it (in an upstream's URL).
+/// Files holding proxy credentials, which the sandbox must not read: `--proxy-password-file`,
+/// every upstream's `password_file`, Kerberos `keytab` and TLS `client_key` in `config` (a
+/// `--policy` file may name them), and the `--policy` file itself when a password is written
+/// in it (in an upstream's URL).
 pub fn password_files(
     request: &Request,
     config: Option<&egress_config::Config>,
@@ -161,7 +162,14 @@ pub fn password_files(
     let in_config = config
         .into_iter()
         .flat_map(|c| &c.routing.upstreams)
-        .filter_map(|u| u.password_file.clone());
+        .flat_map(|u| {
+            [
+                u.password_file.clone(),
+                u.negotiate.as_ref().and_then(|n| n.keytab.clone()),
+                u.tls.as_ref().and_then(|t| t.client_key.clone()),
+            ]
+        })
+        .flatten();
     let passwords = parent_passwords(config);
     let policy = request.policy.iter().filter(|path| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -275,5 +283,45 @@ mod tests {
         );
         assert!(ProxyUrl::parse("ftp://squid:3128").is_err());
         assert!(ProxyUrl::parse("http://squid:3128/path").is_err());
+    }
+}
+
+#[cfg(test)]
+mod credential_files {
+    use super::*;
+
+    #[test]
+    fn keytabs_and_client_keys_are_hidden_like_password_files() {
+        let config = egress_config::load_str(
+            "upstreams:\n  krb:\n    url: http://s\n    auth: negotiate\n    keytab: /k/egress.keytab\n  \
+             tls:\n    url: https://t\n    client_cert: /k/egress.pem\n    client_key: /k/egress.key\n",
+            "test",
+        )
+        .unwrap();
+        let request = Request {
+            proxy: None,
+            proxy_password_file: None,
+            proxy_negotiate: false,
+            policy: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_write: Vec::new(),
+            allow_write_home: false,
+            deny_read: Vec::new(),
+            srt_settings: None,
+            read_only: false,
+            pass_env: Vec::new(),
+            quiet: true,
+            command: Vec::new(),
+        };
+        let hidden = password_files(&request, Some(&config)).unwrap();
+        // The certificate is public; its key and the keytab are not.
+        assert_eq!(
+            hidden,
+            [
+                PathBuf::from("/k/egress.keytab"),
+                PathBuf::from("/k/egress.key")
+            ]
+        );
     }
 }

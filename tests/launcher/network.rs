@@ -545,4 +545,44 @@ fn with_proxy_negotiate_the_users_kerberos_ticket_authenticates_to_the_parent() 
         format!("dev@{}", kdc::REALM),
         "{entries:?}"
     );
+    // A policy file's Kerberos parent with a service account's keytab: the embedded proxy
+    // uses it, and the command cannot read it.
+    realm.add_principal("agent");
+    // In the working directory, which the command sees (the realm's directory is under the
+    // host's /tmp, which it does not).
+    let keytab = work.path().join("agent.keytab");
+    std::fs::copy(realm.keytab("agent", "agent.keytab"), &keytab).unwrap();
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "allow: [\"allowed.test:*\"]\nupstreams:\n  corp:\n    url: {proxy}\n    auth: negotiate\n    keytab: {}\nroute:\n  default: corp\n",
+            keytab.display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "curl -s http://allowed.test:{port}/hello; cat {} >/dev/null 2>&1 && echo keytab-read || echo keytab-hidden",
+        keytab.display()
+    );
+    let out = Command::new(egress_run())
+        .args(["-q", "--policy", policy.to_str().unwrap(), "--"])
+        .args(["sh", "-c", &script])
+        .current_dir(work.path())
+        .env("HOME", no_home())
+        .env("KRB5_CONFIG", &krb5_config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "hello from origin\nkeytab-hidden\n",
+        "{out:?}"
+    );
+    let entries = squid.wait_for_entries(2);
+    assert_eq!(
+        entries[1].user,
+        format!("agent@{}", kdc::REALM),
+        "{entries:?}"
+    );
 }
