@@ -26,28 +26,11 @@ fn proxy_on_small_disk(disk: &Path) -> Proxy {
          allow: [allowed.test]\n",
         disk.display()
     );
-    let mount = "mount -t tmpfs -o size=64k egress-audit-test \"$0\" && exec \"$@\"";
-    let disk = disk.to_str().unwrap();
-    // Root mounts in a mount namespace of its own; anyone else needs a user namespace too.
-    let namespaces = if is_root() { "-m" } else { "-rm" };
-    Proxy::start_wrapped(
+    Proxy::start_after_mount(
         &policy,
-        &[
-            "unshare",
-            namespaces,
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            mount,
-            disk,
-        ],
+        "mount -t tmpfs -o size=64k egress-audit-test \"$0\"",
+        disk.to_str().unwrap(),
     )
-}
-
-fn is_root() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").unwrap().uid() == 0
 }
 
 /// `name` on the proxy's small disk, as the test reaches it (through the proxy's mount namespace).

@@ -37,7 +37,8 @@ fn denied_connect(policy: &str, url: &str, reason: &str) {
     let proxy = Proxy::start(policy);
     let r = curl(&["-x", &proxy.url(), "-D", "-", url]);
     assert_eq!(r.code, 56, "curl fails the CONNECT: {r:?}");
-    assert!(r.stdout.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{r:?}");
+    let status = format!("HTTP/1.1 403 Forbidden by egress: {reason}\r\n");
+    assert!(r.stdout.starts_with(&status), "{r:?}");
     assert_eq!(header(&r.stdout, "x-egress-error"), Some(reason), "{r:?}");
     let event = proxy.wait_for_log("the deny decision", |v| message(v) == "decision");
     assert_eq!(
@@ -202,7 +203,11 @@ fn plain_http_to_a_denied_host_gets_403_with_the_reason() {
         "http://evil.example.com/x",
     ]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{r:?}");
+    assert!(
+        r.stdout
+            .starts_with("HTTP/1.1 403 Forbidden by egress: blocked-by-denylist\r\n"),
+        "{r:?}"
+    );
     assert_eq!(
         header(&r.stdout, "x-egress-error"),
         Some("blocked-by-denylist")
@@ -233,7 +238,8 @@ fn an_unreachable_destination_gets_502_with_the_reason() {
         &format!("http://localhost:{closed}/"),
     ]);
     assert!(
-        r.stdout.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        r.stdout
+            .starts_with("HTTP/1.1 502 Bad Gateway by egress: upstream-refused\r\n"),
         "{r:?}"
     );
     assert_eq!(
@@ -249,7 +255,8 @@ fn an_unreachable_destination_gets_502_with_the_reason() {
     ]);
     assert_eq!(r.code, 56, "{r:?}");
     assert!(
-        r.stdout.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        r.stdout
+            .starts_with("HTTP/1.1 502 Bad Gateway by egress: upstream-refused\r\n"),
         "{r:?}"
     );
 }

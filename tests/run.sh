@@ -5,16 +5,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as "command:package".
-needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:clang clang:libclang-dev faketime:faketime)
+needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd wget:wget go:golang-go javac:default-jdk-headless keytool:default-jdk-headless node:nodejs npm:npm sha256sum:coreutils clang:clang stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:libclang-dev faketime:faketime)
+# Python modules the client suite (tests/clients) imports, into Debian's own python3, as "module:package".
+python_needs=(requests:python3-requests httpx:python3-httpx aiohttp:python3-aiohttp pip:python3-pip)
 missing=()
 for need in "${needs[@]}"; do
   command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
+done
+for need in "${python_needs[@]}"; do
+  /usr/bin/python3 -c "import ${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The Node recipe in README needs undici from npm (the version in tests/clients/node/package.json).
+if [ ! -d tests/clients/node/node_modules/undici ]; then
+  (cd tests/clients/node && npm install --no-package-lock --no-audit --no-fund --no-update-notifier)
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -34,8 +34,20 @@ impl Contender {
 }
 
 impl Drop for Contender {
+    /// SIGTERM first, so a proxy run under a profiler (callgrind writes its counts at exit)
+    /// ends cleanly; SIGKILL when it has not ended within a few seconds.
     fn drop(&mut self) {
         if let Contender::Proxy { child, .. } = self {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20)); // polling interval, not a sync
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
@@ -66,10 +78,23 @@ pub fn egress_observed(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<C
     egress_with(binary, targets, extra, "egress+metrics+audit")
 }
 
+/// What a benchmark subscriber does with each record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SubscriberWork {
+    /// Only counts it: the cost of the stream itself (the event, the send, the wake-up).
+    Count,
+    /// Turns it into a JSON line, as a console streaming to a browser would.
+    Json,
+}
+
 /// egress-proxy embedded in this process with metrics on and `subscribers` subscribers to its
-/// event stream, each turning every record into a JSON line as a console would: against the
-/// same with none, the cost of the event stream on the hot path.
-pub fn embedded(targets: &[SocketAddr], subscribers: usize) -> anyhow::Result<Contender> {
+/// event stream, each doing `work` with every record: against the same with none, the cost of
+/// the event stream on the hot path.
+pub fn embedded(
+    targets: &[SocketAddr],
+    subscribers: usize,
+    work: SubscriberWork,
+) -> anyhow::Result<Contender> {
     use egress_proxy::observe::{Event, Next, Observer};
     use std::sync::Arc;
     let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
@@ -77,7 +102,12 @@ pub fn embedded(targets: &[SocketAddr], subscribers: usize) -> anyhow::Result<Co
         &format!("allow: [{}]\nadmin: 127.0.0.1:0\n", allow.join(", ")),
         "bench",
     )?;
-    let runtime = tokio::runtime::Runtime::new()?;
+    // One worker, as egress-run embeds it: fewer idle threads spinning makes the instruction
+    // counts of this contender repeatable.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let metrics = Arc::new(egress_proxy::metrics::Metrics::new(100));
     let state = {
         let _within = runtime.enter();
@@ -92,7 +122,10 @@ pub fn embedded(targets: &[SocketAddr], subscribers: usize) -> anyhow::Result<Co
             let mut seen = 0usize;
             while let Some(next) = events.next().await {
                 match next {
-                    Next::Event(Event::Outcome(record)) => seen += record.audit_line().len(),
+                    Next::Event(Event::Outcome(record)) => match work {
+                        SubscriberWork::Count => seen += 1,
+                        SubscriberWork::Json => seen += record.audit_line().len(),
+                    },
                     Next::Missed(n) => eprintln!("subscriber missed {n} events"),
                 }
             }

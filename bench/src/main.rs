@@ -48,6 +48,9 @@ struct Args {
     /// instruction counts under callgrind, one process per case).
     #[arg(long, value_name = "SUBSCRIBERS")]
     embedded_only: Option<usize>,
+    /// What the subscribers of --subscriber and --embedded-only do with each record.
+    #[arg(long, value_enum, default_value_t = contenders::SubscriberWork::Json)]
+    subscriber_work: contenders::SubscriberWork,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -57,13 +60,13 @@ fn main() -> anyhow::Result<()> {
     let mut contenders = if let Some(subscribers) = args.embedded_only {
         vec![
             Contender::Direct,
-            contenders::embedded(&[source, echo], subscribers)?,
+            contenders::embedded(&[source, echo], subscribers, args.subscriber_work)?,
         ]
     } else if args.subscriber {
         vec![
             Contender::Direct,
-            contenders::embedded(&[source, echo], 0)?,
-            contenders::embedded(&[source, echo], 1)?,
+            contenders::embedded(&[source, echo], 0, args.subscriber_work)?,
+            contenders::embedded(&[source, echo], 1, args.subscriber_work)?,
         ]
     } else {
         vec![

@@ -52,10 +52,12 @@ pub fn run(host: &str, port: u16, proxy_port: u16) -> anyhow::Result<ExitCode> {
             .iter()
             .find_map(|h| h.strip_prefix("X-Egress-Error:").map(str::trim))
             .unwrap_or("unknown");
-        bail!(
-            "the proxy refused {authority}: {} ({reason})",
-            status.trim()
-        );
+        // egress names the reason in its status line already; say it once.
+        let status = status.trim();
+        if status.ends_with(&format!(": {reason}")) {
+            bail!("the proxy refused {authority}: {status}");
+        }
+        bail!("the proxy refused {authority}: {status} ({reason})");
     }
     // Whatever the reader buffered past the head belongs to the tunnel.
     let early = reader.buffer().to_vec();

@@ -121,18 +121,16 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
     let mut vars = gate::with_credential(env::proxy_env(port, &self_word), port, &credential);
     add_java_temp(&mut vars, &temp.0);
     let mut command = Command::new(seatbelt::SANDBOX_EXEC);
-    // Removed first, then set: the caller's own value of a variable egress-run sets (say, the
-    // credential of an egress-run around this one) must not remove egress-run's.
-    for name in scrub.names() {
-        command.env_remove(name);
-    }
     command
         .args(&args)
-        .envs(vars)
         .env("TMPDIR", &temp.0)
         // zsh (macOS's login shell) puts here-documents under this prefix, /tmp/zsh by default.
         .env("TMPPREFIX", temp.0.join("zsh"))
         .stdin(Stdio::inherit());
+    // The scrubbed variables removed first, then egress-run's set: the caller's own value of a
+    // variable egress-run sets (say, the credential of an egress-run around this one) must not
+    // remove egress-run's.
+    env::apply(&mut command, vars, &scrub);
     let mut child = command
         .spawn()
         .with_context(|| format!("cannot start {}", seatbelt::SANDBOX_EXEC))?;
@@ -156,13 +154,7 @@ pub fn run(request: Request, print_profile: bool) -> anyhow::Result<ExitCode> {
         let report = protect::check(&decided.watch);
         eprint!("{}", protect::describe(&report));
         if !report.moved.is_empty() || !report.failed.is_empty() || report.incomplete {
-            eprintln!(
-                "egress-run: exiting with 125 because of the above (the command itself exited {})",
-                status
-                    .code()
-                    .map_or_else(|| status.to_string(), |code| code.to_string())
-            );
-            return Ok(ExitCode::from(125));
+            return Ok(protect::planted_exit(status));
         }
     }
     Ok(crate::signals::exit_code(status))

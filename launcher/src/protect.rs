@@ -316,3 +316,15 @@ pub fn describe(report: &Report) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// Something was planted for later: egress-run exits 125, and says what the command's own exit
+/// status was.
+pub fn planted_exit(status: std::process::ExitStatus) -> std::process::ExitCode {
+    eprintln!(
+        "egress-run: exiting with 125 because of the above (the command itself exited {})",
+        status
+            .code()
+            .map_or_else(|| status.to_string(), |code| code.to_string())
+    );
+    std::process::ExitCode::from(125)
+}

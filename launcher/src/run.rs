@@ -153,14 +153,9 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .arg(inside.as_raw_fd().to_string())
         .arg("--")
         .args(&request.command)
-        .envs(env::proxy_env(
-            env::INSIDE_PORT,
-            &self_inside.to_string_lossy(),
-        ))
         .stdin(Stdio::inherit());
-    for name in scrub.names() {
-        command.env_remove(name);
-    }
+    let vars = env::proxy_env(env::INSIDE_PORT, &self_inside.to_string_lossy());
+    env::apply(&mut command, vars, &scrub);
     // Signals: see `signals`. bubblewrap starts with the terminal's signals ignored, and in a
     // process group of its own unless egress-run is the terminal's foreground job (there the
     // command must share the terminal's foreground group to read it and get Ctrl-C).
@@ -246,13 +241,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     runtime.shutdown_background();
     let found = guard.map(Guard::finish).transpose()?.unwrap_or(false);
     if found {
-        eprintln!(
-            "egress-run: exiting with 125 because of the above (the command itself exited {})",
-            status
-                .code()
-                .map_or_else(|| status.to_string(), |code| code.to_string())
-        );
-        return Ok(ExitCode::from(125));
+        return Ok(protect::planted_exit(status));
     }
     Ok(crate::signals::exit_code(status))
 }

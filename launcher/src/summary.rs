@@ -184,6 +184,18 @@ mod tests {
         );
     }
 
+    /// `times` denials of evil.example:443, recorded in `observer`.
+    fn deny_evil(observer: &Observer, times: usize) {
+        for _ in 0..times {
+            observer.record(refused(
+                "evil.example",
+                443,
+                Protocol::Socks5,
+                DenyReason::NotAllowlisted,
+            ));
+        }
+    }
+
     #[test]
     fn the_summary_reads_the_event_stream_to_its_end_and_says_what_it_missed() {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -195,14 +207,7 @@ mod tests {
         let following = blocked.follow(&observer, runtime.handle());
         // Sent while the (current-thread) runtime is not running: the summary task has not
         // read any of them when `finish` asks it to stop, and must still count them all.
-        for _ in 0..2 {
-            observer.record(refused(
-                "evil.example",
-                443,
-                Protocol::Socks5,
-                DenyReason::NotAllowlisted,
-            ));
-        }
+        deny_evil(&observer, 2);
         following.finish(&runtime);
         assert_eq!(
             blocked.paragraph().unwrap(),
@@ -214,14 +219,7 @@ mod tests {
         let behind = Blocked::default();
         let following = behind.follow(&observer, runtime.handle());
         let sent = egress_proxy::observe::events::DEFAULT_CAPACITY + 10;
-        for _ in 0..sent {
-            observer.record(refused(
-                "evil.example",
-                443,
-                Protocol::Socks5,
-                DenyReason::NotAllowlisted,
-            ));
-        }
+        deny_evil(&observer, sent);
         following.finish(&runtime);
         let capacity = egress_proxy::observe::events::DEFAULT_CAPACITY;
         assert_eq!(

@@ -109,13 +109,22 @@ pub const fn socks_refusal(reason: DenyReason) -> [u8; 10] {
     [0x05, socks_code(reason), 0x00, 0x01, 0, 0, 0, 0, 0, 0]
 }
 
+/// The reason phrase of a refusal: the status's own text, then who answered and why
+/// (`Forbidden by egress: not-allowlisted`). Most clients show a refused tunnel or request as
+/// its status line alone (Go, wget, pip, requests, httpx, npm, Java), never a header or the
+/// body, so the reason must be in the line itself. The code is unchanged: clients decide on it.
+pub fn reason_phrase(reason: DenyReason) -> String {
+    let (_, text) = http_status(reason);
+    format!("{text} by egress: {}", reason.as_str())
+}
+
 /// A complete HTTP/1.1 response for a refusal. The connection is closed after it: a refused
 /// client has nothing more to say on this connection that we want to parse.
 pub fn http_response(refusal: &Refusal, asked: &Asked<'_>) -> Vec<u8> {
-    let (code, text) = http_status(refusal.reason);
+    let (code, _) = http_status(refusal.reason);
     let body = body_text(refusal, asked);
     let mut out = String::with_capacity(256 + body.len());
-    let _ = write!(out, "HTTP/1.1 {code} {text}\r\n");
+    let _ = write!(out, "HTTP/1.1 {code} {}\r\n", reason_phrase(refusal.reason));
     for (name, value) in &refusal.passed_on {
         let _ = write!(out, "{name}: {value}\r\n");
     }
@@ -201,6 +210,27 @@ mod tests {
     }
 
     #[test]
+    fn every_status_line_names_egress_and_the_reason_in_safe_characters() {
+        for reason in DenyReason::ALL {
+            let (code, text) = http_status(reason);
+            let refusal = Refusal::from(reason);
+            let asked = Asked {
+                protocol: Protocol::HttpConnect,
+                target: None,
+                rule: None,
+            };
+            let answer = String::from_utf8(http_response(&refusal, &asked)).unwrap();
+            let line = answer.split("\r\n").next().unwrap();
+            assert_eq!(
+                line,
+                format!("HTTP/1.1 {code} {text} by egress: {}", reason.as_str())
+            );
+            // RFC 9112 reason-phrase: HTAB, SP, VCHAR; nothing a client could misparse.
+            assert!(line.bytes().all(|b| b == b' ' || b.is_ascii_graphic()));
+        }
+    }
+
+    #[test]
     fn denial_names_reason_target_and_advice() {
         let refusal = Refusal::from(DenyReason::NotAllowlisted);
         let asked = Asked {
@@ -209,7 +239,10 @@ mod tests {
             rule: None,
         };
         let text = String::from_utf8(http_response(&refusal, &asked)).unwrap();
-        assert!(text.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{text}");
+        assert!(
+            text.starts_with("HTTP/1.1 403 Forbidden by egress: not-allowlisted\r\n"),
+            "{text}"
+        );
         assert!(text.contains("\r\nX-Egress-Error: not-allowlisted\r\n"));
         assert!(text.contains("blocked evil.example:443 via http-connect"));
         assert!(text.contains("will not work"));

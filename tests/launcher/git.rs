@@ -220,13 +220,40 @@ fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
         std::fs::read_to_string(work.path().join("cloned/README")).unwrap(),
         "hello from git\n"
     );
+    // The same options set by the caller, outside: egress-run keeps them and adds its
+    // ProxyCommand after them.
+    let outside = Command::new(egress_run())
+        .args(["-q", "--allow", &allow, "--", "sh", "-c"])
+        .arg(format!(
+            "git clone -q ssh://{}@127.0.0.1:{}{} from-caller",
+            user.trim(),
+            server.port,
+            repo.display()
+        ))
+        .current_dir(work.path())
+        .env("HOME", no_home())
+        .env(
+            "GIT_SSH_COMMAND",
+            format!(
+                "ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes",
+                key.display()
+            ),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(outside.status.code(), Some(0), "{outside:?}");
+    assert_eq!(
+        std::fs::read_to_string(work.path().join("from-caller/README")).unwrap(),
+        "hello from git\n"
+    );
     // Not allowed: ssh never reaches the server, and the helper says why.
     let denied = run_in(work.path(), no_home(), &[], &clone("denied"));
     assert_ne!(denied.status.code(), Some(0));
     let stderr = text(&denied.stderr);
     assert!(
         stderr.contains(&format!(
-            "the proxy refused 127.0.0.1:{}: HTTP/1.1 403 Forbidden (not-allowlisted)",
+            "the proxy refused 127.0.0.1:{}: HTTP/1.1 403 Forbidden by egress: not-allowlisted",
             server.port
         )),
         "{stderr}"

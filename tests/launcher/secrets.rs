@@ -470,3 +470,42 @@ fn the_callers_keyring_is_out_of_reach() {
     );
     assert!(inside.contains("cat: /proc/keys: "), "{inside}");
 }
+
+#[test]
+fn a_kept_callers_value_is_judged_like_any_variable() {
+    // egress-run adds to the caller's JAVA_TOOL_OPTIONS and GIT_SSH_COMMAND rather than
+    // replacing them; a value that holds a credential is still removed, and only egress-run's
+    // own part is set.
+    let work = tempfile::tempdir().unwrap();
+    let envs = [
+        (
+            "JAVA_TOOL_OPTIONS",
+            "-Dcorp.repo=https://builder:value-nine-java@repo.corp/ -Xmx1g",
+        ),
+        ("GIT_SSH_COMMAND", "ssh -i ./deploy_key"),
+    ];
+    let script = "printf '%s\\n' \"$JAVA_TOOL_OPTIONS\" \"$GIT_SSH_COMMAND\"";
+    let out = run_with(work.path(), NO_HOME.as_ref(), &envs, &[], script);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(!all.contains("value-nine-java"), "a value leaked: {all}");
+    let mut lines = text(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    let ssh = lines.pop().unwrap();
+    assert_eq!(
+        lines,
+        ["-Dhttp.proxyHost=127.0.0.1 -Dhttp.proxyPort=3128 -Dhttps.proxyHost=127.0.0.1 -Dhttps.proxyPort=3128 -Dhttp.nonProxyHosts="]
+    );
+    assert!(
+        ssh.starts_with("ssh -i ./deploy_key -o ProxyCommand='"),
+        "{ssh}"
+    );
+    assert!(
+        text(&out.stderr).contains(
+            "egress-run: not passed to the command: JAVA_TOOL_OPTIONS (they look like credentials"
+        ),
+        "{out:?}"
+    );
+}

@@ -130,7 +130,7 @@ fn is_http_refusal(got: &[u8]) -> bool {
     let Some((head, body)) = text.split_once("\r\n\r\n") else {
         return false;
     };
-    text.starts_with("HTTP/1.1 503 Service Unavailable\r\n")
+    text.starts_with("HTTP/1.1 503 Service Unavailable by egress: too-many-connections\r\n")
         && support::header(&text, "x-egress-error") == Some("too-many-connections")
         && support::header(&text, "content-length") == Some(&body.len().to_string())
         && head.contains("\r\nConnection: close")

@@ -68,6 +68,28 @@ impl Proxy {
         Self::spawn(command, dir)
     }
 
+    /// Starts the proxy in a mount namespace of its own after running `mount`, a shell command
+    /// in which `$0` is `arg` (root gets a mount namespace; anyone else a user namespace too).
+    pub fn start_after_mount(file: &str, mount: &str, arg: &str) -> Proxy {
+        use std::os::unix::fs::MetadataExt;
+        let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+        let namespaces = if root { "-m" } else { "-rm" };
+        let script = format!("{mount} && exec \"$@\"");
+        Proxy::start_wrapped(
+            file,
+            &[
+                "unshare",
+                namespaces,
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &script,
+                arg,
+            ],
+        )
+    }
+
     /// Starts the proxy with a complete policy file through `wrapper`: a command that ends by
     /// exec'ing the arguments appended to it (the binary and its arguments), e.g. `unshare`.
     /// The process, its pid and its log are the proxy's.

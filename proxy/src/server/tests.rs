@@ -22,15 +22,17 @@ async fn endless_origin() -> u16 {
     port
 }
 
-/// The proxy serving on a fresh port with a grace period of `grace`; the shutdown trigger and
-/// the task returning `run`'s answer.
-async fn proxy(
+/// A proxy serving on a fresh port whose outcomes are counted in `metrics`, allowing only
+/// `127.0.0.1:{origin}`, with a grace period of `grace`; its state, and the task returning
+/// `run`'s answer once `stop` fires.
+async fn serving(
     origin: u16,
     grace: &str,
     metrics: &Arc<Metrics>,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (
     std::net::SocketAddr,
-    oneshot::Sender<()>,
+    Arc<ProxyState>,
     tokio::task::JoinHandle<bool>,
 ) {
     let text =
@@ -44,10 +46,25 @@ async fn proxy(
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
     }];
+    let run = tokio::spawn(run(bound, state.clone(), stop));
+    (addr, state, run)
+}
+
+/// `serving`, stopped by the returned trigger.
+async fn proxy(
+    origin: u16,
+    grace: &str,
+    metrics: &Arc<Metrics>,
+) -> (
+    std::net::SocketAddr,
+    oneshot::Sender<()>,
+    tokio::task::JoinHandle<bool>,
+) {
     let (stop, stopped) = oneshot::channel::<()>();
-    let run = tokio::spawn(run(bound, state, async move {
+    let (addr, _, run) = serving(origin, grace, metrics, async move {
         let _ = stopped.await;
-    }));
+    })
+    .await;
     (addr, stop, run)
 }
 
@@ -107,17 +124,8 @@ async fn with_nothing_open_the_drain_is_clean() {
 
 /// A proxy on a fresh port with its own metrics, allowing only `127.0.0.1:{origin}`.
 async fn observed_proxy(origin: u16) -> (std::net::SocketAddr, Arc<ProxyState>) {
-    let text = format!("allow: [\"127.0.0.1:{origin}\"]\n");
-    let config = egress_config::load_str(&text, "test").unwrap();
-    let observer = crate::observe::Observer::new(Some(Arc::new(Metrics::new(10))), None);
-    let state = ProxyState::with_observer(&config, Arc::new(observer));
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let bound = vec![BoundListener {
-        listener,
-        protocols: egress_config::ListenerProtocols::Mixed,
-    }];
-    tokio::spawn(run(bound, state.clone(), std::future::pending()));
+    let metrics = Arc::new(Metrics::new(10));
+    let (addr, state, _) = serving(origin, "1s", &metrics, std::future::pending()).await;
     (addr, state)
 }
 

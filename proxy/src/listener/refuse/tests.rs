@@ -22,19 +22,7 @@ async fn refused(refusers: &Refusers, protocols: ListenerProtocols, request: &[u
     let tracker = TaskTracker::new();
     let (mut client, server, peer) = pair().await;
     client.write_all(request).await.unwrap();
-    let connection = Refused {
-        stream: server,
-        peer,
-        protocols,
-        limit: "test",
-    };
-    refuse(
-        refusers,
-        connection,
-        &tracker,
-        Span::none(),
-        &Arc::default(),
-    );
+    refuse_test_connection(refusers, &tracker, server, peer, protocols);
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer));
     read.await.expect("answered in time").expect("read");
@@ -44,7 +32,7 @@ async fn refused(refusers: &Refusers, protocols: ListenerProtocols, request: &[u
 fn http_refusal(answer: &[u8]) -> String {
     let text = String::from_utf8(answer.to_vec()).unwrap();
     assert!(
-        text.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+        text.starts_with("HTTP/1.1 503 Service Unavailable by egress: too-many-connections\r\n"),
         "{text}"
     );
     assert!(
@@ -52,6 +40,24 @@ fn http_refusal(answer: &[u8]) -> String {
         "{text}"
     );
     text
+}
+
+/// Hands `server` (from `peer`, on a listener speaking `protocols`) to `refusers`, as the
+/// accept loop does at a cap.
+fn refuse_test_connection(
+    refusers: &Refusers,
+    tracker: &TaskTracker,
+    server: TcpStream,
+    peer: std::net::SocketAddr,
+    protocols: ListenerProtocols,
+) {
+    let connection = Refused {
+        stream: server,
+        peer,
+        protocols,
+        limit: "test",
+    };
+    refuse(refusers, connection, tracker, Span::none(), &Arc::default());
 }
 
 #[tokio::test]
@@ -161,37 +167,13 @@ async fn with_every_refuser_busy_the_connection_is_closed_at_once() {
     // A silent client holds the only refuser for `ANSWER_WAIT`.
     let (mut silent, server, peer) = pair().await;
     let protocols = ListenerProtocols::Mixed;
-    let connection = Refused {
-        stream: server,
-        peer,
-        protocols,
-        limit: "test",
-    };
-    refuse(
-        &refusers,
-        connection,
-        &tracker,
-        Span::none(),
-        &Arc::default(),
-    );
+    refuse_test_connection(&refusers, &tracker, server, peer, protocols);
     let (mut next, server, peer) = pair().await;
     next.write_all(b"GET http://example.com/ HTTP/1.1\r\n\r\n")
         .await
         .unwrap();
     let started = Instant::now();
-    let connection = Refused {
-        stream: server,
-        peer,
-        protocols,
-        limit: "test",
-    };
-    refuse(
-        &refusers,
-        connection,
-        &tracker,
-        Span::none(),
-        &Arc::default(),
-    );
+    refuse_test_connection(&refusers, &tracker, server, peer, protocols);
     let mut answer = Vec::new();
     // Closed with the request unread: a reset, or an end of stream. Either way, no answer.
     let _ = next.read_to_end(&mut answer).await;
