@@ -59,6 +59,11 @@ pub fn egress(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender>
     egress_with(binary, targets, "", "egress")
 }
 
+/// Another egress-proxy build (the previous release, say) with the same policy as `egress`.
+pub fn egress_previous(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    egress_with(binary, targets, "", "egress-previous")
+}
+
 /// egress-proxy chained to `parent` (an HTTP proxy such as the Squid contender): every allowed
 /// tunnel goes through it as `CONNECT`.
 pub fn egress_via(

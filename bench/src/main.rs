@@ -37,6 +37,10 @@ struct Args {
     /// Client threads opening tunnels concurrently.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// Another egress-proxy binary (say, the previous release) run as the contender
+    /// `egress-previous`, interleaved with the others: before and after a change in one run.
+    #[arg(long, value_name = "BINARY")]
+    previous: Option<String>,
     /// Leave out Squid and tinyproxy even when installed.
     #[arg(long)]
     egress_only: bool,
@@ -69,11 +73,15 @@ fn main() -> anyhow::Result<()> {
             contenders::embedded(&[source, echo], 1, args.subscriber_work)?,
         ]
     } else {
-        vec![
+        let mut list = vec![
             Contender::Direct,
             contenders::egress(&args.egress, &[source, echo])?,
             contenders::egress_observed(&args.egress, &[source, echo])?,
-        ]
+        ];
+        if let Some(previous) = &args.previous {
+            list.push(contenders::egress_previous(previous, &[source, echo])?);
+        }
+        list
     };
     if !(args.egress_only || args.subscriber || args.embedded_only.is_some()) {
         if let Some(squid) = contenders::squid()? {
@@ -92,7 +100,11 @@ fn main() -> anyhow::Result<()> {
     let mut bulk: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     let mut rate: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     for run in 0..args.runs {
-        for (i, contender) in contenders.iter().enumerate() {
+        // A different order each run, so no contender always follows the same one (a machine
+        // that slows down or speeds up over a run would otherwise favour a position).
+        for k in 0..contenders.len() {
+            let i = (k + run) % contenders.len();
+            let contender = &contenders[i];
             let mib_s = workloads::bulk(contender, source, args.bytes)?;
             let per_s = workloads::tunnel_rate(contender, echo, args.tunnels, args.workers)?;
             eprintln!(
@@ -134,6 +146,15 @@ fn main() -> anyhow::Result<()> {
             "\nmetrics and audit on vs off: bulk {:.2}, new tunnels {:.2}",
             median(&bulk[observed]) / median(&bulk[plain]),
             median(&rate[observed]) / median(&rate[plain]),
+        );
+    }
+    if let (Some(now), Some(before)) = (position("egress"), position("egress-previous")) {
+        println!(
+            "\negress vs egress-previous: bulk {:.2} (spread {}), new tunnels {:.2} (spread {})",
+            median(&bulk[now]) / median(&bulk[before]),
+            spread(&bulk[now], &bulk[before]),
+            median(&rate[now]) / median(&rate[before]),
+            spread(&rate[now], &rate[before]),
         );
     }
     if let (Some(none), Some(one)) = (position("embedded"), position("embedded+subscriber")) {

@@ -32,14 +32,15 @@ enum Speaks {
 }
 
 /// Serves one accepted connection to its end, or until shutdown cuts it. Either way, the
-/// requests it served are recorded once each (see `account::Ledger`).
+/// requests it served are recorded once each (see `account::Ledger`). Returns the ledger, which
+/// keeps the connection counted as active: the caller drops it after giving back the caps.
 pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     protocols: ListenerProtocols,
     snapshot: Arc<Snapshot>,
     stop: Shared,
-) {
+) -> Arc<Ledger> {
     let guess = match protocols {
         ListenerProtocols::Socks5 => Protocol::Socks5,
         _ => Protocol::HttpForward,
@@ -65,6 +66,7 @@ pub async fn serve(
     } else {
         ledger.close();
     }
+    ledger
 }
 
 async fn serve_until_done(

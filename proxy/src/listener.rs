@@ -104,9 +104,11 @@ impl Admission {
                 let stop = crate::context::Shared::of(state);
                 state.tracker.spawn(
                     async move {
-                        detect::serve(stream, peer, protocols, snapshot, stop).await;
+                        let ledger = detect::serve(stream, peer, protocols, snapshot, stop).await;
                         drop(permit);
                         drop(slot);
+                        // Counted as active until now: when the gauge reads 0, the room is free.
+                        drop(ledger);
                     }
                     .instrument(span),
                 );

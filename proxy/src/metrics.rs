@@ -356,6 +356,13 @@ pub struct ActiveGuard {
     labels: ProtocolLabel,
 }
 
+impl ActiveGuard {
+    /// The `protocol` label it counts under.
+    pub fn protocol(&self) -> &'static str {
+        self.labels.protocol
+    }
+}
+
 impl Drop for ActiveGuard {
     fn drop(&mut self) {
         self.metrics.active.get_or_create(&self.labels).dec();

@@ -48,7 +48,7 @@ impl From<std::io::Error> for Handshake {
 
 pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     let protocol = Protocol::Socks5;
-    let _active = account::metrics().map(|m| m.connection(protocol));
+    account::open_as(protocol);
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
     let Some((host, port)) = negotiate(&mut stream, &ctx).await else {

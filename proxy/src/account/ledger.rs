@@ -20,6 +20,7 @@ use egress_config::{DenyReason, Host, Protocol, Verdict};
 use tracing::warn;
 
 use super::{Ending, Kind, Record};
+use crate::metrics::ActiveGuard;
 use crate::observe::Observer;
 use crate::tunnel::Moved;
 
@@ -44,6 +45,10 @@ struct State {
     in_flight: Option<InFlight>,
     /// A request of this connection was recorded already.
     recorded: bool,
+    /// What the connection counts as in `egress_active_connections`. Held by the ledger, whose
+    /// owner lets it go only after the connection's caps are given back: a gauge at 0 means
+    /// the room is free again.
+    active: Option<ActiveGuard>,
 }
 
 /// A request the policy let through that has not been recorded yet.
@@ -71,6 +76,7 @@ impl Ledger {
                 protocol,
                 in_flight: None,
                 recorded: false,
+                active: None,
             }),
         })
     }
@@ -176,6 +182,20 @@ pub(super) fn metrics() -> Option<Arc<crate::metrics::Metrics>> {
         .try_with(|ledger| ledger.observer.metrics().cloned())
         .ok()
         .flatten()
+}
+
+/// The current connection is open as a `protocol` one: counted as such in the active
+/// connections (once, whatever it was counted as before).
+pub fn open_as(protocol: Protocol) {
+    let _ = LEDGER.try_with(|ledger| {
+        let Some(metrics) = ledger.observer.metrics() else {
+            return;
+        };
+        let mut state = ledger.lock();
+        if state.active.as_ref().map(ActiveGuard::protocol) != Some(protocol.as_str()) {
+            state.active = Some(metrics.connection(protocol));
+        }
+    });
 }
 
 /// The current connection turned out to speak `protocol` (before any request is decided).

@@ -17,7 +17,7 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
         buf: early,
     } = client;
     let protocol = Protocol::HttpConnect;
-    let _active = crate::account::metrics().map(|m| m.connection(protocol));
+    crate::account::open_as(protocol);
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
     let (host, port) = match target::parse_connect(req.target_str()) {

@@ -22,8 +22,6 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
     let mut upstream: Option<forward::Upstream> = None;
     let timeouts = ctx.snapshot.timeouts;
     let mut first = true;
-    // Counted as an open http-forward connection from its first forwarded request on.
-    let mut active = None;
     let mut peeked = [0u8; 1];
     let first_byte = tokio::time::timeout(timeouts.request_head, client.io.peek(&mut peeked)).await;
     if matches!(first_byte, Ok(Ok(1)) if !can_start_request(peeked[0])) {
@@ -62,9 +60,8 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             return connect::handle(client, req, &ctx).await;
         }
         tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
-        if active.is_none() {
-            active = crate::account::metrics().map(|m| m.connection(Protocol::HttpForward));
-        }
+        // Counted as an open http-forward connection from its first forwarded request on.
+        crate::account::open_as(Protocol::HttpForward);
         match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
             Ok(forward::Next::KeepAlive) => {}
             Ok(forward::Next::Close) => {
