@@ -53,8 +53,12 @@ pub enum DenyReason {
     UpstreamBadResponse,
     /// The parent proxy refused the destination (its own policy, e.g. Squid's `dstdomain`).
     UpstreamDenied,
-    /// The parent proxy rejected egress's credentials (407).
+    /// The parent proxy rejected egress's credentials (407), or egress could not get any
+    /// (no Kerberos ticket for the parent).
     UpstreamAuthFailed,
+    /// The TLS session to an `https://` parent could not be set up (certificate, name, CA,
+    /// client certificate).
+    UpstreamTlsFailed,
 }
 
 /// Who caused a refusal; decides the status family (4xx for client and policy, 5xx otherwise).
@@ -68,7 +72,7 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 22] = [
+    pub const ALL: [DenyReason; 23] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -91,6 +95,7 @@ impl DenyReason {
         Self::UpstreamBadResponse,
         Self::UpstreamDenied,
         Self::UpstreamAuthFailed,
+        Self::UpstreamTlsFailed,
     ];
 
     /// The stable kebab-case name.
@@ -118,6 +123,7 @@ impl DenyReason {
             Self::UpstreamBadResponse => "upstream-bad-response",
             Self::UpstreamDenied => "upstream-denied",
             Self::UpstreamAuthFailed => "upstream-auth-failed",
+            Self::UpstreamTlsFailed => "upstream-tls-failed",
         }
     }
 
@@ -143,7 +149,8 @@ impl DenyReason {
             | Self::UpstreamUnreachable
             | Self::UpstreamTimeout
             | Self::UpstreamBadResponse
-            | Self::UpstreamAuthFailed => Fault::Upstream,
+            | Self::UpstreamAuthFailed
+            | Self::UpstreamTlsFailed => Fault::Upstream,
         }
     }
 
@@ -181,6 +188,9 @@ impl DenyReason {
             }
             Self::UpstreamAuthFailed => {
                 "the parent proxy rejected egress's credentials; the proxy's operator must fix them"
+            }
+            Self::UpstreamTlsFailed => {
+                "the TLS connection to the parent proxy failed; the proxy's operator must fix its certificates"
             }
         }
     }
