@@ -53,6 +53,12 @@ impl Failures {
         self.lock_entry(ip, |c| c.failures = 0);
     }
 
+    /// How many hold or wait for `ip`'s turn (tests: to know checks are queued).
+    #[cfg(test)]
+    pub fn queued(&self, ip: IpAddr) -> usize {
+        self.lock_entry(ip, |c| Arc::strong_count(&c.turn) - 1)
+    }
+
     fn lock_entry<T>(&self, ip: IpAddr, f: impl FnOnce(&mut Client) -> T) -> T {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if clients.len() >= TRACKED && !clients.contains_key(&ip) {

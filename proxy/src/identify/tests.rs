@@ -218,3 +218,25 @@ fn proxy_authorization_values() {
     // Debug never shows the password.
     assert!(!format!("{ok:?}").contains("pw"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_arriving_together_are_checked_once() {
+    let (_dir, ids) = identities("");
+    let (ids, v) = (
+        std::sync::Arc::new(ids),
+        std::sync::Arc::new(Verifier::default()),
+    );
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let (ids, v) = (ids.clone(), v.clone());
+        set.spawn(async move { who(&ids, &v, HOME, Some(("alice", "alice-pw"))).await });
+    }
+    while let Some(result) = set.join_next().await {
+        assert_eq!(result.unwrap().unwrap(), "alice");
+    }
+    // One hash verified; the seven that queued behind it were answered from the cache.
+    assert_eq!(v.verified.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // A wrong password is never answered from the cache: verified again.
+    assert!(who(&ids, &v, HOME, Some(("alice", "nope"))).await.is_err());
+    assert_eq!(v.verified.load(std::sync::atomic::Ordering::Relaxed), 2);
+}
