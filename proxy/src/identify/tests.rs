@@ -226,11 +226,23 @@ async fn logins_arriving_together_are_checked_once() {
         std::sync::Arc::new(ids),
         std::sync::Arc::new(Verifier::default()),
     );
+    // The client's turn is held while the eight logins arrive, so all of them miss the cache
+    // and queue: only the re-check after the turn can spare the seven the hash.
+    let held = v.failures.turn(HOME).await;
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..8 {
         let (ids, v) = (ids.clone(), v.clone());
         set.spawn(async move { who(&ids, &v, HOME, Some(("alice", "alice-pw"))).await });
     }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while v.failures.queued(HOME) < 9 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the logins did not queue"
+        );
+        tokio::task::yield_now().await;
+    }
+    drop(held);
     while let Some(result) = set.join_next().await {
         assert_eq!(result.unwrap().unwrap(), "alice");
     }
