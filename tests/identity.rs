@@ -594,3 +594,74 @@ fn base64_encode(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn python_requests_and_git_log_in_with_credentials_in_the_proxy_url() {
+    let servers = Servers::new();
+    let (a, b) = (servers.http_origin(), servers.http_origin());
+    let dir = tempfile::tempdir().unwrap();
+    let users = users(dir.path());
+    let audit = dir.path().join("audit.jsonl");
+    let extra = format!("audit: {{path: \"{}\"}}\n", audit.display());
+    let proxy = Proxy::start(&team_policy(&users, a, b, b, &extra));
+    let with = |login: &str| format!("http://{login}@{}", proxy.addr);
+    // Python requests: the proxy URL's credentials become Proxy-Authorization.
+    let script = "import sys, requests\n\
+                  r = requests.get(sys.argv[2], proxies={'http': sys.argv[1]}, timeout=20)\n\
+                  print(r.status_code, r.headers.get('X-Egress-Error'), r.text.strip() if r.ok else '')\n";
+    let python = |proxy_url: &str, url: &str| {
+        let out = Command::new("/usr/bin/python3")
+            .args(["-c", script, proxy_url, url])
+            .env_remove("http_proxy")
+            .env_remove("HTTP_PROXY")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let hello = format!("http://{a}/hello");
+    assert_eq!(python(&with(ALICE), &hello), "200 None hello from origin");
+    assert_eq!(python(&with("alice:nope"), &hello), "407 auth-failed");
+    // A password with colons, percent-encoded in the URL as it must be.
+    assert_eq!(
+        python(&with("bob:b0b%3Awith%3Acolons"), &hello),
+        "403 port-not-allowed"
+    );
+    // git, with http.proxy credentials: its requests arrive as alice (the origin has no repository:
+    // a 404 passed through is enough to see who asked).
+    let git = Command::new("git")
+        .args([
+            "-c",
+            &format!("http.proxy={}", with(ALICE)),
+            "ls-remote",
+            &format!("http://{a}/repo.git"),
+        ])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&git.stderr).contains("404")
+            || String::from_utf8_lossy(&git.stderr).contains("not found"),
+        "{git:?}"
+    );
+    support::wait::until("git's audit line", || {
+        std::fs::read_to_string(&audit).is_ok_and(|t| t.lines().count() >= 5)
+    });
+    let text = std::fs::read_to_string(&audit).unwrap();
+    let identities: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| {
+            format!(
+                "{}:{}",
+                l["identity"].as_str().unwrap_or("-"),
+                l["decision"].as_str().unwrap_or("-")
+            )
+        })
+        .collect();
+    assert_eq!(
+        identities,
+        // git asks without credentials first (libcurl waits for the challenge), then as alice.
+        ["alice:allow", "-:deny", "bob:deny", "-:deny", "alice:allow"],
+        "{text}"
+    );
+}
