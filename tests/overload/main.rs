@@ -200,6 +200,11 @@ fn assert_recovered(
             assert_served(&curl(&args));
         }
     }
+    // curl is done once it has its answer; the proxy's side of each connection ends a moment
+    // later. The gauge reaches 0 only once their caps are given back (the ledger holds it).
+    wait::until("the checks' connections have ended", || {
+        active(&scrape(admin)) == 0
+    });
     // The whole allowance is usable again: the caps' counts were given back.
     let tally = rt.block_on(flood(proxy.addr, ip("127.0.0.1"), cap / 2, origin));
     assert_eq!(tally.served.len(), cap, "{tally:?}");
