@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::admin::Admin;
 use crate::{Policy, Routing};
 
 /// A fully validated configuration file.
@@ -25,16 +26,6 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// One JSON line per decision; off unless configured. Takes effect at restart.
     pub audit: Option<Audit>,
-}
-
-/// The admin listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admin {
-    /// Always a loopback address.
-    pub listen: SocketAddr,
-    /// Distinct registrable domains labelled in `egress_blocked_domains_total`; the rest are
-    /// counted as `other`.
-    pub blocked_domains_cap: usize,
 }
 
 /// The audit log.
