@@ -42,6 +42,13 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    /// The call conflicts with the current state (a stale `If-Match`, no file to write).
+    Conflict {
+        code: &'static str,
+        message: String,
+    },
+    /// A change without `If-Match`: it could overwrite a change its author has not seen.
+    IfMatchRequired,
     /// Something on the proxy's side (a file it cannot read).
     Internal(String),
     NotFound,
@@ -62,6 +69,8 @@ impl ApiError {
             ApiError::RoleInsufficient { .. } => "role-insufficient",
             ApiError::BadJson(_) => "bad-json",
             ApiError::BadRequest { code, .. } | ApiError::Unprocessable { code, .. } => code,
+            ApiError::Conflict { code, .. } => code,
+            ApiError::IfMatchRequired => "if-match-required",
             ApiError::Internal(_) => "internal",
             ApiError::NotFound => "not-found",
         }
@@ -80,6 +89,8 @@ impl ApiError {
             ApiError::ContentTypeNotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::IfMatchRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::NotFound => StatusCode::NOT_FOUND,
         }
@@ -101,7 +112,9 @@ impl ApiError {
             ApiError::BadJson(message)
             | ApiError::BadRequest { message, .. }
             | ApiError::Unprocessable { message, .. }
+            | ApiError::Conflict { message, .. }
             | ApiError::Internal(message) => message.clone(),
+            ApiError::IfMatchRequired => "send If-Match with the ETag of the text you edited (GET /api/v1/policy)".into(),
             ApiError::NotFound => "no such endpoint".into(),
         }
     }

@@ -222,7 +222,9 @@ pub async fn stream_events(
     let filter = Filter::parse(query.as_deref().unwrap_or(""))?;
     let ring = console.ring.clone();
     let (after, restarted) = start(&ring, &headers, filter.recent)?;
-    let mut ready = VecDeque::new();
+    // A first comment at once: the answer's head goes out now, not with the first event, so a
+    // client knows it is subscribed even while nothing happens.
+    let mut ready = VecDeque::from([SseEvent::default().comment("subscribed")]);
     if restarted {
         ready.push_back(
             SseEvent::default()

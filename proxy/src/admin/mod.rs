@@ -8,11 +8,12 @@
 //! - `guard`: Host, Origin, token, CSRF, content type and role checks; security headers.
 //! - `login`: the login link and token login, the session, logout.
 //! - `ring`, `events`: recent events and the Server-Sent Events stream.
-//! - `policy`: the policy's text and a destination test.
+//! - `policy`: the policy's text and a destination test; `edit`: writing a new text.
 //! - `openapi`: the API's description.
 //! - `error`: every refusal's code, status and message.
 
 mod access;
+mod edit;
 mod error;
 mod events;
 mod guard;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 
 use axum::middleware::from_fn_with_state;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use egress_config::admin::Role;
 use egress_config::Admin;
@@ -55,6 +56,8 @@ pub struct Console {
     policy_path: Option<PathBuf>,
     /// Keys the policy text's `ETag` (see `policy`).
     etag_key: RandomState,
+    /// Held by a policy edit from its `If-Match` check to its write.
+    edit_lock: tokio::sync::Mutex<()>,
 }
 
 /// The admin listener, ready to serve.
@@ -87,6 +90,7 @@ pub fn prepare(
         site: Site { listen: address },
         policy_path,
         etag_key: RandomState::new(),
+        edit_lock: tokio::sync::Mutex::new(()),
         state,
     });
     let code = console.access.new_login_code()?;
@@ -138,7 +142,16 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(from_fn_with_state(viewer, guard::gate))
         .with_state(console.clone());
+    let admin = Gate {
+        console: console.clone(),
+        needs: Role::Admin,
+    };
+    let change = Router::new()
+        .route("/api/v1/policy", put(edit::put_policy))
+        .route_layer(from_fn_with_state(admin, guard::gate))
+        .with_state(console.clone());
     probes
+        .merge(change)
         .merge(login)
         .merge(read)
         .fallback(|| async { guard::harden(ApiError::NotFound.into_response()) })

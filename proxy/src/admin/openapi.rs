@@ -15,6 +15,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/logout"),
     ("get", "/api/v1/events"),
     ("get", "/api/v1/policy"),
+    ("put", "/api/v1/policy"),
     ("post", "/api/v1/policy/test"),
     ("get", "/api/v1/openapi.json"),
 ];

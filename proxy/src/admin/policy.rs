@@ -16,6 +16,12 @@ use serde::Deserialize;
 use super::error::ApiError;
 use super::Console;
 
+/// The `ETag` of a policy text. Keyed with this process's random key: the tag of a text holding
+/// a password says nothing about the password to someone who can guess the rest of the text.
+pub fn etag_of(console: &Console, text: &str) -> String {
+    format!("\"{:016x}\"", console.etag_key.hash_one(text))
+}
+
 /// The policy file's text (the embedded default without one) with its `ETag`.
 pub async fn get_policy(State(console): State<Arc<Console>>, headers: HeaderMap) -> Response {
     let text = match &console.policy_path {
@@ -28,9 +34,7 @@ pub async fn get_policy(State(console): State<Arc<Console>>, headers: HeaderMap)
         },
         None => egress_config::DEFAULT_POLICY_YAML.to_string(),
     };
-    // Keyed with this process's random key: the tag of a text holding a password says nothing
-    // about the password to someone who can guess the rest of the text.
-    let etag = format!("\"{:016x}\"", console.etag_key.hash_one(&text));
+    let etag = etag_of(&console, &text);
     let unchanged = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
