@@ -10,7 +10,7 @@ mod support;
 use support::kdc::{Kdc, REALM};
 use support::origin::Servers;
 use support::squid::{NegotiateAuth, Squid, SquidOptions};
-use support::{assert_served, curl, header, message, Proxy};
+use support::{assert_served, assert_served_every_way, curl, header, message, Proxy};
 
 const HOSTS: &[(&str, &str)] = &[("allowed.test", "127.0.0.1")];
 /// The parent's service principal; Squid is reached as `localhost`.
@@ -94,14 +94,9 @@ fn connect_and_forwarded_requests_reach_the_origin_as_the_keytabs_principal() {
         &url,
     ]);
     assert_eq!(r.stdout, "407", "{r:?}");
-    assert_served(&curl(&["-x", &egress.url(), &url]));
-    assert_served(&curl(&["-p", "-x", &egress.url(), &url]));
-    // Two requests on one client connection: the parent connection stays authenticated.
-    let r = curl(&["-x", &egress.url(), &url, &url]);
-    assert_eq!(r.stdout, "hello from origin\n".repeat(2), "{r:?}");
-    // A SOCKS5 client's connection becomes a Kerberos-authenticated CONNECT too.
-    let socks = egress.addr.to_string();
-    assert_served(&curl(&["--socks5-hostname", &socks, &url]));
+    // Two requests on one client connection keep the parent connection authenticated; a
+    // SOCKS5 client's connection becomes a Kerberos-authenticated CONNECT too.
+    assert_served_every_way(&egress, &url);
 
     let log = realm.squid.wait_for_entries(6);
     let log = &log[1..];

@@ -43,7 +43,8 @@ fn dashboard_exprs() -> Vec<String> {
                 .replace("$__rate_interval", "1m")
                 .replace("$__range", "5m")
                 .replace("$__interval", "15s")
-                .replace("$instance", ".*");
+                .replace("$instance", ".*")
+                .replace("$identity", ".*");
             assert!(!expr.contains('$'), "an unknown variable: {expr}");
             exprs.push(expr);
         }
@@ -216,7 +217,7 @@ fn promtool_finds_nothing_to_report_in_the_exposition_and_health_endpoints_answe
     );
     // Series for known label values exist before any traffic of that kind.
     assert!(metrics.stdout.contains(
-        r#"egress_decisions_total{protocol="socks5",decision="deny",reason="private-address"} 0"#
+        r#"egress_decisions_total{protocol="socks5",decision="deny",reason="private-address",identity="anonymous"} 0"#
     ));
     assert!(metrics
         .stdout
@@ -364,7 +365,7 @@ fn ten_thousand_denied_names_stay_within_the_blocked_domain_cap() {
     assert!(other.ends_with(" 9000"), "{other}");
     let denied = metrics
         .lines()
-        .find(|l| l.starts_with(r#"egress_decisions_total{protocol="http-forward",decision="deny",reason="not-allowlisted"}"#))
+        .find(|l| l.starts_with(r#"egress_decisions_total{protocol="http-forward",decision="deny",reason="not-allowlisted",identity="anonymous"}"#))
         .unwrap();
     assert!(denied.ends_with(" 10000"), "{denied}");
     let growth = rss_kib(proxy.pid()).saturating_sub(rss_before);
@@ -480,7 +481,7 @@ fn a_parent_that_is_down_counts_failures_not_blocked_domains() {
         );
         assert_eq!(sample(&metrics, &failures), 1.0, "{failures}\n{metrics}");
         let decision = format!(
-            r#"egress_decisions_total{{protocol="{protocol}",decision="fail",reason="upstream-unreachable"}}"#
+            r#"egress_decisions_total{{protocol="{protocol}",decision="fail",reason="upstream-unreachable",identity="anonymous"}}"#
         );
         assert_eq!(sample(&metrics, &decision), 1.0, "{decision}");
     }
@@ -490,6 +491,6 @@ fn a_parent_that_is_down_counts_failures_not_blocked_domains() {
         .collect();
     assert_eq!(
         blocked,
-        [r#"egress_blocked_domains_total{domain="evil.test"} 1"#]
+        [r#"egress_blocked_domains_total{domain="evil.test",identity="anonymous"} 1"#]
     );
 }

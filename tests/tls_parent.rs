@@ -10,7 +10,7 @@ use support::origin::Servers;
 use support::pki::{Ca, Issued};
 use support::squid::{HttpsPort, Squid, SquidOptions};
 use support::stunnel::Stunnel;
-use support::{assert_served, curl, header, message, Proxy};
+use support::{assert_served, assert_served_every_way, curl, header, message, Proxy};
 
 const HOSTS: &[(&str, &str)] = &[("allowed.test", "127.0.0.1")];
 
@@ -81,14 +81,8 @@ fn connect_and_forwarded_requests_travel_inside_tls_to_a_verified_parent() {
     let egress = egress_via_tls(&squid, &ca_key(&ca));
 
     let url = format!("http://allowed.test:{port}/hello");
-    assert_served(&curl(&["-x", &egress.url(), &url]));
-    assert_served(&curl(&["-p", "-x", &egress.url(), &url]));
-    // Kept alive inside the session: two forwarded requests on one client connection.
-    let r = curl(&["-x", &egress.url(), &url, &url]);
-    assert_eq!(r.stdout, "hello from origin\n".repeat(2), "{r:?}");
-    // A SOCKS5 client's connection is a CONNECT inside the TLS session too.
-    let socks = egress.addr.to_string();
-    assert_served(&curl(&["--socks5-hostname", &socks, &url]));
+    // Kept alive inside the TLS session, and SOCKS5 as a CONNECT inside it too.
+    assert_served_every_way(&egress, &url);
 
     let log = squid.wait_for_entries(5);
     let seen: Vec<(&str, u16)> = log.iter().map(|e| (e.method.as_str(), e.status)).collect();

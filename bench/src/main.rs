@@ -141,38 +141,30 @@ fn main() -> anyhow::Result<()> {
         );
     }
     let position = |name: &str| contenders.iter().position(|c| c.name() == name);
-    if let (Some(plain), Some(observed)) = (position("egress"), position("egress+metrics+audit")) {
+    let compare = |label: &str, a: &str, b: &str| {
+        let (Some(a), Some(b)) = (position(a), position(b)) else {
+            return;
+        };
         println!(
-            "\nmetrics and audit on vs off: bulk {:.2}, new tunnels {:.2}",
-            median(&bulk[observed]) / median(&bulk[plain]),
-            median(&rate[observed]) / median(&rate[plain]),
+            "\n{label}: bulk {:.3} (spread {}), new tunnels {:.3} (spread {})",
+            median(&bulk[a]) / median(&bulk[b]),
+            spread(&bulk[a], &bulk[b]),
+            median(&rate[a]) / median(&rate[b]),
+            spread(&rate[a], &rate[b]),
         );
-    }
-    if let (Some(now), Some(before)) = (position("egress"), position("egress-previous")) {
-        println!(
-            "\negress vs egress-previous: bulk {:.2} (spread {}), new tunnels {:.2} (spread {})",
-            median(&bulk[now]) / median(&bulk[before]),
-            spread(&bulk[now], &bulk[before]),
-            median(&rate[now]) / median(&rate[before]),
-            spread(&rate[now], &rate[before]),
-        );
-    }
-    if let (Some(none), Some(one)) = (position("embedded"), position("embedded+subscriber")) {
-        println!(
-            "\none event-stream subscriber vs none: bulk {:.3} (spread {}), new tunnels {:.3} (spread {})",
-            median(&bulk[one]) / median(&bulk[none]),
-            spread(&bulk[one], &bulk[none]),
-            median(&rate[one]) / median(&rate[none]),
-            spread(&rate[one], &rate[none]),
-        );
-    }
-    if let (Some(squid), Some(chained)) = (position("squid"), position("egress→squid")) {
-        println!(
-            "\negress→squid vs squid alone: bulk {:.2}, new tunnels {:.2}",
-            median(&bulk[chained]) / median(&bulk[squid]),
-            median(&rate[chained]) / median(&rate[squid]),
-        );
-    }
+    };
+    compare(
+        "metrics and audit on vs off",
+        "egress+metrics+audit",
+        "egress",
+    );
+    compare("egress vs egress-previous", "egress", "egress-previous");
+    compare(
+        "one event-stream subscriber vs none",
+        "embedded+subscriber",
+        "embedded",
+    );
+    compare("egress→squid vs squid alone", "egress→squid", "squid");
     drop(contenders);
     Ok(())
 }

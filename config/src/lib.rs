@@ -9,6 +9,7 @@ pub mod admin;
 pub mod decision;
 pub mod guard;
 pub mod host;
+pub mod identity;
 mod load;
 mod matcher;
 pub mod pattern;
@@ -21,6 +22,7 @@ pub mod upstream;
 
 pub use decision::{Action, Protocol, Request, Verdict};
 pub use host::{parse_authority, Host, HostError};
+pub use identity::{Auth, Identities, ANONYMOUS};
 pub use load::{
     default_config, load_file, load_file_text, load_str, ConfigError, DEFAULT_POLICY_YAML,
 };

@@ -102,7 +102,7 @@ pub fn default_config() -> Config {
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
-    let raw = if is_blank(text) {
+    let mut raw = if is_blank(text) {
         RawFile::default()
     } else {
         let deserializer = serde_yaml_ng::Deserializer::from_str(text);
@@ -119,7 +119,26 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
         message: e.message,
         hint: e.hint.map(str::to_string),
     })?;
-    Ok(compile(raw, secrets, origin))
+    let identity_parts = identities::RawParts {
+        auth: raw.auth.take(),
+        identities: std::mem::take(&mut raw.identities),
+        groups: std::mem::take(&mut raw.groups),
+    };
+    let mut config = compile(raw, secrets, origin);
+    // After the base policy is compiled: each identity's policy is composed from it. The users
+    // file is read here, so a reload reads it again, and a broken one keeps the old users.
+    config.identities =
+        identities::compile(identity_parts, &config.policy, origin).map_err(|e| ConfigError {
+            origin: e
+                .file
+                .map_or_else(|| origin.to_string(), |f| f.display().to_string()),
+            line: e.line,
+            column: None,
+            path: e.path,
+            message: e.message,
+            hint: e.hint,
+        })?;
+    Ok(config)
 }
 
 /// What serde cannot see: names that must refer to a defined upstream, and one password source.
@@ -308,6 +327,7 @@ fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
             path: (a.path != "-").then(|| std::path::PathBuf::from(a.path)),
             buffer: a.buffer.map_or(8192, |b| b.0),
         }),
+        identities: crate::identity::Identities::default(),
     }
 }
 
@@ -451,6 +471,8 @@ fn routing(
 
 /// How often each parent is probed when its file does not say.
 const DEFAULT_HEALTH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+mod identities;
 
 #[cfg(test)]
 mod tests;

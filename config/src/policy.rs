@@ -24,6 +24,14 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// The stricter of two modes: `enforce` over `report`.
+    pub const fn strictest(self, other: Mode) -> Mode {
+        match (self, other) {
+            (Mode::Report, Mode::Report) => Mode::Report,
+            _ => Mode::Enforce,
+        }
+    }
+
     pub const fn as_str(self) -> &'static str {
         match self {
             Mode::Enforce => "enforce",
@@ -88,6 +96,22 @@ impl Policy {
 
     pub fn deny(&self) -> &[Pattern] {
         &self.inner.deny
+    }
+
+    /// This policy widened for one identity: its allow entries, then `allow` (no route of their
+    /// own); its deny entries, then `deny`; under `mode`. The decision order is unchanged, so any
+    /// matching deny entry still wins over every allow entry.
+    pub fn compose(&self, allow: &[Pattern], deny: &[Pattern], mode: Mode) -> Policy {
+        let inner = &*self.inner;
+        let allow = inner
+            .allow
+            .iter()
+            .zip(&inner.allow_via)
+            .map(|(p, via)| (p.clone(), via.as_deref().map(str::to_string)))
+            .chain(allow.iter().map(|p| (p.clone(), None)))
+            .collect();
+        let deny = inner.deny.iter().chain(deny).cloned().collect();
+        Policy::with_routes(mode, allow, deny)
     }
 
     pub fn decide(&self, request: &Request<'_>) -> Verdict<'_> {

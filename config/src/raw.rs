@@ -3,6 +3,8 @@
 //! deserialised, so each error carries the line and column of the offending value. Nothing
 //! outside the text is read here: the secrets a file names are read by `secrets` once it is valid.
 
+pub mod identity;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -51,6 +53,12 @@ pub struct RawFile {
     pub admin: Option<AdminEntry>,
     #[serde(default)]
     pub audit: Option<RawAudit>,
+    #[serde(default)]
+    pub auth: Option<identity::RawAuth>,
+    #[serde(default)]
+    pub identities: BTreeMap<identity::IdentityName, identity::RawIdentity>,
+    #[serde(default)]
+    pub groups: BTreeMap<UpstreamName, identity::RawGroup>,
 }
 
 /// `audit: { path: FILE }`; `path: "-"` is standard output.
@@ -316,7 +324,7 @@ pub struct RawTimeouts {
 /// Deserialises a string and validates it inside the visitor: serde_yaml attaches the scalar's
 /// own line and column to an error raised there (one raised after `String::deserialize` returns
 /// would carry a stale position).
-fn from_str_with<'de, D, T>(
+pub(crate) fn from_str_with<'de, D, T>(
     d: D,
     expecting: &'static str,
     parse: fn(&str) -> Result<T, String>,
@@ -340,7 +348,7 @@ where
     d.deserialize_str(StrVisitor { expecting, parse })
 }
 
-fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
+pub(crate) fn hinted(message: impl fmt::Display, hint: Option<&str>) -> String {
     match hint {
         Some(hint) => format!("{message}{HINT_SEPARATOR}{hint}"),
         None => message.to_string(),

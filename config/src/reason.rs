@@ -31,6 +31,10 @@ pub enum DenyReason {
     NotAProxyRequest,
     /// A method or SOCKS5 command the proxy does not serve.
     UnsupportedMethod,
+    /// `auth.required`: the client sent no proxy login and is no network identity.
+    AuthRequired,
+    /// The proxy login (user and password) is wrong, or the header carrying it is malformed.
+    AuthFailed,
     // --- proxy capacity ---
     /// The connection cap was reached.
     TooManyConnections,
@@ -68,7 +72,7 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 21] = [
+    pub const ALL: [DenyReason; 23] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -80,6 +84,8 @@ impl DenyReason {
         Self::RequestTimeout,
         Self::NotAProxyRequest,
         Self::UnsupportedMethod,
+        Self::AuthRequired,
+        Self::AuthFailed,
         Self::TooManyConnections,
         Self::ShuttingDown,
         Self::DnsFailed,
@@ -106,6 +112,8 @@ impl DenyReason {
             Self::RequestTimeout => "request-timeout",
             Self::NotAProxyRequest => "not-a-proxy-request",
             Self::UnsupportedMethod => "unsupported-method",
+            Self::AuthRequired => "auth-required",
+            Self::AuthFailed => "auth-failed",
             Self::TooManyConnections => "too-many-connections",
             Self::ShuttingDown => "shutting-down",
             Self::DnsFailed => "dns-failed",
@@ -132,7 +140,9 @@ impl DenyReason {
             | Self::HeaderTooLarge
             | Self::RequestTimeout
             | Self::NotAProxyRequest
-            | Self::UnsupportedMethod => Fault::Client,
+            | Self::UnsupportedMethod
+            | Self::AuthRequired
+            | Self::AuthFailed => Fault::Client,
             Self::TooManyConnections | Self::ShuttingDown => Fault::Capacity,
             Self::DnsFailed
             | Self::UpstreamRefused
@@ -162,6 +172,10 @@ impl DenyReason {
                 "this is a proxy: send absolute-form requests (GET http://host/path) or CONNECT host:port"
             }
             Self::UnsupportedMethod => "the proxy does not serve this method or command",
+            Self::AuthRequired => {
+                "this proxy requires a login: send the proxy user and password (Proxy-Authorization: Basic, or SOCKS5 user/password)"
+            }
+            Self::AuthFailed => "the proxy user or password is wrong",
             Self::TooManyConnections => "the proxy is at its connection limit; try again shortly",
             Self::ShuttingDown => "the proxy is shutting down; send the request again on a new connection",
             Self::DnsFailed => "the destination name could not be resolved",

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use crate::admin::Admin;
+use crate::identity::Identities;
 use crate::{Policy, Routing};
 
 /// A fully validated configuration file.
@@ -26,6 +27,15 @@ pub struct Config {
     pub admin: Option<Admin>,
     /// One JSON line per decision; off unless configured. Takes effect at restart.
     pub audit: Option<Audit>,
+    /// Who clients are (proxy login, source networks) and each identity's policy.
+    pub identities: Identities,
+}
+
+impl Config {
+    /// The policy that applies to `identity` (see `identity` for how it is composed).
+    pub fn policy_for(&self, identity: &str) -> &Policy {
+        self.identities.policy_for(identity, &self.policy)
+    }
 }
 
 /// The audit log.

@@ -8,7 +8,7 @@
 mod ledger;
 
 pub use crate::outcome::{Kind, Record};
-pub use ledger::{decided, moved, open_as, speaks, Ledger};
+pub use ledger::{decided, identified, moved, open_as, speaks, Ledger};
 
 use std::sync::Arc;
 use std::time::Duration;

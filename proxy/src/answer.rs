@@ -63,6 +63,7 @@ pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
         BlockedByDenylist | NotAllowlisted | PortNotAllowed | PrivateAddress | SniMismatch
         | UpstreamDenied => (403, "Forbidden"),
         HostMismatch | BadRequest | NotAProxyRequest => (400, "Bad Request"),
+        AuthRequired | AuthFailed => (407, "Proxy Authentication Required"),
         HeaderTooLarge => (431, "Request Header Fields Too Large"),
         RequestTimeout => (408, "Request Timeout"),
         UnsupportedMethod => (501, "Not Implemented"),

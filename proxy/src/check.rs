@@ -3,19 +3,68 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use egress_config::{Config, Pattern};
+use egress_config::{parse_authority, Config, Pattern, Protocol, Request, ANONYMOUS};
 
-pub fn run(file: &Path) -> ExitCode {
+pub fn run(file: &Path, identity: Option<&str>, target: Option<&str>) -> ExitCode {
     match egress_config::load_file(file) {
-        Ok(config) => {
-            print!("{}", summary(&config));
-            ExitCode::SUCCESS
-        }
+        Ok(config) => match target {
+            Some(target) => decide(&config, identity.unwrap_or(ANONYMOUS), target),
+            None => {
+                print!("{}", summary(&config));
+                ExitCode::SUCCESS
+            }
+        },
         Err(e) => {
             eprintln!("{e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `check FILE --as IDENTITY HOST[:PORT]`: the decision for one identity and one target, as a
+/// CONNECT or SOCKS5 client would get it (port 443 when none is given). Exit 0 whatever the
+/// decision; 2 when the identity or the target cannot be used.
+fn decide(config: &Config, identity: &str, target: &str) -> ExitCode {
+    if identity != ANONYMOUS && config.identities.known(identity).is_none() {
+        let names = config.identities.names();
+        eprintln!(
+            "unknown identity {identity:?} (configured: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        );
+        return ExitCode::from(2);
+    }
+    let (host, port) = match parse_authority(target) {
+        Ok((host, port)) => (host, port.unwrap_or(443)),
+        Err(e) => {
+            eprintln!("invalid target {target:?}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let policy = config.policy_for(identity);
+    let verdict = policy.decide(&Request {
+        host: &host,
+        port,
+        protocol: Protocol::HttpConnect,
+    });
+    let mut line = format!(
+        "{identity} -> {}: {}",
+        host.authority(port),
+        verdict.decision()
+    );
+    if let Some(reason) = verdict.reason() {
+        line.push_str(&format!(" ({reason})"));
+    }
+    match verdict.rule {
+        Some(rule) => line.push_str(&format!(", rule \"{rule}\"")),
+        None => line.push_str(", no rule matched"),
+    }
+    line.push_str(&format!(", mode {}", policy.mode().as_str()));
+    println!("{line}");
+    ExitCode::SUCCESS
 }
 
 /// At most this many patterns are listed per list; the rest are counted.
@@ -36,7 +85,7 @@ fn summary(config: &Config) -> String {
          timeouts: request_head {rh}, handshake {hs}, dial {dial}, idle {idle}, shutdown_grace {grace}\n  \
          dns:      {dns}, timeout {dns_timeout}, cache {cache}\n  \
          guard:    {guard}\n  \
-         tls:      sni {sni}, without_sni {without_sni}, ports {ports:?}\n{parents}",
+         tls:      sni {sni}, without_sni {without_sni}, ports {ports:?}\n{parents}{identities}",
         source = config.source,
         listen = listen.join(", "),
         mode = policy.mode().as_str(),
@@ -63,6 +112,7 @@ fn summary(config: &Config) -> String {
         without_sni = config.tls.without_sni.as_str(),
         ports = config.tls.ports,
         parents = parents(config),
+        identities = identities(config),
         rh = secs(t.request_head),
         hs = secs(t.handshake),
         dial = secs(t.dial),
@@ -99,6 +149,38 @@ fn parents(config: &Config) -> String {
         ));
     }
     out
+}
+
+/// Logins and identities, when configured: counts and names, never a hash.
+fn identities(config: &Config) -> String {
+    let ids = &config.identities;
+    let names = ids.names();
+    if names.is_empty() && !ids.logins() {
+        return String::new();
+    }
+    let auth = match &ids.auth.users_file {
+        Some(file) => format!(
+            "users file {} ({} users){}",
+            file.display(),
+            ids.users.names().count(),
+            if ids.auth.required {
+                ", login required"
+            } else {
+                ""
+            }
+        ),
+        None => "no logins".to_string(),
+    };
+    let shown: Vec<&str> = names.iter().take(SHOWN).copied().collect();
+    format!(
+        "  auth:     {auth}\n  identities: {}{}\n",
+        shown.join(", "),
+        if names.len() > SHOWN {
+            format!(", … ({} more)", names.len() - SHOWN)
+        } else {
+            String::new()
+        }
+    )
 }
 
 fn list(patterns: &[Pattern]) -> String {

@@ -8,15 +8,17 @@ use crate::context::ConnContext;
 use crate::decider::{Asking, Decision};
 use crate::state::Snapshot;
 
-/// The policy's verdict for `host:port` over `protocol`, logged once. `Err` when it is a denial.
+/// The policy's verdict for `identity` asking for `host:port` over `protocol`, logged once
+/// (a pure function of the snapshot, the identity and the target). `Err` when it is a denial.
 /// A request let through is in flight in the connection's ledger until it is recorded.
 pub fn check<'s>(
     snapshot: &'s Snapshot,
+    identity: &str,
     host: &Host,
     port: u16,
     protocol: Protocol,
 ) -> Result<Verdict<'s>, Refusal> {
-    let verdict = snapshot.policy.decide(&Request {
+    let verdict = snapshot.policy_for(identity).decide(&Request {
         host,
         port,
         protocol,
@@ -27,6 +29,7 @@ pub fn check<'s>(
             decision = verdict.decision(),
             reason,
             protocol = protocol.as_str(),
+            identity,
             host = %host,
             port,
             rule = verdict.rule,
@@ -39,6 +42,7 @@ pub fn check<'s>(
             decision = verdict.decision(),
             reason,
             protocol = protocol.as_str(),
+            identity,
             host = %host,
             port,
             rule = verdict.rule,
@@ -57,18 +61,20 @@ pub fn check<'s>(
 /// protocol takes between parsing its target and dialing it.
 pub async fn decide<'s>(
     ctx: &'s ConnContext,
+    identity: &str,
     host: &Host,
     port: u16,
     protocol: Protocol,
 ) -> Result<Verdict<'s>, Refusal> {
-    let verdict = check(&ctx.snapshot, host, port, protocol)?;
-    ask(ctx, host, port, protocol, verdict).await
+    let verdict = check(&ctx.snapshot, identity, host, port, protocol)?;
+    ask(ctx, identity, host, port, protocol, verdict).await
 }
 
 /// The decider's part of `decide`, for a caller that checks more of the request between the
 /// verdict and the decider (plain HTTP: the body's framing).
 pub async fn ask<'s>(
     ctx: &ConnContext,
+    identity: &str,
     host: &Host,
     port: u16,
     protocol: Protocol,
@@ -76,6 +82,7 @@ pub async fn ask<'s>(
 ) -> Result<Verdict<'s>, Refusal> {
     let asking = Asking {
         client: ctx.client,
+        identity,
         protocol,
         host,
         port,
@@ -88,6 +95,7 @@ pub async fn ask<'s>(
                 reason = refusal.reason.as_str(),
                 detail = %refusal.detail,
                 protocol = protocol.as_str(),
+                identity,
                 host = %host,
                 port,
                 "decider refused"

@@ -1,7 +1,7 @@
 //! The one asynchronous step between the policy's verdict and the dial. The verdict stays a pure
 //! function of the policy snapshot; a `Decider` may then hold the connection and answer later —
 //! the seam for "ask" mode (a person approves or denies a destination the policy does not know)
-//! and for per-identity rules. The decider lives in the proxy state, so it outlives reloads, and
+//! and for rules that need more than the policy file. The decider lives in the proxy state, so it outlives reloads, and
 //! every protocol (CONNECT, plain HTTP, SOCKS5) passes through it at the same point.
 
 use std::fmt;
@@ -17,6 +17,8 @@ use crate::answer::Refusal;
 #[derive(Debug, Clone, Copy)]
 pub struct Asking<'a> {
     pub client: SocketAddr,
+    /// Who the client is (`identify`): a configured identity or `anonymous`.
+    pub identity: &'a str,
     pub protocol: Protocol,
     pub host: &'a Host,
     pub port: u16,
@@ -68,6 +70,7 @@ mod tests {
         };
         let asking = Asking {
             client: "127.0.0.1:1".parse().unwrap(),
+            identity: "anonymous",
             protocol: Protocol::HttpConnect,
             host: &host,
             port: 443,

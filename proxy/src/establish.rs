@@ -10,7 +10,7 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{Host, Protocol, Verdict};
+use egress_config::{Host, Policy, Protocol, Verdict};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -34,16 +34,20 @@ pub struct Target<'a> {
     /// The policy's verdict: whether the entry names the address itself, the route it picks,
     /// and the rule for the request's account when it ends.
     pub verdict: Verdict<'a>,
+    /// The policy the verdict came from (the client identity's): an SNI other than the host
+    /// is checked against it (`tls.sni: policy`).
+    pub policy: &'a Policy,
 }
 
 impl<'a> Target<'a> {
-    /// The target of a request the policy let through, with what its verdict says.
+    /// The target of a request `policy` let through, with what its verdict says.
     pub fn allowed(
         client: SocketAddr,
         host: &'a Host,
         port: u16,
         protocol: Protocol,
         verdict: Verdict<'a>,
+        policy: &'a Policy,
     ) -> Self {
         Self {
             client,
@@ -51,6 +55,7 @@ impl<'a> Target<'a> {
             port,
             protocol,
             verdict,
+            policy,
         }
     }
 
@@ -202,6 +207,7 @@ impl std::error::Error for Refused {}
 fn judge(snapshot: &Snapshot, first: &FirstBytes, target: Target<'_>) -> Result<(), Refusal> {
     inspect::check(
         snapshot,
+        target.policy,
         first,
         target.host,
         target.port,

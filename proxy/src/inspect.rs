@@ -11,7 +11,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use egress_config::{DenyReason, Host, Protocol, Request, SniCheck, WithoutSni};
+use egress_config::{DenyReason, Host, Policy, Protocol, Request, SniCheck, WithoutSni};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -96,6 +96,7 @@ pub async fn read_first(
 /// the verdict's: the allow entry names the target's IP itself.
 pub fn check(
     snapshot: &Snapshot,
+    policy: &Policy,
     first: &FirstBytes,
     target: &Host,
     port: u16,
@@ -105,7 +106,7 @@ pub fn check(
     let settings = &snapshot.tls;
     match first {
         FirstBytes::Tls(hello) => match &hello.server_name {
-            Some(name) => check_sni(snapshot, settings.sni, name, target, port, protocol),
+            Some(name) => check_sni(policy, settings.sni, name, target, port, protocol),
             None => without_sni(
                 settings.without_sni,
                 target,
@@ -124,7 +125,7 @@ pub fn check(
 }
 
 fn check_sni(
-    snapshot: &Snapshot,
+    policy: &Policy,
     mode: SniCheck,
     name: &str,
     target: &Host,
@@ -152,7 +153,7 @@ fn check_sni(
     match mode {
         SniCheck::Match | SniCheck::Off => Err(mismatch()),
         SniCheck::Policy => {
-            let verdict = snapshot.policy.decide(&Request {
+            let verdict = policy.decide(&Request {
                 host: &sni,
                 port,
                 protocol,

@@ -16,6 +16,7 @@
 //! - [`detect`]: the first byte picks the protocol (0x05 = SOCKS5, else HTTP/1.x).
 //! - [`http`]: request heads, `CONNECT` tunnels and absolute-form forwarding.
 //! - [`socks5`]: RFC 1928 with RFC 1929 username/password.
+//! - [`identify`]: who the client is (proxy login, source network, else `anonymous`).
 //! - [`decide`]: asks the policy snapshot and logs the one decision event; then the
 //!   [`decider`], the one asynchronous step that may hold a request before its dial.
 //! - [`destination`], [`resolve`]: resolve once, check every address with the address guard.
@@ -46,6 +47,7 @@ pub mod dial;
 pub mod establish;
 pub mod h1;
 pub mod http;
+pub mod identify;
 pub mod inspect;
 pub mod listener;
 pub mod logging;

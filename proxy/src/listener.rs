@@ -91,6 +91,7 @@ impl Admission {
             listener = ?self.local,
             protocol = tracing::field::Empty,
             target = tracing::field::Empty,
+            identity = tracing::field::Empty,
         );
         let snapshot = state.snapshot();
         let per_client_max = snapshot.limits.max_connections_per_client;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 mod check;
+mod passwd;
 
 /// Exit status after a shutdown that had to cut connections still open at the end of
 /// `timeouts.shutdown_grace` (each has an audit line with `"cut": true`). A clean drain exits 0;
@@ -42,9 +43,27 @@ enum Command {
     /// Run the proxy (the default when no subcommand is given).
     Run(RunArgs),
     /// Validate a policy file without starting; prints a summary. Exit 0 when valid, 1 when not.
+    ///
+    /// With a target (`HOST[:PORT]`, port 443 by default), prints the decision for it instead:
+    /// allow, deny or report, the reason and the deciding rule, for `--as IDENTITY` (default
+    /// `anonymous`).
     Check {
         /// The policy file.
         file: PathBuf,
+        /// Decide as this identity (a user or an `identities` key; `anonymous`).
+        #[arg(long = "as", value_name = "IDENTITY", requires = "target")]
+        identity: Option<String>,
+        /// A destination to decide: HOST or HOST:PORT.
+        target: Option<String>,
+    },
+    /// Add a user to a users file (htpasswd, bcrypt) or change its password. The password is
+    /// read from a prompt, or from the first line of standard input when it is not a terminal;
+    /// never from the command line.
+    Passwd {
+        /// The users file (created when missing).
+        file: PathBuf,
+        /// The user name.
+        user: String,
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
@@ -72,7 +91,12 @@ fn main() -> ExitCode {
     egress_proxy::parent::negotiate::agent::run_if_asked();
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check { file }) => check::run(&file),
+        Some(Command::Check {
+            file,
+            identity,
+            target,
+        }) => check::run(&file, identity.as_deref(), target.as_deref()),
+        Some(Command::Passwd { file, user }) => passwd::run(&file, &user),
         Some(Command::DefaultPolicy) => {
             print!("{}", egress_config::DEFAULT_POLICY_YAML);
             ExitCode::SUCCESS

@@ -3,9 +3,9 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5), `decision` (allow, report, deny, fail), `reason` (a `DenyReason`, or `none`) |
+//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5), `decision` (allow, report, deny, fail), `reason` (a `DenyReason`, or `none`), `identity` (see below) |
 //! | `egress_failures_total` | counter | `protocol`, `reason` (the upstream reasons: dns-failed, upstream-unreachable, …): requests that failed, not denied |
-//! | `egress_blocked_domains_total` | counter | `domain`: registrable domain (eTLD+1) of denied targets, at most `blocked_domains_cap` of them, then `other` |
+//! | `egress_blocked_domains_total` | counter | `domain`: registrable domain (eTLD+1) of denied targets, at most `blocked_domains_cap` of them, then `other`; `identity` |
 //! | `egress_active_connections` | gauge | `protocol` |
 //! | `egress_connections_refused_unanswered_total` | counter | `cause`: why a connection refused at a cap was closed without an answer (busy: every refuser was busy; silent: it did not say in time which protocol it speaks). Answered refusals are `egress_decisions_total{reason="too-many-connections"}` |
 //! | `egress_bytes_total` | counter | `direction` (upload: client → destination, download) |
@@ -19,6 +19,11 @@
 //! | `egress_audit_lines_dropped_total` | counter | – (queue full, or the file refused the line: disk full) |
 //! | `egress_connections_cut_total` | counter | `protocol` (connections still open at the end of the shutdown grace period, closed by the proxy) |
 //!
+//! `identity` is the client's identity: a configured name (a user of the users file, a key of
+//! `identities`), `anonymous` for clients recognised as none (and requests refused before they
+//! were identified), or `other` past the first `IDENTITY_CAP` names. Never a string a client
+//! sent: a user name becomes a label only once its password has checked out.
+//!
 //! Metrics exist only when the admin listener is configured. A `Metrics` is owned by the proxy's
 //! state (its `Observer`), not the process: two proxies in one process count apart.
 
@@ -27,7 +32,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use egress_config::{DenyReason, Host, Protocol};
+use egress_config::{DenyReason, Host, Protocol, ANONYMOUS};
 
 use crate::outcome::{Kind, Record};
 use prometheus_client::encoding::EncodeLabelSet;
@@ -42,6 +47,7 @@ struct DecisionLabels {
     protocol: &'static str,
     decision: &'static str,
     reason: &'static str,
+    identity: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -53,6 +59,7 @@ struct FailureLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DomainLabel {
     domain: String,
+    identity: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -80,8 +87,10 @@ struct VersionLabel {
     version: &'static str,
 }
 
-/// The label value for domains beyond the cap.
-pub const OTHER: &str = "other";
+/// The label value for domains (and identities) beyond the cap.
+pub const OTHER: &str = egress_config::identity::OTHER;
+/// Identities with series of their own; more are counted as `other`.
+pub const IDENTITY_CAP: usize = 256;
 
 pub struct Metrics {
     registry: Registry,
@@ -91,6 +100,8 @@ pub struct Metrics {
     /// Domains that have their own series; at most `cap`.
     labelled_domains: Mutex<HashSet<String>>,
     cap: usize,
+    /// Identities that have their own series; at most `IDENTITY_CAP`.
+    labelled_identities: Mutex<HashSet<Arc<str>>>,
     active: Family<ProtocolLabel, Gauge>,
     /// Refused at a connection cap and closed unanswered (see `listener::Refusers`).
     refused_unanswered: Family<CauseLabel, Counter>,
@@ -124,6 +135,7 @@ impl Metrics {
             blocked_domains: Family::default(),
             labelled_domains: Mutex::new(HashSet::new()),
             cap,
+            labelled_identities: Mutex::new(HashSet::new()),
             active: Family::default(),
             refused_unanswered: Family::default(),
             bytes: Family::default(),
@@ -233,6 +245,7 @@ impl Metrics {
                 protocol,
                 decision: "allow",
                 reason: "none",
+                identity: ANONYMOUS.into(),
             });
             for reason in DenyReason::ALL {
                 let refused = match reason.fault() {
@@ -250,6 +263,7 @@ impl Metrics {
                         protocol,
                         decision,
                         reason: reason.as_str(),
+                        identity: ANONYMOUS.into(),
                     });
                 }
             }
@@ -271,6 +285,7 @@ impl Metrics {
         }
         let _ = self.blocked_domains.get_or_create(&DomainLabel {
             domain: OTHER.into(),
+            identity: ANONYMOUS.into(),
         });
     }
 
@@ -285,6 +300,28 @@ impl Metrics {
     /// The classic Prometheus text format (0.0.4), for everything else (curl, promtool).
     pub fn encode_classic(&self) -> String {
         to_classic(&self.encode())
+    }
+
+    /// A record's identity as a label value. Identities are configured names (a client cannot
+    /// make one up: a user name becomes an identity only once its password checks out), and a
+    /// large users file is still bounded here: past `IDENTITY_CAP` names, `other`.
+    fn identity_label(&self, record: &Record) -> Arc<str> {
+        let Some(identity) = record.identity.as_deref() else {
+            return ANONYMOUS.into();
+        };
+        let mut labelled = self
+            .labelled_identities
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(known) = labelled.get(identity) {
+            return known.clone();
+        }
+        if labelled.len() < IDENTITY_CAP && identity != OTHER {
+            let label: Arc<str> = identity.into();
+            labelled.insert(label.clone());
+            return label;
+        }
+        OTHER.into()
     }
 
     fn domain_label(&self, host: &Host) -> String {
@@ -401,11 +438,13 @@ impl Metrics {
     pub fn outcome(&self, record: &Record) {
         let Some(kind) = record.kind else { return };
         let protocol = record.protocol.as_str();
+        let identity = self.identity_label(record);
         self.decisions
             .get_or_create(&DecisionLabels {
                 protocol,
                 decision: kind.label(),
                 reason: record.reason.map_or("none", DenyReason::as_str),
+                identity: identity.clone(),
             })
             .inc();
         match (kind, record.reason, &record.target) {
@@ -421,7 +460,7 @@ impl Metrics {
             (Kind::Denied, _, Some((host, _))) => {
                 let domain = self.domain_label(host);
                 self.blocked_domains
-                    .get_or_create(&DomainLabel { domain })
+                    .get_or_create(&DomainLabel { domain, identity })
                     .inc();
             }
             _ => {}

@@ -58,7 +58,8 @@ pub struct Record {
     /// When it ended.
     pub time: SystemTime,
     pub client: Option<SocketAddr>,
-    /// Who the client is (`None` until identities exist).
+    /// Who the client is: a configured identity or `anonymous`; `None` when the connection
+    /// ended before it was identified (a malformed request, a failed login).
     pub identity: Option<String>,
     pub protocol: Protocol,
     pub target: Option<(Host, u16)>,

@@ -1,4 +1,5 @@
-//! SOCKS5 (RFC 1928) with no-auth and username/password (RFC 1929). CONNECT only: BIND and UDP
+//! SOCKS5 (RFC 1928) with no-auth and username/password (RFC 1929), the login checked by
+//! `identify`. CONNECT only: BIND and UDP
 //! ASSOCIATE are answered "command not supported".
 //!
 //! Written here rather than taken from a crate because the handshake is small and hostile-input
@@ -6,6 +7,7 @@
 //! and the policy decision sits between parsing the request and dialing.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use egress_config::{DenyReason, Host, Protocol};
@@ -19,6 +21,7 @@ use crate::answer::{socks_code, socks_reply, Refusal};
 use crate::context::ConnContext;
 use crate::decide;
 use crate::establish::{self, Target};
+use crate::identify::{self, Login};
 use crate::tunnel;
 
 const VERSION: u8 = 0x05;
@@ -38,6 +41,8 @@ pub enum Handshake {
     Gone,
     /// Answer with this reply code, then close.
     Reply(u8, &'static str),
+    /// The client is not let in (no acceptable login): already answered, record and close.
+    Refused(Refusal),
 }
 
 impl From<std::io::Error> for Handshake {
@@ -51,13 +56,13 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     account::open_as(protocol);
     let span = tracing::Span::current();
     span.record("protocol", protocol.as_str());
-    let Some((host, port)) = negotiate(&mut stream, &ctx).await else {
+    let Some((identity, host, port)) = negotiate(&mut stream, &ctx).await else {
         return;
     };
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;
-    let verdict = match decide::decide(&ctx, &host, port, protocol).await {
+    let verdict = match decide::decide(&ctx, &identity, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
             account::refused(
@@ -69,7 +74,14 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
             return reply(&mut stream, socks_code(refusal.reason), None).await;
         }
     };
-    let target = Target::allowed(ctx.client, &host, port, protocol, verdict);
+    let target = Target::allowed(
+        ctx.client,
+        &host,
+        port,
+        protocol,
+        verdict,
+        snapshot.policy_for(&identity),
+    );
     let shared = &stream;
     let opened = establish::open(
         shared,
@@ -88,14 +100,28 @@ pub async fn serve(mut stream: TcpStream, ctx: ConnContext) {
     }
 }
 
-/// The negotiation, bounded by the handshake timeout: the target asked for, or `None` when the
-/// client left, stalled or asked for something unusable (answered and recorded here).
-async fn negotiate(stream: &mut TcpStream, ctx: &ConnContext) -> Option<(Host, u16)> {
+/// The negotiation, bounded by the handshake timeout: who the client is and the target it asked
+/// for, or `None` when the client left, stalled, was not let in or asked for something unusable
+/// (answered and recorded here).
+async fn negotiate(stream: &mut TcpStream, ctx: &ConnContext) -> Option<(Arc<str>, Host, u16)> {
     let protocol = Protocol::Socks5;
     let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
-    let request = tokio::time::timeout_at(deadline, handshake(stream)).await;
+    let identities = &ctx.snapshot.identities;
+    let identify =
+        |login| identify::identify(identities, &ctx.snapshot.verifier, ctx.client.ip(), login);
+    let request =
+        tokio::time::timeout_at(deadline, handshake(stream, identities.logins(), identify)).await;
     match request {
-        Ok(Ok(target)) => Some(target),
+        Ok(Ok((identity, host, port))) => {
+            account::identified(&identity);
+            Some((identity, host, port))
+        }
+        Ok(Err(Handshake::Refused(refusal))) => {
+            info!(reason = refusal.reason.as_str(), detail = %refusal.detail, "refused");
+            account::refused(protocol, None, refusal.reason, None);
+            let _ = stream.shutdown().await;
+            None
+        }
         Ok(Err(Handshake::Reply(code, why))) => {
             info!(
                 reason = DenyReason::BadRequest.as_str(),
@@ -128,11 +154,21 @@ async fn refuse_after_decision(stream: &mut TcpStream, refusal: &Refusal) {
     reply(stream, socks_code(refusal.reason), None).await;
 }
 
-/// Greeting, optional password sub-negotiation and the request; returns the target. Generic over
-/// the stream so the fuzz target can drive it with in-memory bytes.
-pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+/// Greeting, login and the request; returns who the client is (what `identify` made of its
+/// login, or of no login) and the target. With `logins` (a users file) a client offering
+/// user/password (0x02) is asked for it; a client offering only no-auth is let in only as
+/// whoever `identify` makes of no login (a network identity, `anonymous`), else it gets
+/// 0xFF. Generic over the stream and the check so the fuzz target can drive it in memory.
+pub async fn handshake<S, F, Fut, T>(
     stream: &mut S,
-) -> Result<(Host, u16), Handshake> {
+    logins: bool,
+    identify: F,
+) -> Result<(T, Host, u16), Handshake>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: FnOnce(Option<Login>) -> Fut,
+    Fut: std::future::Future<Output = Result<T, Refusal>>,
+{
     let mut greeting = [0u8; 2];
     stream.read_exact(&mut greeting).await?;
     if greeting[0] != VERSION {
@@ -143,9 +179,12 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
     let mut methods = [0u8; 255];
     let methods = &mut methods[..usize::from(greeting[1])];
     stream.read_exact(methods).await?;
-    let method = if methods.contains(&METHOD_NO_AUTH) {
+    let offers_password = methods.contains(&METHOD_PASSWORD);
+    let method = if logins && offers_password {
+        METHOD_PASSWORD
+    } else if methods.contains(&METHOD_NO_AUTH) {
         METHOD_NO_AUTH
-    } else if methods.contains(&METHOD_PASSWORD) {
+    } else if offers_password {
         METHOD_PASSWORD
     } else {
         // Includes a greeting that offers zero methods.
@@ -156,16 +195,41 @@ pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         );
         return Err(Handshake::Gone);
     };
-    stream.write_all(&[VERSION, method]).await?;
-    if method == METHOD_PASSWORD {
-        password(stream).await?;
-    }
-    request(stream).await
+    let identity = if method == METHOD_PASSWORD {
+        let login = password(stream).await?;
+        // Without a users file a login is read (the client insists) and not checked.
+        match identify(login.filter(|_| logins)).await {
+            Ok(identity) => {
+                stream.write_all(&[PASSWORD_VERSION, 0x00]).await?;
+                identity
+            }
+            Err(refusal) => {
+                let _ = stream.write_all(&[PASSWORD_VERSION, 0x01]).await;
+                return Err(Handshake::Refused(refusal));
+            }
+        }
+    } else {
+        match identify(None).await {
+            Ok(identity) => {
+                stream.write_all(&[VERSION, method]).await?;
+                identity
+            }
+            Err(refusal) => {
+                // auth.required and no login offered: no acceptable method (RFC 1928).
+                let _ = stream.write_all(&[VERSION, METHOD_NONE_ACCEPTABLE]).await;
+                return Err(Handshake::Refused(refusal));
+            }
+        }
+    };
+    let (host, port) = request(stream).await?;
+    Ok((identity, host, port))
 }
 
-/// RFC 1929. No identities are configured yet, so any credentials are accepted (the listener
-/// admits unauthenticated clients anyway); the username is recorded on the connection's span.
-async fn password<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<(), Handshake> {
+/// RFC 1929: reads the user and password (the caller checks them and writes the status).
+async fn password<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+) -> Result<Option<Login>, Handshake> {
+    stream.write_all(&[VERSION, METHOD_PASSWORD]).await?;
     let mut version = [0u8; 2];
     stream.read_exact(&mut version).await?;
     if version[0] != PASSWORD_VERSION {
@@ -178,9 +242,7 @@ async fn password<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> Result<(
     stream.read_exact(&mut len).await?;
     let mut secret = vec![0u8; usize::from(len[0])];
     stream.read_exact(&mut secret).await?;
-    debug!(user = %String::from_utf8_lossy(&user), "SOCKS5 username accepted");
-    stream.write_all(&[PASSWORD_VERSION, 0x00]).await?;
-    Ok(())
+    Ok(Some(Login::new(&user, &secret)))
 }
 
 async fn request<S: AsyncRead + AsyncWrite + Unpin>(

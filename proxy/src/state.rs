@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use egress_config::guard::AddressGuard;
-use egress_config::{Config, Limits, ListenerProtocols, Policy, Timeouts, TlsInspection};
+use egress_config::{
+    Config, Identities, Limits, ListenerProtocols, Policy, Timeouts, TlsInspection,
+};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::decider::{Decider, PassThrough};
+use crate::identify::Verifier;
 use crate::observe::Observer;
 use crate::parent::{HealthTable, Parents, Reach};
 use crate::per_client::ClientCounts;
@@ -34,6 +37,11 @@ pub struct Snapshot {
     pub tls: TlsInspection,
     /// Parent proxies, the routes to them, and their health.
     pub parents: Parents,
+    /// Who clients are, and each identity's policy.
+    pub identities: Identities,
+    /// Password checks, their cache and the failed-login delays (fresh with each snapshot, so
+    /// a changed users file is never answered from the old one's cache).
+    pub verifier: Verifier,
 }
 
 impl Snapshot {
@@ -48,7 +56,14 @@ impl Snapshot {
             guard: address_guard(config),
             tls: config.tls.clone(),
             parents: Parents::new(&config.routing, health),
+            identities: config.identities.clone(),
+            verifier: Verifier::default(),
         }
+    }
+
+    /// The policy that applies to `identity`.
+    pub fn policy_for(&self, identity: &str) -> &Policy {
+        self.identities.policy_for(identity, &self.policy)
     }
 }
 

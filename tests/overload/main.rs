@@ -47,7 +47,7 @@ fn too_many(metrics: &str, protocol: &str) -> u64 {
     sample(
         metrics,
         &format!(
-            "egress_decisions_total{{protocol=\"{protocol}\",decision=\"deny\",reason=\"too-many-connections\"}}"
+            "egress_decisions_total{{protocol=\"{protocol}\",decision=\"deny\",reason=\"too-many-connections\",identity=\"anonymous\"}}"
         ),
     )
 }

@@ -262,6 +262,18 @@ pub struct Curl {
     pub stderr: String,
 }
 
+/// Fetches `url` through `proxy` each way a client can, each one served: forwarded, through a
+/// CONNECT tunnel (`-p`), twice on one kept-alive client connection, and over SOCKS5. That is
+/// five requests at the destination.
+pub fn assert_served_every_way(proxy: &Proxy, url: &str) {
+    assert_served(&curl(&["-x", &proxy.url(), url]));
+    assert_served(&curl(&["-p", "-x", &proxy.url(), url]));
+    let r = curl(&["-x", &proxy.url(), url, url]);
+    assert_eq!(r.stdout, "hello from origin\n".repeat(2), "{r:?}");
+    let socks = proxy.addr.to_string();
+    assert_served(&curl(&["--socks5-hostname", &socks, url]));
+}
+
 /// The local origin's `/hello` answer arrived through the proxy, whole.
 #[track_caller]
 pub fn assert_served(r: &Curl) {

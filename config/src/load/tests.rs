@@ -193,6 +193,7 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
         "tls",
         "route",
         "audit",
+        "auth",
     ] {
         let node = &schema["properties"][section];
         assert_eq!(node["additionalProperties"], false, "{section}");

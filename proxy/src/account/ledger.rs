@@ -45,6 +45,8 @@ struct State {
     in_flight: Option<InFlight>,
     /// A request of this connection was recorded already.
     recorded: bool,
+    /// Who the client is, once `identify` knew (a configured name or `anonymous`).
+    identity: Option<Arc<str>>,
     /// What the connection counts as in `egress_active_connections`. Held by the ledger, whose
     /// owner lets it go only after the connection's caps are given back: a gauge at 0 means
     /// the room is free again.
@@ -76,6 +78,7 @@ impl Ledger {
                 protocol,
                 in_flight: None,
                 recorded: false,
+                identity: None,
                 active: None,
             }),
         })
@@ -119,6 +122,7 @@ impl Ledger {
                     // No decision, no target: only the audit log and subscribers hear of it
                     // (the decision metrics count decisions, and there was none).
                     let mut record = Record::connection(Some(self.client), protocol);
+                    record.identity = self.lock().identity.as_deref().map(str::to_string);
                     record.duration = self.opened.elapsed();
                     record.cut = true;
                     self.observer.record(record);
@@ -145,15 +149,16 @@ impl Ledger {
 
     /// The request ended as `ending` says: the one place an outcome record is made.
     fn end(&self, ending: Ending<'_>, cut: bool) {
-        {
+        let identity = {
             let mut state = self.lock();
             state.in_flight = None;
             state.recorded = true;
-        }
+            state.identity.clone()
+        };
         self.observer.record(Record {
             time: SystemTime::now(),
             client: Some(self.client),
-            identity: None,
+            identity: identity.map(|i| i.to_string()),
             protocol: ending.protocol,
             target: ending.target.map(|(host, port)| (host.clone(), port)),
             kind: Some(ending.kind),
@@ -196,6 +201,13 @@ pub fn open_as(protocol: Protocol) {
             state.active = Some(metrics.connection(protocol));
         }
     });
+}
+
+/// The current connection's client is `identity` (from its latest request on: a keep-alive
+/// connection may log in again). Its span says so too.
+pub fn identified(identity: &Arc<str>) {
+    tracing::Span::current().record("identity", &**identity);
+    let _ = LEDGER.try_with(|ledger| ledger.lock().identity = Some(identity.clone()));
 }
 
 /// The current connection turned out to speak `protocol` (before any request is decided).

@@ -11,7 +11,12 @@ use crate::{decide, tunnel};
 
 const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
-pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnContext) {
+pub async fn handle(
+    client: Buffered<TcpStream>,
+    req: RequestHead,
+    ctx: &ConnContext,
+    identity: &str,
+) {
     let Buffered {
         io: mut client,
         buf: early,
@@ -27,13 +32,20 @@ pub async fn handle(client: Buffered<TcpStream>, req: RequestHead, ctx: &ConnCon
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;
-    let verdict = match decide::decide(ctx, &host, port, protocol).await {
+    let verdict = match decide::decide(ctx, identity, &host, port, protocol).await {
         Ok(verdict) => verdict,
         Err(refusal) => {
             return refuse(&mut client, &refusal, protocol, Some(&authority), None).await
         }
     };
-    let target = Target::allowed(ctx.client, &host, port, protocol, verdict);
+    let target = Target::allowed(
+        ctx.client,
+        &host,
+        port,
+        protocol,
+        verdict,
+        snapshot.policy_for(identity),
+    );
     let opened = establish::open(&client, early, target, snapshot, |_bound| {
         tunnel::write_all(&client, ESTABLISHED, snapshot.timeouts.idle)
     })

@@ -63,6 +63,7 @@ pub async fn exchange(
     req: &RequestHead,
     upstream: &mut Option<Upstream>,
     ctx: &ConnContext,
+    identity: &str,
 ) -> Result<Next, Failure> {
     let snapshot = &ctx.snapshot;
     let exchange_started = std::time::Instant::now();
@@ -71,11 +72,18 @@ pub async fn exchange(
     tracing::Span::current().record("target", authority.as_str());
     let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
     target::check_host_header(&req.headers, &target).map_err(refused)?;
-    let verdict = decide::check(snapshot, &target.host, target.port, Protocol::HttpForward)
-        .map_err(refused)?;
+    let verdict = decide::check(
+        snapshot,
+        identity,
+        &target.host,
+        target.port,
+        Protocol::HttpForward,
+    )
+    .map_err(refused)?;
     let request_framing = request_framing(req).map_err(refused)?;
     let verdict = decide::ask(
         ctx,
+        identity,
         &target.host,
         target.port,
         Protocol::HttpForward,

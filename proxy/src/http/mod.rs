@@ -6,6 +6,8 @@ pub mod forward;
 pub mod relay;
 pub mod target;
 
+use std::sync::Arc;
+
 use egress_config::{DenyReason, Protocol};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -14,7 +16,8 @@ use tracing::info;
 
 use crate::answer::{self, Asked, Refusal};
 use crate::context::ConnContext;
-use crate::h1::head::{self, Buffered, HeadError};
+use crate::h1::head::{self, Buffered, HeadError, RequestHead};
+use crate::identify;
 
 /// Serves HTTP requests on one client connection until either side closes.
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {
@@ -56,13 +59,25 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
                 return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await
             }
         };
-        if req.method.eq_ignore_ascii_case(b"CONNECT") {
-            return connect::handle(client, req, &ctx).await;
+        let is_connect = req.method.eq_ignore_ascii_case(b"CONNECT");
+        let identity = match identify(&req, &ctx).await {
+            Ok(identity) => identity,
+            Err(refusal) => {
+                let protocol = if is_connect {
+                    Protocol::HttpConnect
+                } else {
+                    Protocol::HttpForward
+                };
+                return refuse(&mut client.io, &refusal, protocol, None, None).await;
+            }
+        };
+        if is_connect {
+            return connect::handle(client, req, &ctx, &identity).await;
         }
         tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
         // Counted as an open http-forward connection from its first forwarded request on.
         crate::account::open_as(Protocol::HttpForward);
-        match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
+        match forward::exchange(&mut client, &req, &mut upstream, &ctx, &identity).await {
             Ok(forward::Next::KeepAlive) => {}
             Ok(forward::Next::Close) => {
                 // A request body the destination did not wait for may still be arriving: a
@@ -86,6 +101,25 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             }
         }
     }
+}
+
+/// Who sent `req` (see `identify`): each request of a keep-alive connection says so again, as
+/// HTTP clients send `Proxy-Authorization` with every request. Recorded on the connection.
+async fn identify(req: &RequestHead, ctx: &ConnContext) -> Result<Arc<str>, Refusal> {
+    let identities = &ctx.snapshot.identities;
+    let login = if identities.logins() {
+        let values: Vec<&[u8]> = head::values(&req.headers, "proxy-authorization")
+            .map(|h| &h.value[..])
+            .collect();
+        identify::from_header(&values)
+            .map_err(|r| identify::challenge(identities, r.reason, r.detail))?
+    } else {
+        None
+    };
+    let identity =
+        identify::identify(identities, &ctx.snapshot.verifier, ctx.client.ip(), login).await?;
+    crate::account::identified(&identity);
+    Ok(identity)
 }
 
 /// Reads the next request head within `timeouts.request_head`; `None` when the connection ends

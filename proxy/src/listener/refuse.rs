@@ -132,17 +132,20 @@ async fn answer(mut stream: TcpStream, protocols: ListenerProtocols, limit: &'st
             (Protocol::HttpForward, reply)
         }
         Speaks::Silent => return silent(limit),
-        Speaks::Socks5 => match timeout_at(deadline, socks5::handshake(&mut stream)).await {
-            // A malformed request is refused for the same reason: there is no room for it.
-            Ok(Ok(_) | Err(Handshake::Reply(..))) => {
-                (Protocol::Socks5, answer::socks_refusal(reason).to_vec())
+        // No login is checked for a client refused anyway (no password work at a cap).
+        Speaks::Socks5 => {
+            match timeout_at(deadline, socks5::handshake(&mut stream, false, accept_any)).await {
+                // A malformed request is refused for the same reason: there is no room for it.
+                Ok(Ok(_) | Err(Handshake::Reply(..))) => {
+                    (Protocol::Socks5, answer::socks_refusal(reason).to_vec())
+                }
+                Err(_) => return silent(limit),
+                Ok(Err(Handshake::Gone | Handshake::Refused(_))) => {
+                    debug!(limit, "refused SOCKS5 client left during the negotiation");
+                    return;
+                }
             }
-            Err(_) => return silent(limit),
-            Ok(Err(Handshake::Gone)) => {
-                debug!(limit, "refused SOCKS5 client left during the negotiation");
-                return;
-            }
-        },
+        }
         Speaks::Socks4 => {
             debug!(limit, "SOCKS4 client refused at the connection limit");
             let _ = timeout_at(deadline, stream.write_all(&SOCKS4_REJECTED)).await;
@@ -233,3 +236,8 @@ async fn linger(mut stream: TcpStream) {
 
 #[cfg(test)]
 mod tests;
+
+/// The login check of a client refused at a cap: none.
+async fn accept_any(_: Option<crate::identify::Login>) -> Result<(), Refusal> {
+    Ok(())
+}

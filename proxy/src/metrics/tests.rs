@@ -40,16 +40,16 @@ fn every_documented_metric_is_exported_from_the_start() {
         ]
     );
     // Known label values exist as zero series: rate() and alerts work on a fresh proxy.
-    assert!(text.contains(r#"egress_decisions_total{protocol="socks5",decision="deny",reason="not-allowlisted"} 0"#), "{text}");
+    assert!(text.contains(r#"egress_decisions_total{protocol="socks5",decision="deny",reason="not-allowlisted",identity="anonymous"} 0"#), "{text}");
     assert!(text.contains(
-        r#"egress_decisions_total{protocol="http-connect",decision="allow",reason="none"} 0"#
+        r#"egress_decisions_total{protocol="http-connect",decision="allow",reason="none",identity="anonymous"} 0"#
     ));
     assert!(text.contains(r#"egress_active_connections{protocol="http-forward"} 0"#));
     assert!(text.contains(r#"egress_connections_cut_total{protocol="socks5"} 0"#));
     assert!(text.contains(r#"egress_config_reloads_total{result="failure"} 0"#));
     assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="busy"} 0"#));
     assert!(text.contains(r#"egress_connections_refused_unanswered_total{cause="silent"} 0"#));
-    assert!(text.contains(r#"egress_blocked_domains_total{domain="other"} 0"#));
+    assert!(text.contains(r#"egress_blocked_domains_total{domain="other",identity="anonymous"} 0"#));
     assert!(text.contains(&format!(
         r#"egress_build_info{{version="{}"}} 1"#,
         env!("CARGO_PKG_VERSION")
@@ -70,7 +70,10 @@ fn blocked_domains_are_registrable_domains_and_capped() {
     ] {
         let label = m.domain_label(&host(name));
         m.blocked_domains
-            .get_or_create(&DomainLabel { domain: label })
+            .get_or_create(&DomainLabel {
+                domain: label,
+                identity: egress_config::ANONYMOUS.into(),
+            })
             .inc();
     }
     let text = m.encode();
@@ -80,11 +83,13 @@ fn blocked_domains_are_registrable_domains_and_capped() {
         .collect();
     assert_eq!(series.len(), 4, "cap 3 plus other: {series:?}");
     assert!(
-        text.contains(r#"egress_blocked_domains_total{domain="example.co.uk"} 2"#),
+        text.contains(
+            r#"egress_blocked_domains_total{domain="example.co.uk",identity="anonymous"} 2"#
+        ),
         "{text}"
     );
     assert!(
-        text.contains(r#"egress_blocked_domains_total{domain="other"} 2"#),
+        text.contains(r#"egress_blocked_domains_total{domain="other",identity="anonymous"} 2"#),
         "{text}"
     );
 }
@@ -99,4 +104,22 @@ fn registrable_domains_follow_the_public_suffix_list() {
     assert_eq!(r("foo.bar.s3.amazonaws.com"), "bar.s3.amazonaws.com");
     assert_eq!(r("localhost"), "localhost");
     assert_eq!(r("[::1]"), "::1");
+}
+
+#[test]
+fn identity_labels_are_configured_names_anonymous_or_other_past_the_cap() {
+    let m = Metrics::new(10);
+    let record = |identity: Option<String>| {
+        let mut r = Record::connection(None, Protocol::Socks5);
+        r.identity = identity;
+        r
+    };
+    assert_eq!(&*m.identity_label(&record(None)), "anonymous");
+    assert_eq!(&*m.identity_label(&record(Some("alice".into()))), "alice");
+    for i in 1..IDENTITY_CAP {
+        m.identity_label(&record(Some(format!("user{i}"))));
+    }
+    assert_eq!(&*m.identity_label(&record(Some("late".into()))), OTHER);
+    assert_eq!(&*m.identity_label(&record(Some("alice".into()))), "alice");
+    assert_eq!(m.labelled_identities.lock().unwrap().len(), IDENTITY_CAP);
 }

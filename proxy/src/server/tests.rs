@@ -132,7 +132,7 @@ async fn observed_proxy(origin: u16) -> (std::net::SocketAddr, Arc<ProxyState>) 
 fn decisions(state: &ProxyState, decision: &str, reason: &str) -> u64 {
     let text = state.observer.metrics().unwrap().encode();
     let series = format!(
-        "egress_decisions_total{{protocol=\"http-connect\",decision=\"{decision}\",reason=\"{reason}\"}} "
+        "egress_decisions_total{{protocol=\"http-connect\",decision=\"{decision}\",reason=\"{reason}\",identity=\"anonymous\"}} "
     );
     let line = text.lines().find(|l| l.starts_with(&series)).unwrap();
     line[series.len()..].parse().unwrap()
@@ -182,7 +182,7 @@ async fn two_proxies_in_one_process_count_apart_and_stream_their_own_records() {
     assert_eq!(record.target.as_ref().unwrap().1, 443);
     assert_eq!(record.protocol, egress_config::Protocol::HttpConnect);
     assert!(record.client.unwrap().ip().is_loopback());
-    assert_eq!(record.identity, None);
+    assert_eq!(record.identity.as_deref(), Some("anonymous"));
 
     // Counted once, by the proxy that refused it; the other one saw nothing.
     assert_eq!(decisions(&first_state, "deny", "not-allowlisted"), 1);
