@@ -115,12 +115,16 @@ fn a_resuming_stream_behind_the_ring_is_told_how_many_it_missed() {
 fn filters_are_applied_on_the_server() {
     let origin = super::support::origin::Servers::new();
     let http = origin.http_origin();
-    let (proxy, admin) = start("", &format!("allow: [\"{http}\"]\n"));
+    let (proxy, admin) = start(
+        "",
+        &format!("allow: [\"{http}\"]\nidentities:\n  ci: {{networks: [127.0.0.2/32]}}\n"),
+    );
     let allowed_url = format!("http://{http}/hello");
     let deny_only = Stream::open(&admin, "decision=deny", &[]);
     let allow_only = Stream::open(&admin, "decision=allow&protocol=http-forward", &[]);
     let by_host = Stream::open(&admin, "host=B.BLOCKED", &[]);
     let by_client = Stream::open(&admin, "client=127.0.0.2", &[]);
+    let by_identity = Stream::open(&admin, "identity=ci", &[]);
     // First what some filters drop, then what they keep: the first event each gets is the kept one.
     let served = super::support::curl(&["-x", &proxy.url(), &allowed_url]);
     super::support::assert_served(&served);
@@ -152,6 +156,11 @@ fn filters_are_applied_on_the_server() {
     assert_eq!(
         by_client.next_named("outcome", SHOWN_WITHIN).json()["host"],
         "c.blocked.example"
+    );
+    let ci = by_identity.next_named("outcome", SHOWN_WITHIN).json();
+    assert_eq!(
+        (ci["host"].as_str(), ci["identity"].as_str()),
+        (Some("c.blocked.example"), Some("ci"))
     );
     for (query, says) in [
         ("decison=deny", "unknown filter"),
