@@ -5,6 +5,7 @@
 //! names, read in one step) → `Policy` (compiled patterns; `decide()` is a pure function).
 //! No I/O runtime lives here, so the proxy, the launcher and `egress-proxy check` share it.
 
+pub mod admin;
 pub mod decision;
 pub mod guard;
 pub mod host;

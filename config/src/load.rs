@@ -322,15 +322,35 @@ fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
         address_guard: address_guard(raw.address_guard),
         tls: tls(raw.tls),
         routing: routing(raw.upstreams, raw.route, &mut secrets),
-        admin: raw.admin.map(|a| Admin {
-            listen: a.listen,
-            blocked_domains_cap: a.blocked_domains_cap.unwrap_or(1000),
-        }),
+        admin: raw.admin.map(|a| admin(a, &mut secrets)),
         audit: raw.audit.map(|a| Audit {
             path: (a.path != "-").then(|| std::path::PathBuf::from(a.path)),
             buffer: a.buffer.map_or(8192, |b| b.0),
         }),
         identities: crate::identity::Identities::default(),
+    }
+}
+
+fn admin(raw: crate::raw::AdminEntry, secrets: &mut Secrets) -> Admin {
+    Admin {
+        listen: raw.listen,
+        allow_remote: raw.allow_remote,
+        blocked_domains_cap: raw.blocked_domains_cap.unwrap_or(1000),
+        token_file: raw.token_file,
+        tokens: raw
+            .tokens
+            .into_iter()
+            .filter_map(|(name, token)| {
+                // `secrets::read` read every named token or failed the load.
+                let value = secrets.take_token(&name)?;
+                Some(crate::admin::NamedToken {
+                    name,
+                    role: token.role,
+                    token: value,
+                })
+            })
+            .collect(),
+        events_ring: raw.events_ring.unwrap_or(crate::admin::DEFAULT_EVENTS_RING),
     }
 }
 

@@ -18,6 +18,9 @@ use crate::policy::Mode;
 use crate::settings::{Listener, ListenerProtocols, SniCheck, WithoutSni};
 use crate::upstream::{parse_upstream_url, UpstreamUrl};
 
+mod admin;
+pub use admin::{AdminEntry, RawToken};
+
 /// Separates a message from its hint inside a serde custom error (which carries one string).
 pub const HINT_SEPARATOR: char = '\u{1f}';
 
@@ -56,79 +59,6 @@ pub struct RawFile {
     pub identities: BTreeMap<identity::IdentityName, identity::RawIdentity>,
     #[serde(default)]
     pub groups: BTreeMap<UpstreamName, identity::RawGroup>,
-}
-
-/// `admin: 127.0.0.1:9090`, or `admin: { listen: …, blocked_domains_cap: 1000 }`.
-#[derive(Debug)]
-pub struct AdminEntry {
-    pub listen: SocketAddr,
-    pub blocked_domains_cap: Option<usize>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawAdmin {
-    listen: AdminAddress,
-    #[serde(default)]
-    blocked_domains_cap: Option<Bounded<1, 100_000>>,
-}
-
-/// The admin listener's address: loopback only, since it answers without credentials.
-struct AdminAddress(SocketAddr);
-
-impl AdminAddress {
-    fn parse(text: &str) -> Result<AdminAddress, String> {
-        let address: SocketAddr = text.trim().parse().map_err(|_| {
-            hinted(
-                format_args!("invalid admin address {text:?}"),
-                Some("write a loopback IP:PORT, like 127.0.0.1:9090"),
-            )
-        })?;
-        if !address.ip().is_loopback() {
-            return Err(hinted(
-                format_args!("the admin listener must be on loopback, not {address}"),
-                Some("its endpoints need no credentials; reach it from elsewhere through a reverse proxy or an SSH tunnel"),
-            ));
-        }
-        Ok(AdminAddress(address))
-    }
-}
-
-impl<'de> Deserialize<'de> for AdminAddress {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_with(
-            d,
-            "a loopback address like 127.0.0.1:9090",
-            AdminAddress::parse,
-        )
-    }
-}
-
-impl<'de> Deserialize<'de> for AdminEntry {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = AdminEntry;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a loopback address like 127.0.0.1:9090, or { listen: ADDRESS }")
-            }
-            fn visit_str<E: de::Error>(self, text: &str) -> Result<AdminEntry, E> {
-                let address = AdminAddress::parse(text).map_err(E::custom)?;
-                Ok(AdminEntry {
-                    listen: address.0,
-                    blocked_domains_cap: None,
-                })
-            }
-            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<AdminEntry, A::Error> {
-                let raw = RawAdmin::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(AdminEntry {
-                    listen: raw.listen.0,
-                    blocked_domains_cap: raw.blocked_domains_cap.map(|b| b.0),
-                })
-            }
-        }
-        d.deserialize_any(EntryVisitor)
-    }
 }
 
 /// `audit: { path: FILE }`; `path: "-"` is standard output.

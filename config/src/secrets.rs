@@ -11,7 +11,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::raw::{RawFile, RawUpstream};
+use crate::admin::MIN_TOKEN_LEN;
+use crate::raw::{RawFile, RawToken, RawUpstream};
 use crate::upstream::Secret;
 
 /// Every secret the file names, read.
@@ -19,12 +20,19 @@ use crate::upstream::Secret;
 pub struct Secrets {
     /// Parent proxies' passwords from `password_env` or `password_file`, by upstream name.
     passwords: BTreeMap<String, Secret>,
+    /// `admin.tokens`, by name.
+    tokens: BTreeMap<String, Secret>,
 }
 
 impl Secrets {
     /// The password read for upstream `name`, if its file named one outside the URL.
     pub fn take_password(&mut self, name: &str) -> Option<Secret> {
         self.passwords.remove(name)
+    }
+
+    /// The token read for `admin.tokens.NAME`.
+    pub fn take_token(&mut self, name: &str) -> Option<Secret> {
+        self.tokens.remove(name)
     }
 }
 
@@ -50,7 +58,53 @@ pub fn read(raw: &RawFile) -> Result<Secrets, Unreadable> {
             secrets.passwords.insert(name.0.clone(), password);
         }
     }
+    if let Some(admin) = &raw.admin {
+        for (name, token) in &admin.tokens {
+            let value = admin_token(token).map_err(|mut e| {
+                e.path = format!("admin.tokens.{name}.{}", e.path);
+                e
+            })?;
+            if let Some(other) = secrets.tokens.iter().find(|(_, v)| **v == value) {
+                return Err(Unreadable {
+                    path: format!("admin.tokens.{name}"),
+                    message: format!("the token is the same as token {:?}'s", other.0),
+                    hint: Some("each name needs its own token, or its role is ambiguous"),
+                });
+            }
+            secrets.tokens.insert(name.clone(), value);
+        }
+    }
     Ok(secrets)
+}
+
+/// A named admin token from `token_file` or `token_env` (exactly one), long enough not to be
+/// guessed.
+fn admin_token(token: &RawToken) -> Result<Secret, Unreadable> {
+    let (value, path) = match (&token.token_file, &token.token_env) {
+        (Some(file), None) => (from_file(&file.0), "token_file"),
+        (None, Some(name)) => (from_env(&name.0), "token_env"),
+        _ => {
+            return Err(Unreadable {
+                path: "role".into(),
+                message: "a named token needs exactly one of token_file and token_env".into(),
+                hint: Some("the token itself is never written in the policy file"),
+            })
+        }
+    };
+    let value = value.map_err(|mut e| {
+        e.path = path.into();
+        e.message = e.message.replace("password", "token");
+        e.hint = None;
+        e
+    })?;
+    if value.expose().chars().count() < MIN_TOKEN_LEN {
+        return Err(Unreadable {
+            path: path.into(),
+            message: format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
+            hint: Some("use a long random token, e.g. `head -c 32 /dev/urandom | base64`"),
+        });
+    }
+    Ok(value)
 }
 
 /// The password `upstream` names outside its URL (errors with `path` relative to the upstream).

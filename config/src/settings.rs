@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use crate::admin::Admin;
 use crate::identity::Identities;
 use crate::{Policy, Routing};
 
@@ -35,16 +36,6 @@ impl Config {
     pub fn policy_for(&self, identity: &str) -> &Policy {
         self.identities.policy_for(identity, &self.policy)
     }
-}
-
-/// The admin listener.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admin {
-    /// Always a loopback address.
-    pub listen: SocketAddr,
-    /// Distinct registrable domains labelled in `egress_blocked_domains_total`; the rest are
-    /// counted as `other`.
-    pub blocked_domains_cap: usize,
 }
 
 /// The audit log.

@@ -184,6 +184,7 @@ async fn serve_config(
     // Signal handlers and the file watch exist before we announce we are listening, so a signal
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
+    let policy_path = path.clone();
     let reloader = path.map(|path| {
         egress_proxy::reload::Reloader::start(path, file_listeners, loaded_text.into_bytes())
     });
@@ -215,13 +216,13 @@ async fn serve_config(
         .admin
         .as_ref()
         .map(|admin| Arc::new(Metrics::new(admin.blocked_domains_cap)));
-    let admin = match config.admin {
+    let admin = match &config.admin {
         Some(admin) => {
             let socket = TcpListener::bind(admin.listen)
                 .await
                 .with_context(|| format!("cannot listen on {} (admin)", admin.listen))?;
             info!(address = %socket.local_addr()?, "admin listening");
-            Some(socket)
+            Some((socket, admin.clone()))
         }
         None => None,
     };
@@ -244,8 +245,10 @@ async fn serve_config(
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
     let state = ProxyState::with_observer(&config, observer);
-    if let Some(socket) = admin {
-        tokio::spawn(egress_proxy::admin::serve(socket, state.clone()));
+    if let Some((socket, settings)) = admin {
+        let listening =
+            egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone())?;
+        tokio::spawn(egress_proxy::admin::serve(listening));
     }
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));

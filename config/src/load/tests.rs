@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::admin::Role;
 use crate::{Host, Protocol, Request};
 
 fn err(text: &str) -> ConfigError {
@@ -525,6 +526,66 @@ fn admin_and_audit_load_and_admin_stays_on_loopback() {
 }
 
 #[test]
+fn admin_console_keys_load_and_tokens_come_from_files_or_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = dir.path().join("alice.token");
+    std::fs::write(&alice, "alice-0123456789abcdef\n").unwrap();
+    std::env::set_var("EGRESS_TEST_BOT_TOKEN", "bot-0123456789abcdef");
+    let text = format!(
+        "admin:\n  listen: 127.0.0.1:9090\n  token_file: /x/admin.token\n  events_ring: 50\n  tokens:\n    alice: {{ role: viewer, token_file: {} }}\n    bot: {{ role: approver, token_env: EGRESS_TEST_BOT_TOKEN }}\n",
+        alice.display()
+    );
+    let admin = load_str(&text, "x").unwrap().admin.unwrap();
+    assert_eq!(admin.events_ring, 50);
+    assert_eq!(admin.token_file.unwrap().to_str(), Some("/x/admin.token"));
+    let tokens: Vec<_> = admin
+        .tokens
+        .iter()
+        .map(|t| (t.name.as_str(), t.role, t.token.expose()))
+        .collect();
+    assert_eq!(
+        tokens,
+        [
+            ("alice", Role::Viewer, "alice-0123456789abcdef"),
+            ("bot", Role::Approver, "bot-0123456789abcdef")
+        ]
+    );
+    // Defaults.
+    let admin = load_str("admin: 127.0.0.1:9090\n", "x")
+        .unwrap()
+        .admin
+        .unwrap();
+    assert_eq!(
+        (admin.events_ring, admin.allow_remote, admin.tokens.len()),
+        (crate::admin::DEFAULT_EVENTS_RING, false, 0)
+    );
+}
+
+#[test]
+fn admin_tokens_that_are_inline_short_shared_or_misnamed_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let long = dir.path().join("long");
+    std::fs::write(&long, "0123456789abcdef0123\n").unwrap();
+    let cases = [
+        // The token itself in the file: there is no key for it.
+        ("tokens: { a: { role: viewer, token: x } }".to_string(), "unknown field"),
+        ("tokens: { a: { role: viewer } }".to_string(), "exactly one of"),
+        (format!("tokens: {{ a: {{ role: viewer, token_file: {} }} }}", short.display()), "shorter than 16"),
+        (format!("tokens: {{ a: {{ role: viewer, token_file: {0} }}, b: {{ role: admin, token_file: {0} }} }}", long.display()), "same as token"),
+        (format!("tokens: {{ admin: {{ role: viewer, token_file: {} }} }}", long.display()), "admin token's"),
+        (format!("tokens: {{ a: {{ role: root, token_file: {} }} }}", long.display()), "unknown variant"),
+        ("tokens: { a: { role: viewer, token_env: EGRESS_TEST_UNSET_TOKEN } }".to_string(), "not set"),
+    ];
+    for (tokens, expected) in cases {
+        let e = err(&format!("admin: {{ listen: 127.0.0.1:9090, {tokens} }}\n"));
+        assert!(e.to_string().contains(expected), "{tokens}: {e}");
+        assert!(!e.to_string().contains("0123456789abcdef"), "{e}");
+    }
+}
+
+#[test]
 fn tls_and_kerberos_parents_load() {
     let text = "upstreams:\n  tls:\n    url: https://squid.corp.example:3129\n    ca_file: /etc/corp-ca.pem\n    client_cert: /etc/egress.pem\n    client_key: /etc/egress.key\n  krb:\n    url: http://squid.corp.example:3128\n    auth: negotiate\n    keytab: /etc/egress.keytab\n  krb2:\n    url: https://squid2.corp.example\n    auth: negotiate\n    principal: HTTP@proxy.corp.example\n";
     let config = load_str(text, "x").unwrap();
@@ -607,6 +668,19 @@ fn tls_and_kerberos_keys_that_do_not_fit_are_refused() {
         assert!(e.message.contains(message), "{text}\n{e}");
         assert!(!e.to_string().contains("secret1"), "{e}");
     }
+}
+
+#[test]
+fn a_remote_admin_address_needs_allow_remote() {
+    let e = err("admin: { listen: 0.0.0.0:9090 }\n");
+    assert!(e.message.contains("must be on loopback"), "{e}");
+    let e = err("admin: { listen: 0.0.0.0:9090, allow_remote: false }\n");
+    assert!(e.message.contains("must be on loopback"), "{e}");
+    let admin = load_str("admin: { listen: 0.0.0.0:9090, allow_remote: true }\n", "x")
+        .unwrap()
+        .admin
+        .unwrap();
+    assert!(admin.allow_remote);
 }
 
 #[test]

@@ -1,35 +1,16 @@
-//! The admin listener (loopback only, enforced by the config loader): `/metrics` for Prometheus,
-//! `/livez` (the process answers) and `/readyz` (listeners bound and a policy in force; `503
-//! draining` from the moment shutdown begins, so a load balancer stops sending). It keeps
-//! answering through the whole drain and goes away only with the process: a probe during the
-//! drain gets "draining", never a refused connection.
+//! The probes, open to anyone who can reach the listener (Prometheus, a load balancer):
+//! `/metrics`, `/livez` and `/readyz` (`503 draining` from the moment shutdown begins).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
-use tokio::net::TcpListener;
 
 use crate::state::ProxyState;
 
-/// Serves the admin endpoints on `listener` for as long as the process runs.
-pub async fn serve(listener: TcpListener, state: Arc<ProxyState>) {
-    let app = Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/livez", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready))
-        .with_state(state);
-    let served = axum::serve(listener, app).await;
-    if let Err(error) = served {
-        tracing::warn!(%error, "admin listener failed");
-    }
-}
-
 /// OpenMetrics to scrapers that ask for it (Prometheus), the classic text format otherwise.
-async fn metrics_text(
+pub async fn metrics_text(
     State(state): State<Arc<ProxyState>>,
     headers: HeaderMap,
 ) -> impl IntoResponse {
@@ -63,7 +44,7 @@ async fn metrics_text(
     }
 }
 
-async fn ready(State(state): State<Arc<ProxyState>>) -> impl IntoResponse {
+pub async fn ready(State(state): State<Arc<ProxyState>>) -> impl IntoResponse {
     if state.shutdown.is_cancelled() {
         (StatusCode::SERVICE_UNAVAILABLE, "draining\n")
     } else {
