@@ -98,9 +98,12 @@ async fn serve_until_done(
     if speaks == Speaks::Socks5 {
         account::speaks(Protocol::Socks5);
     }
+    // Boxed: a protocol's state machine is several KiB (every step of the flow lives in it),
+    // and held inline it would make this future, the ledger's scope around it and the spawned
+    // task that large, each copied whole as it is built, moved and spawned.
     match speaks {
-        Speaks::Socks5 => socks5::serve(stream, ctx).await,
-        Speaks::Http => http::serve(stream, ctx).await,
+        Speaks::Socks5 => Box::pin(socks5::serve(stream, ctx)).await,
+        Speaks::Http => Box::pin(http::serve(stream, ctx)).await,
         Speaks::Socks4 => {
             let mut stream = stream;
             debug!(

@@ -94,6 +94,20 @@ impl World {
                 .arg(&origin),
         );
         build_programs(&work, &programs);
+        // Copied into the work directory: under egress-run the sandbox sees the working
+        // directory, not wherever the repository happens to be (under /tmp it is hidden by the
+        // sandbox's private /tmp).
+        for (from, to) in [
+            (programs.clone(), work.join("programs")),
+            (
+                clients_dir().join("node/node_modules"),
+                work.join("recipe_modules"),
+            ),
+        ] {
+            // The work directory outlives a run (it is under target/): copy afresh.
+            let _ = std::fs::remove_dir_all(&to);
+            run_ok(Command::new("cp").arg("-a").arg(from).arg(to));
+        }
         World {
             _runtime: runtime,
             _dns: dns,
@@ -219,9 +233,9 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
         .env("SETUP", setup.name())
         .env("ORIGIN", &w.origin)
         .env("DENIED", &w.denied)
-        .env("PROGRAMS", clients_dir().join("programs"))
+        .env("PROGRAMS", work.join("programs"))
         .env("BUILT", work.join("built"))
-        .env("NODE_MODULES", clients_dir().join("node/node_modules"))
+        .env("NODE_MODULES", work.join("recipe_modules"))
         .env("CARGO", env!("CARGO"))
         // How each tool is told to trust the test CA, as a user with a private CA would.
         .env("CURL_CA_BUNDLE", &ca)

@@ -237,7 +237,9 @@ pub async fn refuse(
 pub(crate) async fn linger(stream: &mut TcpStream) {
     const LINGER_TIME: std::time::Duration = std::time::Duration::from_millis(500);
     const LINGER_BYTES: usize = 256 * 1024;
-    let mut sink = [0u8; 8192];
+    // On the heap: an 8 KiB array here would be part of every connection's future (this is
+    // awaited from the connection's handlers), copied whole each time that future moves.
+    let mut sink = vec![0u8; 8192];
     let mut drained = 0;
     let deadline = Instant::now() + LINGER_TIME;
     while drained < LINGER_BYTES {
