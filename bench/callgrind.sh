@@ -47,19 +47,21 @@ exec valgrind --tool=callgrind --log-file=/dev/null --callgrind-out-file="$work/
 WRAP
   chmod +x "$wrapper"
   "$bench" --egress "$wrapper" --egress-only --runs 1 --workers 1 --tunnels "$2" --bytes "$3" >/dev/null 2>"$work/log-$4"
-  # cg-TAG-0 is plain egress (started first), cg-TAG-1 egress with metrics and audit.
-  instructions "$work/cg-$4-0.out"
+  # cg-TAG-0 is plain egress (started first), cg-TAG-1 egress with metrics, audit log and the
+  # admin listener (whose event ring subscribes to every outcome).
+  echo "$(instructions "$work/cg-$4-0.out") $(instructions "$work/cg-$4-1.out")"
 }
 
-printf '| build | instructions per new tunnel | instructions per MiB relayed |\n|---|---:|---:|\n'
+printf '| build | instructions per new tunnel | per MiB relayed | per new tunnel with metrics, audit and admin |\n|---|---:|---:|---:|\n'
 for binary in "${binaries[@]}"; do
   tag=$(echo "$binary" | md5sum | cut -c1-8)
-  a=$(run_proxy "$binary" $T1 $SMALL "$tag-a")
-  b=$(run_proxy "$binary" $T2 $SMALL "$tag-b")
-  c=$(run_proxy "$binary" $T1 $LARGE "$tag-c")
+  read -r a a_obs < <(run_proxy "$binary" $T1 $SMALL "$tag-a")
+  read -r b b_obs < <(run_proxy "$binary" $T2 $SMALL "$tag-b")
+  read -r c _ < <(run_proxy "$binary" $T1 $LARGE "$tag-c")
   per_tunnel=$(( (b - a) / (T2 - T1) ))
   per_mib=$(( (c - a) / ((LARGE - SMALL) >> 20) ))
-  printf '| %s | %s | %s |\n' "$binary" "$per_tunnel" "$per_mib"
+  observed=$(( (b_obs - a_obs) / (T2 - T1) ))
+  printf '| %s | %s | %s | %s |\n' "$binary" "$per_tunnel" "$per_mib" "$observed"
 done
 
 if [ "$subscriber" = 1 ]; then
