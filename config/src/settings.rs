@@ -166,6 +166,10 @@ pub enum ListenerProtocols {
     Mixed,
     Http,
     Socks5,
+    /// `redirect://`: connections redirected here by the firewall (nftables/iptables
+    /// `REDIRECT`); each is named by its SNI or `Host` header and must go to its original
+    /// destination.
+    Redirect,
 }
 
 impl ListenerProtocols {
@@ -174,6 +178,7 @@ impl ListenerProtocols {
             Self::Mixed => "http+socks5",
             Self::Http => "http",
             Self::Socks5 => "socks5",
+            Self::Redirect => "redirect",
         }
     }
 }

@@ -43,7 +43,8 @@ pub async fn serve(
 ) -> Arc<Ledger> {
     let guess = match protocols {
         ListenerProtocols::Socks5 => Protocol::Socks5,
-        _ => Protocol::HttpForward,
+        ListenerProtocols::Redirect => Protocol::Transparent,
+        ListenerProtocols::Mixed | ListenerProtocols::Http => Protocol::HttpForward,
     };
     let ledger = Ledger::new(client, guess, stop.observer.clone());
     let served = ledger.scope(serve_until_done(
@@ -77,7 +78,18 @@ async fn serve_until_done(
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
 ) {
-    let wait = snapshot.timeouts.request_head;
+    let ctx = ConnContext {
+        client,
+        snapshot,
+        shutdown,
+        decider,
+        intercepted: None,
+    };
+    if protocols == ListenerProtocols::Redirect {
+        // Not a proxy client: the connection is named by what it sends (see `transparent`).
+        return crate::transparent::serve(stream, ctx).await;
+    }
+    let wait = ctx.snapshot.timeouts.request_head;
     let Some(speaks) = sniff(&stream, protocols, wait).await else {
         // Silent or closed before a single byte. SOCKS5 clients always speak first, so a silent
         // client on an HTTP or mixed listener is answered as HTTP: 408, then close.
@@ -88,12 +100,6 @@ async fn serve_until_done(
         }
         debug!("closed before the first byte");
         return;
-    };
-    let ctx = ConnContext {
-        client,
-        snapshot,
-        shutdown,
-        decider,
     };
     if speaks == Speaks::Socks5 {
         account::speaks(Protocol::Socks5);
@@ -129,7 +135,7 @@ async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
 /// Peeks (without consuming) the first byte, waiting at most `wait`.
 async fn sniff(stream: &TcpStream, protocols: ListenerProtocols, wait: Duration) -> Option<Speaks> {
     match protocols {
-        ListenerProtocols::Http => return Some(Speaks::Http),
+        ListenerProtocols::Http | ListenerProtocols::Redirect => return Some(Speaks::Http),
         ListenerProtocols::Socks5 => return Some(Speaks::Socks5),
         ListenerProtocols::Mixed => {}
     }

@@ -34,6 +34,9 @@ pub struct Target<'a> {
     /// The policy's verdict: whether the entry names the address itself, the route it picks,
     /// and the rule for the request's account when it ends.
     pub verdict: Verdict<'a>,
+    /// An intercepted connection's original destination: the only address it may reach, and
+    /// one `host` must resolve to (`outbound::pin`).
+    pub pinned: Option<SocketAddr>,
 }
 
 impl<'a> Target<'a> {
@@ -51,6 +54,15 @@ impl<'a> Target<'a> {
             port,
             protocol,
             verdict,
+            pinned: None,
+        }
+    }
+
+    /// This target, held to an intercepted connection's original destination.
+    pub fn pinned_to(self, original: SocketAddr) -> Self {
+        Self {
+            pinned: Some(original),
+            ..self
         }
     }
 
@@ -84,7 +96,19 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
-    let addrs = match outbound::choose(snapshot, target.host, target.port, &target.verdict).await? {
+    let mut way = outbound::choose(snapshot, target.host, target.port, &target.verdict).await?;
+    if let Some(original) = target.pinned {
+        way = outbound::pin(
+            snapshot,
+            way,
+            target.host,
+            target.port,
+            &target.verdict,
+            original,
+        )
+        .await?;
+    }
+    let addrs = match way {
         Way::Parent(route) => {
             return open_via(client, early, target, snapshot, &route, established).await
         }

@@ -18,6 +18,7 @@ use crate::h1::head::{self, Buffered, HeadError};
 
 /// Serves HTTP requests on one client connection until either side closes.
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {
+    let protocol = ctx.http_protocol();
     let mut client = Buffered::new(stream);
     let mut upstream: Option<forward::Upstream> = None;
     let timeouts = ctx.snapshot.timeouts;
@@ -31,7 +32,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             "the bytes sent are not an HTTP request"
         };
         let refusal = Refusal::new(DenyReason::BadRequest, detail);
-        return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+        return refuse(&mut client.io, &refusal, protocol, None, None).await;
     }
     loop {
         if !first && client.buf.is_empty() {
@@ -52,16 +53,21 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         first = false;
         let req = match head::parse_request(&head) {
             Ok(req) => req,
-            Err(refusal) => {
-                return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await
-            }
+            Err(refusal) => return refuse(&mut client.io, &refusal, protocol, None, None).await,
         };
         if req.method.eq_ignore_ascii_case(b"CONNECT") {
+            if ctx.intercepted.is_some() {
+                let refusal = Refusal::new(
+                    DenyReason::UnsupportedMethod,
+                    "CONNECT sent to a web server: this connection was intercepted, not proxied",
+                );
+                return refuse(&mut client.io, &refusal, protocol, None, None).await;
+            }
             return connect::handle(client, req, &ctx).await;
         }
-        tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
+        tracing::Span::current().record("protocol", protocol.as_str());
         // Counted as an open http-forward connection from its first forwarded request on.
-        crate::account::open_as(Protocol::HttpForward);
+        crate::account::open_as(protocol);
         match forward::exchange(&mut client, &req, &mut upstream, &ctx).await {
             Ok(forward::Next::KeepAlive) => {}
             Ok(forward::Next::Close) => {
@@ -74,7 +80,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
                 return refuse(
                     &mut client.io,
                     &refusal,
-                    Protocol::HttpForward,
+                    protocol,
                     target.as_deref(),
                     rule.as_deref(),
                 )
@@ -114,7 +120,7 @@ async fn read_request_head(
             format!("the limit is {} bytes", limits.max_request_head_bytes),
         ),
     };
-    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    refuse(&mut client.io, &refusal, ctx.http_protocol(), None, None).await;
     None
 }
 
@@ -160,7 +166,7 @@ async fn answer_draining(mut client: Buffered<TcpStream>, ctx: &ConnContext) {
     );
     // `refuse` reads and discards what the client sent for a short while before closing, so
     // the answer is not destroyed by a reset.
-    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    refuse(&mut client.io, &refusal, ctx.http_protocol(), None, None).await;
 }
 
 /// Writes a refusal answer and logs it. Policy denials were logged by `decide` already.
@@ -218,7 +224,7 @@ pub(crate) async fn linger(stream: &mut TcpStream) {
 
 /// Whether `byte` can start an HTTP/1.x request: a method token character, or the blank line a
 /// client may send before it. Anything else (TLS, binary) is refused at once, not after a timeout.
-fn can_start_request(byte: u8) -> bool {
+pub(crate) fn can_start_request(byte: u8) -> bool {
     byte == b'\r'
         || byte == b'\n'
         || (byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte))
