@@ -29,27 +29,30 @@ pub mod original;
 const PROTOCOL: Protocol = Protocol::Transparent;
 
 /// Serves one intercepted connection to its end.
-pub async fn serve(stream: TcpStream, mut ctx: ConnContext) {
+pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext) {
     tracing::Span::current().record("protocol", PROTOCOL.as_str());
     account::open_as(PROTOCOL);
-    let original = match where_to(&stream, &ctx) {
-        Ok(original) => original,
-        Err(refusal) => return refuse(&stream, &[], &refusal, None),
-    };
-    tracing::Span::current().record("target", original.to_string().as_str());
-    ctx.intercepted = Some(original);
+    let original = where_to(&stream, &ctx);
+    if let Ok(original) = original {
+        tracing::Span::current().record("target", original.to_string().as_str());
+    }
     let mut first = [0u8; 1];
     let wait = inspect::hello_wait(&ctx.snapshot);
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
     if matches!(peeked, Ok(Ok(1)) if http::can_start_request(first[0])) {
-        return http::serve(stream, ctx).await;
+        return match original {
+            Ok(original) => {
+                ctx.intercepted = Some(original);
+                http::serve(stream, ctx).await
+            }
+            Err(refusal) => http::refuse(&mut stream, &refusal, PROTOCOL, None, None).await,
+        };
     }
     let mut buf = BytesMut::new();
-    let named = inspect::read_first(&stream, &mut buf, Instant::now() + wait)
-        .await
-        .and_then(|first| name(&first, original));
-    let host = match named {
-        Ok(host) => host,
+    let first = inspect::read_first(&stream, &mut buf, Instant::now() + wait).await;
+    let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
+    let (original, host) = match named {
+        Ok(named) => named,
         Err(refusal) => return refuse(&stream, &buf, &refusal, None),
     };
     let port = original.port();
