@@ -49,7 +49,13 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext) {
         };
     }
     let mut buf = BytesMut::new();
-    let first = inspect::read_first(&stream, &mut buf, Instant::now() + wait).await;
+    let first = if matches!(peeked, Ok(Ok(1))) {
+        inspect::read_first(&stream, &mut buf, Instant::now() + wait).await
+    } else {
+        // Silent for the whole wait (a protocol where the server speaks first, like SSH), or
+        // closed: there is no name to wait for.
+        Ok(FirstBytes::Nothing)
+    };
     let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
     let (original, host) = match named {
         Ok(named) => named,

@@ -50,8 +50,9 @@ pub fn sh(script: &str) {
 
 impl Gateway {
     /// Builds the namespaces, starts the origin, then egress in the gateway namespace with
-    /// `policy` (a `listen: redirect://[::]:0` is prepended) and `hosts` as its `/etc/hosts`,
-    /// and loads the redirect rule for the port it listens on.
+    /// `policy` and `hosts` as its `/etc/hosts`, and loads the redirect rule for the port it
+    /// listens on. Prepended to `policy`: the listeners (`redirect://[::]:0`, and an explicit
+    /// proxy on the gateway's inside address) and the audit log.
     pub fn start(policy: &str, hosts: &str) -> Gateway {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
@@ -88,7 +89,12 @@ impl Gateway {
         ));
         let origin = start_origin(dir.path(), &o);
         let hosts = support::write_file(dir.path(), "hosts", hosts);
-        let file = format!("listen: \"redirect://[::]:0\"\n{policy}");
+        let audit = dir.path().join("audit.jsonl");
+        let file = format!(
+            "listen: [\"redirect://[::]:0\", \"{GATEWAY_INSIDE}:0\"]\n\
+             audit: {{ path: \"{}\" }}\n{policy}",
+            audit.display()
+        );
         let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
         let proxy = Proxy::start_wrapped(
             &file,
@@ -143,10 +149,35 @@ EOF"
         line["address"].as_str().unwrap().parse().unwrap()
     }
 
+    /// The explicit proxy's listener on the gateway's inside address, from its log line.
+    pub fn explicit_proxy(&self) -> String {
+        let logs = self.proxy.logs();
+        let line = logs
+            .iter()
+            .find(|v| support::message(v) == "listening" && v["protocols"] == "http+socks5")
+            .expect("the explicit listener's log line");
+        format!("http://{}", line["address"].as_str().unwrap())
+    }
+
+    /// The audit log's records so far.
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        let text =
+            std::fs::read_to_string(self._dir.path().join("audit.jsonl")).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).expect("an audit line is JSON"))
+            .collect()
+    }
+
     /// Runs curl in the client namespace, ignoring proxy settings as the programs this mode is
     /// for do.
     pub fn curl(&self, args: &[&str]) -> Curl {
-        self.run_curl(&self.client, args)
+        self.run_curl(&self.client, &[&["--noproxy", "*"], args].concat())
+    }
+
+    /// Runs curl in the client namespace through the explicit proxy (`-x`).
+    pub fn curl_via_proxy(&self, args: &[&str]) -> Curl {
+        let proxy = self.explicit_proxy();
+        self.run_curl(&self.client, &[&["-x", proxy.as_str()], args].concat())
     }
 
     /// Runs curl in the gateway namespace (to read the proxy's admin listener on its loopback).
@@ -165,7 +196,6 @@ EOF"
                 "--max-time",
                 "10",
             ])
-            .args(["--noproxy", "*"])
             .args(args)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())

@@ -311,3 +311,35 @@ fn the_proxy_host_itself_is_never_a_destination() {
     assert!(!r.stdout.contains("origin at="), "{r:?}");
     wait_counted(&gw, "deny", "private-address", 5.0);
 }
+
+#[test]
+fn the_explicit_proxy_on_the_same_gateway_shares_the_policy_and_the_accounts() {
+    let gw = gateway();
+    let r = gw.curl_via_proxy(&["-k", "https://allowed.test/"]);
+    assert_origin_answered(&r, ORIGIN, "allowed.test");
+    let r = gw.curl_via_proxy(&["-D", "-", "http://denied.test/"]);
+    assert_http_refused(&r, 403, "not-allowlisted");
+    assert_origin_answered(&https(&gw, "allowed.test", ORIGIN), ORIGIN, "allowed.test");
+    assert_tls_refused(&https(&gw, "denied.test", ORIGIN));
+    wait_counted(&gw, "allow", "none", 1.0);
+    wait_counted(&gw, "deny", "not-allowlisted", 1.0);
+    // One audit line per request, each under its own protocol.
+    let seen = |protocol: &str, host: &str, decision: &str| {
+        gw.audit()
+            .iter()
+            .any(|l| l["protocol"] == protocol && l["host"] == host && l["decision"] == decision)
+    };
+    wait::until("the four audit lines", || {
+        seen("http-connect", "allowed.test", "allow")
+            && seen("http-forward", "denied.test", "deny")
+            && seen("transparent", "allowed.test", "allow")
+            && seen("transparent", "denied.test", "deny")
+    });
+    let denied = gw
+        .audit()
+        .into_iter()
+        .find(|l| l["protocol"] == "transparent" && l["decision"] == "deny")
+        .unwrap();
+    assert_eq!(denied["reason"], "not-allowlisted", "{denied}");
+    assert_eq!(denied["port"], 443, "{denied}");
+}
