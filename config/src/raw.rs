@@ -491,10 +491,11 @@ fn parse_listener(text: &str) -> Result<Listener, String> {
         Some(("http", rest)) => (ListenerProtocols::Http, rest),
         Some(("socks5", rest)) => (ListenerProtocols::Socks5, rest),
         Some(("redirect", rest)) => (ListenerProtocols::Redirect, rest),
+        Some(("tproxy", rest)) => (ListenerProtocols::Tproxy, rest),
         Some((scheme, _)) => {
             return Err(hinted(
                 format_args!("unknown listener scheme {scheme:?}"),
-                Some("write ADDR for HTTP and SOCKS5 on one port, or http://ADDR, socks5://ADDR, redirect://ADDR"),
+                Some("write ADDR for HTTP and SOCKS5 on one port, or http://ADDR, socks5://ADDR, redirect://ADDR, tproxy://ADDR"),
             ))
         }
         None => (ListenerProtocols::Mixed, text),

@@ -17,6 +17,7 @@ use crate::answer::{self, Asked, Refusal};
 use crate::context::{ConnContext, Shared};
 use crate::decider::Decider;
 use crate::state::Snapshot;
+use crate::transparent::original::Diverted;
 use crate::{http, socks5};
 
 const SOCKS5: u8 = 0x05;
@@ -43,7 +44,7 @@ pub async fn serve(
 ) -> Arc<Ledger> {
     let guess = match protocols {
         ListenerProtocols::Socks5 => Protocol::Socks5,
-        ListenerProtocols::Redirect => Protocol::Transparent,
+        ListenerProtocols::Redirect | ListenerProtocols::Tproxy => Protocol::Transparent,
         ListenerProtocols::Mixed | ListenerProtocols::Http => Protocol::HttpForward,
     };
     let ledger = Ledger::new(client, guess, stop.observer.clone());
@@ -85,9 +86,15 @@ async fn serve_until_done(
         decider,
         intercepted: None,
     };
-    if protocols == ListenerProtocols::Redirect {
-        // Not a proxy client: the connection is named by what it sends (see `transparent`).
-        return crate::transparent::serve(stream, ctx).await;
+    // Not proxy clients: these connections are named by what they send (see `transparent`).
+    match protocols {
+        ListenerProtocols::Redirect => {
+            return crate::transparent::serve(stream, ctx, Diverted::Redirect).await
+        }
+        ListenerProtocols::Tproxy => {
+            return crate::transparent::serve(stream, ctx, Diverted::Tproxy).await
+        }
+        ListenerProtocols::Mixed | ListenerProtocols::Http | ListenerProtocols::Socks5 => {}
     }
     let wait = ctx.snapshot.timeouts.request_head;
     let Some(speaks) = sniff(&stream, protocols, wait).await else {
@@ -135,7 +142,9 @@ async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
 /// Peeks (without consuming) the first byte, waiting at most `wait`.
 async fn sniff(stream: &TcpStream, protocols: ListenerProtocols, wait: Duration) -> Option<Speaks> {
     match protocols {
-        ListenerProtocols::Http | ListenerProtocols::Redirect => return Some(Speaks::Http),
+        ListenerProtocols::Http | ListenerProtocols::Redirect | ListenerProtocols::Tproxy => {
+            return Some(Speaks::Http)
+        }
         ListenerProtocols::Socks5 => return Some(Speaks::Socks5),
         ListenerProtocols::Mixed => {}
     }

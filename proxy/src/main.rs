@@ -163,9 +163,13 @@ async fn serve_config(
     });
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .with_context(|| format!("cannot listen on {}", listener.address))?;
+        let socket = match listener.protocols {
+            egress_config::ListenerProtocols::Tproxy => {
+                egress_proxy::transparent::bind::tproxy_listener(listener.address)
+            }
+            _ => TcpListener::bind(listener.address).await,
+        }
+        .with_context(|| format!("cannot listen on {}", listener.address))?;
         let address = socket.local_addr()?;
         info!(%address, protocols = listener.protocols.as_str(), "listening");
         if !address.ip().is_loopback() {

@@ -1,5 +1,5 @@
-//! Intercepted connections (`redirect://` listeners): programs that ignore proxy settings, sent
-//! here by the firewall's `REDIRECT`. Each connection is named before the policy sees it — by
+//! Intercepted connections (`redirect://` and `tproxy://` listeners): programs that ignore proxy
+//! settings, sent here by the firewall's `REDIRECT` or `tproxy`. Each connection is named before the policy sees it — by
 //! its TLS ClientHello's SNI, or by each HTTP request's `Host` header (`http` serves those) —
 //! and decided on that name exactly as an explicit proxy request would be (protocol
 //! `transparent`). The name and the place the client was really going must agree: the original
@@ -24,15 +24,18 @@ use crate::establish::{self, Target};
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
 use crate::{account, decide, http};
 
+pub mod bind;
 pub mod original;
+
+use original::Diverted;
 
 const PROTOCOL: Protocol = Protocol::Transparent;
 
 /// Serves one intercepted connection to its end.
-pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext) {
+pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     tracing::Span::current().record("protocol", PROTOCOL.as_str());
     account::open_as(PROTOCOL);
-    let original = where_to(&stream, &ctx);
+    let original = where_to(&stream, &ctx, how);
     if let Ok(original) = original {
         tracing::Span::current().record("target", original.to_string().as_str());
     }
@@ -83,15 +86,20 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext) {
 /// The original destination, unless it is this proxy itself: a client that connects to the
 /// listener directly, or is redirected to one of this host's own addresses, would otherwise
 /// loop back into the proxy or reach its local services.
-fn where_to(stream: &TcpStream, ctx: &ConnContext) -> Result<SocketAddr, Refusal> {
-    let original = original::destination(stream).map_err(|e| {
+fn where_to(stream: &TcpStream, ctx: &ConnContext, how: Diverted) -> Result<SocketAddr, Refusal> {
+    let original = original::destination(stream, how).map_err(|e| {
         Refusal::new(
             DenyReason::BadRequest,
             format!("the connection has no original destination (was it redirected?): {e}"),
         )
     })?;
     let original = SocketAddr::new(original.ip().to_canonical(), original.port());
-    let local = stream.local_addr().ok().map(|l| l.ip().to_canonical());
+    // Only a redirected connection has a local address of its own to compare with: a diverted
+    // one's local address is its original destination.
+    let local = match how {
+        Diverted::Redirect => stream.local_addr().ok().map(|l| l.ip().to_canonical()),
+        Diverted::Tproxy => None,
+    };
     if Some(original.ip()) == local || ctx.snapshot.guard.is_own(original.ip()) {
         return Err(Refusal::new(
             DenyReason::PrivateAddress,

@@ -25,6 +25,17 @@ pub const ORIGIN_OTHER: &str = "198.18.2.3";
 pub const ORIGIN6: &str = "2001:2:0:2::2";
 pub const ORIGIN6_OTHER: &str = "2001:2:0:2::3";
 
+/// How the gateway sends intercepted connections to egress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diversion {
+    /// nftables `redirect` (NAT) to a `redirect://` listener.
+    Redirect,
+    /// nftables `tproxy` plus policy routing to a `tproxy://` listener.
+    Tproxy,
+}
+
+pub const BOTH: [Diversion; 2] = [Diversion::Redirect, Diversion::Tproxy];
+
 /// The namespaces, the origin and the proxy; dropped in reverse: proxy, origin, namespaces.
 pub struct Gateway {
     pub proxy: Proxy,
@@ -53,7 +64,7 @@ impl Gateway {
     /// `policy` and `hosts` as its `/etc/hosts`, and loads the redirect rule for the port it
     /// listens on. Prepended to `policy`: the listeners (`redirect://[::]:0`, and an explicit
     /// proxy on the gateway's inside address) and the audit log.
-    pub fn start(policy: &str, hosts: &str) -> Gateway {
+    pub fn start(diversion: Diversion, policy: &str, hosts: &str) -> Gateway {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "egt{}x{}",
@@ -90,8 +101,12 @@ impl Gateway {
         let origin = start_origin(dir.path(), &o);
         let hosts = support::write_file(dir.path(), "hosts", hosts);
         let audit = dir.path().join("audit.jsonl");
+        let scheme = match diversion {
+            Diversion::Redirect => "redirect",
+            Diversion::Tproxy => "tproxy",
+        };
         let file = format!(
-            "listen: [\"redirect://[::]:0\", \"{GATEWAY_INSIDE}:0\"]\n\
+            "listen: [\"{scheme}://[::]:0\", \"{GATEWAY_INSIDE}:0\"]\n\
              audit: {{ path: \"{}\" }}\n{policy}",
             audit.display()
         );
@@ -113,17 +128,13 @@ impl Gateway {
                 hosts.to_str().unwrap(),
             ],
         );
+        let first = proxy
+            .logs()
+            .into_iter()
+            .find(|v| support::message(v) == "listening");
+        assert_eq!(first.expect("listening")["protocols"], scheme);
         let port = proxy.addr.port();
-        sh(&format!(
-            "ip netns exec {g} nft -f - <<'EOF'
-table inet egress_test {{
-  chain prerouting {{
-    type nat hook prerouting priority dstnat; policy accept;
-    iifname \"g0\" tcp dport {{ 80, 443 }} redirect to :{port}
-  }}
-}}
-EOF"
-        ));
+        sh(&divert(diversion, &g, port));
         half.names.clear();
         Gateway {
             proxy,
@@ -255,6 +266,38 @@ impl Drop for Cleanup {
         for name in &self.names {
             let _ = Command::new("ip").args(["netns", "del", name]).status();
         }
+    }
+}
+
+/// The rules that send TCP 80 and 443 arriving from the client side to egress on `port`.
+fn divert(diversion: Diversion, g: &str, port: u16) -> String {
+    match diversion {
+        Diversion::Redirect => format!(
+            "ip netns exec {g} nft -f - <<'EOF'
+table inet egress_test {{
+  chain prerouting {{
+    type nat hook prerouting priority dstnat; policy accept;
+    iifname \"g0\" tcp dport {{ 80, 443 }} redirect to :{port}
+  }}
+}}
+EOF"
+        ),
+        // tproxy hands the packet to the listening socket; the mark routes it (and the rest of
+        // its connection) to this host instead of forwarding it.
+        Diversion::Tproxy => format!(
+            "ip -n {g} rule add fwmark 1 lookup 100
+             ip -n {g} route add local 0.0.0.0/0 dev lo table 100
+             ip -n {g} -6 rule add fwmark 1 lookup 100
+             ip -n {g} -6 route add local ::/0 dev lo table 100
+             ip netns exec {g} nft -f - <<'EOF'
+table inet egress_test {{
+  chain prerouting {{
+    type filter hook prerouting priority mangle; policy accept;
+    iifname \"g0\" tcp dport {{ 80, 443 }} meta mark set 1 tproxy to :{port} accept
+  }}
+}}
+EOF"
+        ),
     }
 }
 

@@ -9,7 +9,7 @@ mod support;
 
 mod gateway;
 
-use gateway::{Gateway, GATEWAY_INSIDE, ORIGIN, ORIGIN6, ORIGIN6_OTHER, ORIGIN_OTHER};
+use gateway::{Gateway, BOTH, GATEWAY_INSIDE, ORIGIN, ORIGIN6, ORIGIN6_OTHER, ORIGIN_OTHER};
 use support::{header, wait, Curl};
 
 /// The gateway's `/etc/hosts`: what egress's own lookup says each name is.
@@ -31,8 +31,12 @@ const POLICY: &str = "admin: 127.0.0.1:0\n\
                       dns: { timeout: 1s }\n\
                       address_guard: { allow_networks: [198.18.0.0/15, \"2001:2::/48\"] }\n";
 
-fn gateway() -> Gateway {
-    Gateway::start(POLICY, HOSTS)
+/// Runs `case` on a fresh gateway of each kind: REDIRECT, then TPROXY.
+fn on_both(case: impl Fn(&Gateway)) {
+    for diversion in BOTH {
+        let gw = Gateway::start(diversion, POLICY, HOSTS);
+        case(&gw);
+    }
 }
 
 /// `curl https://NAME/` from the client, to `address` (what the client's own DNS said).
@@ -137,209 +141,212 @@ fn s_client(gw: &Gateway, address: &str, sni: &str) -> Curl {
 
 #[test]
 fn allowed_names_are_served_over_https_and_http_on_both_families() {
-    let gw = gateway();
-    assert_origin_answered(&https(&gw, "allowed.test", ORIGIN), ORIGIN, "allowed.test");
-    assert_origin_answered(
-        &https(&gw, "allowed6.test", ORIGIN6),
-        ORIGIN6,
-        "allowed6.test",
-    );
-    let r = http(&gw, "allowed.test", ORIGIN, &[]);
-    assert!(r.stdout.starts_with("HTTP/1.1 200 "), "{r:?}");
-    assert_origin_answered(&r, ORIGIN, "None");
-    assert!(r.stdout.contains("host=allowed.test"), "{r:?}");
-    assert_origin_answered(&http(&gw, "allowed6.test", ORIGIN6, &[]), ORIGIN6, "None");
-    // A name resolving to several addresses: any of them.
-    assert_origin_answered(&https(&gw, "multi.test", ORIGIN), ORIGIN, "multi.test");
-    assert_origin_answered(
-        &https(&gw, "multi.test", ORIGIN_OTHER),
-        ORIGIN_OTHER,
-        "multi.test",
-    );
-    // The name is normalised as everywhere else: capitals and a trailing dot name the same host.
-    let r = s_client(&gw, ORIGIN, "ALLOWED.Test.");
-    assert!(r.stdout.contains(&format!("origin at={ORIGIN} ")), "{r:?}");
-    wait_counted(&gw, "allow", "none", 7.0);
+    on_both(|gw| {
+        assert_origin_answered(&https(gw, "allowed.test", ORIGIN), ORIGIN, "allowed.test");
+        assert_origin_answered(
+            &https(gw, "allowed6.test", ORIGIN6),
+            ORIGIN6,
+            "allowed6.test",
+        );
+        let r = http(gw, "allowed.test", ORIGIN, &[]);
+        assert!(r.stdout.starts_with("HTTP/1.1 200 "), "{r:?}");
+        assert_origin_answered(&r, ORIGIN, "None");
+        assert!(r.stdout.contains("host=allowed.test"), "{r:?}");
+        assert_origin_answered(&http(gw, "allowed6.test", ORIGIN6, &[]), ORIGIN6, "None");
+        // A name resolving to several addresses: any of them.
+        assert_origin_answered(&https(gw, "multi.test", ORIGIN), ORIGIN, "multi.test");
+        assert_origin_answered(
+            &https(gw, "multi.test", ORIGIN_OTHER),
+            ORIGIN_OTHER,
+            "multi.test",
+        );
+        // The name is normalised as everywhere else: capitals and a trailing dot name the same host.
+        let r = s_client(gw, ORIGIN, "ALLOWED.Test.");
+        assert!(r.stdout.contains(&format!("origin at={ORIGIN} ")), "{r:?}");
+        wait_counted(gw, "allow", "none", 7.0);
+    });
 }
 
 #[test]
 fn denied_names_are_refused_in_their_own_protocol() {
-    let gw = gateway();
-    assert_tls_refused(&https(&gw, "denied.test", ORIGIN));
-    assert_tls_refused(&https(&gw, "denied6.test", ORIGIN6));
-    assert_http_refused(
-        &http(&gw, "denied.test", ORIGIN, &[]),
-        403,
-        "not-allowlisted",
-    );
-    assert_http_refused(
-        &http(&gw, "denied6.test", ORIGIN6, &[]),
-        403,
-        "not-allowlisted",
-    );
-    // The Host header is what names a plain HTTP request, whatever the URL said.
-    let r = http(&gw, "allowed.test", ORIGIN, &["-H", "Host: denied.test"]);
-    assert_http_refused(&r, 403, "not-allowlisted");
-    wait_counted(&gw, "deny", "not-allowlisted", 5.0);
-    let line = gw.proxy.wait_for_log("the decision on denied.test", |v| {
-        support::message(v) == "decision" && v["host"] == "denied.test"
+    on_both(|gw| {
+        assert_tls_refused(&https(gw, "denied.test", ORIGIN));
+        assert_tls_refused(&https(gw, "denied6.test", ORIGIN6));
+        assert_http_refused(
+            &http(gw, "denied.test", ORIGIN, &[]),
+            403,
+            "not-allowlisted",
+        );
+        assert_http_refused(
+            &http(gw, "denied6.test", ORIGIN6, &[]),
+            403,
+            "not-allowlisted",
+        );
+        // The Host header is what names a plain HTTP request, whatever the URL said.
+        let r = http(gw, "allowed.test", ORIGIN, &["-H", "Host: denied.test"]);
+        assert_http_refused(&r, 403, "not-allowlisted");
+        wait_counted(gw, "deny", "not-allowlisted", 5.0);
+        let line = gw.proxy.wait_for_log("the decision on denied.test", |v| {
+            support::message(v) == "decision" && v["host"] == "denied.test"
+        });
+        assert_eq!(line["protocol"], "transparent", "{line}");
+        assert_eq!(line["reason"], "not-allowlisted", "{line}");
     });
-    assert_eq!(line["protocol"], "transparent", "{line}");
-    assert_eq!(line["reason"], "not-allowlisted", "{line}");
 }
 
 #[test]
 fn every_request_on_a_kept_alive_connection_is_named_anew() {
-    let gw = gateway();
-    // Two pipelined requests on one connection: the second switches to a denied Host.
-    let script = format!(
-        "import socket\n\
-         s = socket.create_connection(('{ORIGIN}', 80), timeout=10)\n\
-         s.sendall(b'GET /1 HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n'\n\
-                   b'GET /2 HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n')\n\
-         out = b''\n\
-         while True:\n\
-         \x20   chunk = s.recv(65536)\n\
-         \x20   if not chunk: break\n\
-         \x20   out += chunk\n\
-         print(out.decode(errors='replace'))\n"
-    );
-    let r = gw.run_in_client(&["python3", "-c", &script], b"");
-    assert_eq!(r.code, 0, "{r:?}");
-    let first = r
-        .stdout
-        .find("HTTP/1.1 200 ")
-        .expect("the first request served");
-    let second = r
-        .stdout
-        .find("HTTP/1.1 403 ")
-        .expect("the second request refused");
-    assert!(first < second, "{r:?}");
-    assert!(
-        r.stdout.contains("X-Egress-Error: not-allowlisted"),
-        "{r:?}"
-    );
-    assert_eq!(r.stdout.matches("origin at=").count(), 1, "{r:?}");
+    on_both(|gw| {
+        // Two pipelined requests on one connection: the second switches to a denied Host.
+        let script = format!(
+            "import socket\n\
+             s = socket.create_connection(('{ORIGIN}', 80), timeout=10)\n\
+             s.sendall(b'GET /1 HTTP/1.1\\r\\nHost: allowed.test\\r\\n\\r\\n'\n\
+                       b'GET /2 HTTP/1.1\\r\\nHost: denied.test\\r\\n\\r\\n')\n\
+             out = b''\n\
+             while True:\n\
+             \x20   chunk = s.recv(65536)\n\
+             \x20   if not chunk: break\n\
+             \x20   out += chunk\n\
+             print(out.decode(errors='replace'))\n"
+        );
+        let r = gw.run_in_client(&["python3", "-c", &script], b"");
+        assert_eq!(r.code, 0, "{r:?}");
+        let first = r
+            .stdout
+            .find("HTTP/1.1 200 ")
+            .expect("the first request served");
+        let second = r
+            .stdout
+            .find("HTTP/1.1 403 ")
+            .expect("the second request refused");
+        assert!(first < second, "{r:?}");
+        assert!(
+            r.stdout.contains("X-Egress-Error: not-allowlisted"),
+            "{r:?}"
+        );
+        assert_eq!(r.stdout.matches("origin at=").count(), 1, "{r:?}");
+    });
 }
 
 #[test]
 fn a_name_must_resolve_to_the_address_the_client_was_going_to() {
-    let gw = gateway();
-    // An allowed SNI or Host, sent to an address egress's lookup does not give for it.
-    assert_tls_refused(&https(&gw, "allowed.test", ORIGIN_OTHER));
-    assert_tls_refused(&https(&gw, "allowed6.test", ORIGIN6_OTHER));
-    assert_tls_refused(&https(&gw, "allowed6.test", ORIGIN)); // the other family
-    assert_tls_refused(&https(&gw, "multi.test", "198.18.2.4")); // none of its addresses
-    assert_tls_refused(&https(&gw, "allowed.test", "10.9.9.9")); // a private address
-    assert_http_refused(
-        &http(&gw, "allowed.test", ORIGIN_OTHER, &[]),
-        400,
-        "host-mismatch",
-    );
-    assert_http_refused(
-        &http(&gw, "allowed6.test", ORIGIN6_OTHER, &[]),
-        400,
-        "host-mismatch",
-    );
-    // An IP literal as SNI names that address, and only that one: 198.18.2.3 is allowed by
-    // an IP entry, but the connection went to 198.18.2.2.
-    let r = s_client(&gw, ORIGIN, ORIGIN_OTHER);
-    assert!(!r.stdout.contains("origin at="), "{r:?}");
-    wait_counted(&gw, "deny", "host-mismatch", 8.0);
-    // A name that resolves to a private address is refused by the address guard, as through
-    // the explicit proxy.
-    assert_tls_refused(&https(&gw, "private.test", "10.0.0.5"));
-    wait_counted(&gw, "deny", "private-address", 1.0);
+    on_both(|gw| {
+        // An allowed SNI or Host, sent to an address egress's lookup does not give for it.
+        assert_tls_refused(&https(gw, "allowed.test", ORIGIN_OTHER));
+        assert_tls_refused(&https(gw, "allowed6.test", ORIGIN6_OTHER));
+        assert_tls_refused(&https(gw, "allowed6.test", ORIGIN)); // the other family
+        assert_tls_refused(&https(gw, "multi.test", "198.18.2.4")); // none of its addresses
+        assert_tls_refused(&https(gw, "allowed.test", "10.9.9.9")); // a private address
+        assert_http_refused(
+            &http(gw, "allowed.test", ORIGIN_OTHER, &[]),
+            400,
+            "host-mismatch",
+        );
+        assert_http_refused(
+            &http(gw, "allowed6.test", ORIGIN6_OTHER, &[]),
+            400,
+            "host-mismatch",
+        );
+        // An IP literal as SNI names that address, and only that one: 198.18.2.3 is allowed by
+        // an IP entry, but the connection went to 198.18.2.2.
+        let r = s_client(gw, ORIGIN, ORIGIN_OTHER);
+        assert!(!r.stdout.contains("origin at="), "{r:?}");
+        wait_counted(gw, "deny", "host-mismatch", 8.0);
+        // A name that resolves to a private address is refused by the address guard, as through
+        // the explicit proxy.
+        assert_tls_refused(&https(gw, "private.test", "10.0.0.5"));
+        wait_counted(gw, "deny", "private-address", 1.0);
+    });
 }
 
 #[test]
 fn a_connection_without_a_name_needs_an_ip_entry() {
-    let gw = gateway();
-    // https://IP/ sends no SNI: decided on the original address.
-    assert_tls_refused(&https(&gw, ORIGIN, ORIGIN));
-    assert_origin_answered(
-        &https(&gw, ORIGIN_OTHER, ORIGIN_OTHER),
-        ORIGIN_OTHER,
-        "None",
-    );
-    // HTTP/1.0 without a Host header: the same.
-    let r = gw.curl(&["-D", "-", "-0", "-H", "Host:", &format!("http://{ORIGIN}/")]);
-    assert_http_refused(&r, 403, "not-allowlisted");
-    // Neither TLS nor HTTP: closed without a byte.
-    let script = format!(
-        "import socket\n\
-         s = socket.create_connection(('{ORIGIN}', 443), timeout=10)\n\
-         s.sendall(b'\\x00\\x01 not a protocol')\n\
-         try:\n\
-         \x20   print(len(s.recv(100)))\n\
-         except ConnectionResetError:\n\
-         \x20   print('reset')\n"
-    );
-    let r = gw.run_in_client(&["python3", "-c", &script], b"");
-    assert!(matches!(r.stdout.trim(), "0" | "reset"), "{r:?}");
-    wait_counted(&gw, "deny", "not-allowlisted", 3.0);
+    on_both(|gw| {
+        // https://IP/ sends no SNI: decided on the original address.
+        assert_tls_refused(&https(gw, ORIGIN, ORIGIN));
+        assert_origin_answered(&https(gw, ORIGIN_OTHER, ORIGIN_OTHER), ORIGIN_OTHER, "None");
+        // HTTP/1.0 without a Host header: the same.
+        let r = gw.curl(&["-D", "-", "-0", "-H", "Host:", &format!("http://{ORIGIN}/")]);
+        assert_http_refused(&r, 403, "not-allowlisted");
+        // Neither TLS nor HTTP: closed without a byte.
+        let script = format!(
+            "import socket\n\
+             s = socket.create_connection(('{ORIGIN}', 443), timeout=10)\n\
+             s.sendall(b'\\x00\\x01 not a protocol')\n\
+             try:\n\
+             \x20   print(len(s.recv(100)))\n\
+             except ConnectionResetError:\n\
+             \x20   print('reset')\n"
+        );
+        let r = gw.run_in_client(&["python3", "-c", &script], b"");
+        assert!(matches!(r.stdout.trim(), "0" | "reset"), "{r:?}");
+        wait_counted(gw, "deny", "not-allowlisted", 3.0);
+    });
 }
 
 #[test]
 fn the_proxy_host_itself_is_never_a_destination() {
-    let gw = gateway();
-    // Redirected to the gateway's own address (allowed by name and by allow_networks alike):
-    // egress would reach its own host's services.
-    assert_tls_refused(&https(&gw, "gateway.test", GATEWAY_INSIDE));
-    let r = http(&gw, "gateway.test", GATEWAY_INSIDE, &[]);
-    assert_http_refused(&r, 403, "private-address");
-    // Straight to the listener, not redirected: its original destination is itself.
-    let port = gw.proxy.addr.port();
-    let r = gw.curl(&[
-        "-D",
-        "-",
-        "-H",
-        "Host: allowed.test",
-        &format!("http://{GATEWAY_INSIDE}:{port}/"),
-    ]);
-    assert_http_refused(&r, 403, "private-address");
-    // The same over IPv6, and as TLS (which gets its alert).
-    let r = gw.curl(&[
-        "-D",
-        "-",
-        "-H",
-        "Host: allowed.test",
-        &format!("http://[2001:2:0:1::1]:{port}/"),
-    ]);
-    assert_http_refused(&r, 403, "private-address");
-    let r = s_client(&gw, GATEWAY_INSIDE, "gateway.test");
-    assert!(!r.stdout.contains("origin at="), "{r:?}");
-    wait_counted(&gw, "deny", "private-address", 5.0);
+    on_both(|gw| {
+        // Redirected to the gateway's own address (allowed by name and by allow_networks alike):
+        // egress would reach its own host's services.
+        assert_tls_refused(&https(gw, "gateway.test", GATEWAY_INSIDE));
+        let r = http(gw, "gateway.test", GATEWAY_INSIDE, &[]);
+        assert_http_refused(&r, 403, "private-address");
+        // Straight to the listener, not redirected: its original destination is itself.
+        let port = gw.proxy.addr.port();
+        let r = gw.curl(&[
+            "-D",
+            "-",
+            "-H",
+            "Host: allowed.test",
+            &format!("http://{GATEWAY_INSIDE}:{port}/"),
+        ]);
+        assert_http_refused(&r, 403, "private-address");
+        // The same over IPv6, and as TLS (which gets its alert).
+        let r = gw.curl(&[
+            "-D",
+            "-",
+            "-H",
+            "Host: allowed.test",
+            &format!("http://[2001:2:0:1::1]:{port}/"),
+        ]);
+        assert_http_refused(&r, 403, "private-address");
+        let r = s_client(gw, GATEWAY_INSIDE, "gateway.test");
+        assert!(!r.stdout.contains("origin at="), "{r:?}");
+        wait_counted(gw, "deny", "private-address", 5.0);
+    });
 }
 
 #[test]
 fn the_explicit_proxy_on_the_same_gateway_shares_the_policy_and_the_accounts() {
-    let gw = gateway();
-    let r = gw.curl_via_proxy(&["-k", "https://allowed.test/"]);
-    assert_origin_answered(&r, ORIGIN, "allowed.test");
-    let r = gw.curl_via_proxy(&["-D", "-", "http://denied.test/"]);
-    assert_http_refused(&r, 403, "not-allowlisted");
-    assert_origin_answered(&https(&gw, "allowed.test", ORIGIN), ORIGIN, "allowed.test");
-    assert_tls_refused(&https(&gw, "denied.test", ORIGIN));
-    wait_counted(&gw, "allow", "none", 1.0);
-    wait_counted(&gw, "deny", "not-allowlisted", 1.0);
-    // One audit line per request, each under its own protocol.
-    let seen = |protocol: &str, host: &str, decision: &str| {
-        gw.audit()
-            .iter()
-            .any(|l| l["protocol"] == protocol && l["host"] == host && l["decision"] == decision)
-    };
-    wait::until("the four audit lines", || {
-        seen("http-connect", "allowed.test", "allow")
-            && seen("http-forward", "denied.test", "deny")
-            && seen("transparent", "allowed.test", "allow")
-            && seen("transparent", "denied.test", "deny")
+    on_both(|gw| {
+        let r = gw.curl_via_proxy(&["-k", "https://allowed.test/"]);
+        assert_origin_answered(&r, ORIGIN, "allowed.test");
+        let r = gw.curl_via_proxy(&["-D", "-", "http://denied.test/"]);
+        assert_http_refused(&r, 403, "not-allowlisted");
+        assert_origin_answered(&https(gw, "allowed.test", ORIGIN), ORIGIN, "allowed.test");
+        assert_tls_refused(&https(gw, "denied.test", ORIGIN));
+        wait_counted(gw, "allow", "none", 1.0);
+        wait_counted(gw, "deny", "not-allowlisted", 1.0);
+        // One audit line per request, each under its own protocol.
+        let seen = |protocol: &str, host: &str, decision: &str| {
+            gw.audit().iter().any(|l| {
+                l["protocol"] == protocol && l["host"] == host && l["decision"] == decision
+            })
+        };
+        wait::until("the four audit lines", || {
+            seen("http-connect", "allowed.test", "allow")
+                && seen("http-forward", "denied.test", "deny")
+                && seen("transparent", "allowed.test", "allow")
+                && seen("transparent", "denied.test", "deny")
+        });
+        let denied = gw
+            .audit()
+            .into_iter()
+            .find(|l| l["protocol"] == "transparent" && l["decision"] == "deny")
+            .unwrap();
+        assert_eq!(denied["reason"], "not-allowlisted", "{denied}");
+        assert_eq!(denied["port"], 443, "{denied}");
     });
-    let denied = gw
-        .audit()
-        .into_iter()
-        .find(|l| l["protocol"] == "transparent" && l["decision"] == "deny")
-        .unwrap();
-    assert_eq!(denied["reason"], "not-allowlisted", "{denied}");
-    assert_eq!(denied["port"], 443, "{denied}");
 }

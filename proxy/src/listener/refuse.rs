@@ -189,7 +189,7 @@ async fn sniff(stream: &mut TcpStream, protocols: ListenerProtocols, deadline: I
         ListenerProtocols::Socks5 => return Speaks::Socks5,
         // An intercepted client does not know it talks to a proxy: no answer of ours would make
         // sense to it (a 503 to a TLS client), so it is closed and counted.
-        ListenerProtocols::Redirect => return Speaks::Silent,
+        ListenerProtocols::Redirect | ListenerProtocols::Tproxy => return Speaks::Silent,
         ListenerProtocols::Mixed | ListenerProtocols::Http => {}
     }
     let mut first = [0u8; 1];

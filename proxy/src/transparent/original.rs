@@ -1,16 +1,27 @@
-//! Where an intercepted connection was going before the firewall redirected it to us:
-//! `SO_ORIGINAL_DST` (IPv4) or `IP6T_SO_ORIGINAL_DST` (IPv6), read from conntrack's NAT record.
+//! Where an intercepted connection was going: for `REDIRECT`, `SO_ORIGINAL_DST` (IPv4) or
+//! `IP6T_SO_ORIGINAL_DST` (IPv6), read from conntrack's NAT record; for `tproxy`, the
+//! connection's own local address (nothing was rewritten).
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
 
-/// The original destination of `stream`, redirected by nftables/iptables `REDIRECT`. A stream
-/// that was not redirected (a client connected to the listener itself) reports its own local
-/// address here, or an error when conntrack has no record of it.
-pub fn destination(stream: &TcpStream) -> io::Result<SocketAddr> {
+/// How connections reach a listener that intercepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Diverted {
+    Redirect,
+    Tproxy,
+}
+
+/// The original destination of `stream`. A redirected stream that was not redirected (a client
+/// connected to the listener itself) reports its own local address here, or an error when
+/// conntrack has no record of it.
+pub fn destination(stream: &TcpStream, how: Diverted) -> io::Result<SocketAddr> {
     let local = stream.local_addr()?;
+    if how == Diverted::Tproxy {
+        return Ok(local);
+    }
     // An IPv4 client on a dual-stack (`[::]`) listener arrives as an IPv4-mapped address, and
     // its NAT record is an IPv4 one.
     let v4 = match local.ip() {
