@@ -21,13 +21,15 @@ const HOSTS: &str = "127.0.0.1 localhost\n\
                      198.18.2.2 multi.test\n\
                      198.18.2.3 multi.test\n\
                      198.18.1.1 gateway.test\n\
-                     10.0.0.5 private.test\n";
+                     10.0.0.5 private.test\n\
+                     198.18.2.2 mixed.test\n\
+                     10.0.0.6 mixed.test\n";
 
 /// Names are allowed on their default ports (80 and 443 for intercepted connections); one
 /// address is allowed by an IP entry; the benchmarking ranges the namespaces use are let past
 /// the address guard (as a site's own networks would be).
 const POLICY: &str = "admin: 127.0.0.1:0\n\
-                      allow: [allowed.test, allowed6.test, multi.test, gateway.test, private.test, \"198.18.2.3:443\"]\n\
+                      allow: [allowed.test, allowed6.test, multi.test, gateway.test, private.test, mixed.test, \"198.18.2.3:443\"]\n\
                       dns: { timeout: 1s }\n\
                       address_guard: { allow_networks: [198.18.0.0/15, \"2001:2::/48\"] }\n";
 
@@ -256,7 +258,10 @@ fn a_name_must_resolve_to_the_address_the_client_was_going_to() {
         // A name that resolves to a private address is refused by the address guard, as through
         // the explicit proxy.
         assert_tls_refused(&https(gw, "private.test", "10.0.0.5"));
-        wait_counted(gw, "deny", "private-address", 1.0);
+        // So is a name with a private address among its public ones, even when the client went to
+        // the public one: mixed answers are how DNS rebinding starts.
+        assert_tls_refused(&https(gw, "mixed.test", ORIGIN));
+        wait_counted(gw, "deny", "private-address", 2.0);
     });
 }
 
