@@ -39,6 +39,29 @@ fn check_summarises_a_valid_file() {
 }
 
 #[test]
+fn the_corporate_examples_check_and_name_their_files_and_service() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/corporate");
+    let (code, stdout, stderr) = run(&["check", &format!("{root}/kerberos.yaml")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "corp = http://squid.corp.example:3128, Kerberos for HTTP@squid.corp.example \
+             from keytab /etc/egress/egress.keytab"
+        ),
+        "{stdout}"
+    );
+    let (code, stdout, stderr) = run(&["check", &format!("{root}/tls.yaml")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(
+            "corp = https://squid.corp.example:3129, TLS trusting system roots + \
+             /etc/egress/corp-ca.pem, client certificate /etc/egress/egress.pem"
+        ),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn check_names_file_line_column_and_path_of_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_file(

@@ -8,6 +8,9 @@
 # The C parts of two dependencies (ring, signal-hook's siginfo helper) are compiled by their
 # build scripts even for `clippy`; with no SDK, clang gets a few stub headers instead of
 # Apple's. The objects made that way are never linked, only their Rust callers checked.
+# libgssapi-sys runs bindgen over the GSSAPI headers: without Apple's GSS framework it is
+# pointed at MIT's (libkrb5-dev, the same API) with a stub <sys/types.h>, which is enough for
+# the declarations the safe binding uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,10 +51,17 @@ typedef struct { int si_signo; int si_errno; int si_code; pid_t si_pid; uid_t si
 #define CLD_CONTINUED 6
 EOF
 
+gss_stub=target/macos-stub/gssapi
+mkdir -p "$gss_stub/sys"
+printf '#include <stddef.h>\ntypedef long ssize_t;\ntypedef unsigned int uid_t;\ntypedef unsigned int gid_t;\ntypedef int pid_t;\n' \
+  >"$gss_stub/sys/types.h"
+
 for target in "${targets[@]}"; do
   rustup target add "$target" >/dev/null 2>&1 || true
   var=${target//-/_}
   env "CC_$var=$clang" "AR_$var=$ar" \
     "CFLAGS_$var=-ffreestanding -nostdlibinc -isystem $PWD/$stub" \
+    LIBGSSAPI_IMPL=mit \
+    "BINDGEN_EXTRA_CLANG_ARGS_$var=-ffreestanding -nostdlibinc -isystem $PWD/$stub -isystem $PWD/$gss_stub -idirafter /usr/include" \
     cargo clippy --workspace --all-targets --locked --target "$target" -- -D warnings
 done

@@ -100,7 +100,11 @@ fn main() -> anyhow::Result<()> {
     let mut bulk: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     let mut rate: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
     for run in 0..args.runs {
-        for (i, contender) in contenders.iter().enumerate() {
+        // A different order each run, so no contender always follows the same one (a machine
+        // that slows down or speeds up over a run would otherwise favour a position).
+        for k in 0..contenders.len() {
+            let i = (k + run) % contenders.len();
+            let contender = &contenders[i];
             let mib_s = workloads::bulk(contender, source, args.bytes)?;
             let per_s = workloads::tunnel_rate(contender, echo, args.tunnels, args.workers)?;
             eprintln!(

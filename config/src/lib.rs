@@ -30,4 +30,6 @@ pub use settings::{
     AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck,
     Timeouts, TlsInspection, WithoutSni,
 };
-pub use upstream::{RouteChoice, Routing, Secret, Upstream, UpstreamKind};
+pub use upstream::{
+    AuthScheme, Negotiate, ParentTls, RouteChoice, Routing, Secret, Upstream, UpstreamKind,
+};

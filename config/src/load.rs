@@ -170,6 +170,9 @@ fn check_routes(raw: &RawFile, origin: &str) -> Result<(), ConfigError> {
                 Some("write http://user@host:port"),
             ));
         }
+        if let Err((key, message, hint)) = upstream.secure().check() {
+            return Err(fail(format!("{path}.{key}"), message, hint));
+        }
         for (i, next) in upstream.fallback.iter().enumerate() {
             if next == name || next.0 == DIRECT || !raw.upstreams.contains_key(next) {
                 return Err(fail(
@@ -400,7 +403,8 @@ fn routing(
     Routing {
         upstreams: upstreams
             .into_iter()
-            .map(|(name, raw)| {
+            .map(|(name, mut raw)| {
+                let (tls, negotiate) = raw.take_secure();
                 let url = raw.url.0;
                 let password = url.password.or_else(|| secrets.take_password(&name.0));
                 Upstream {
@@ -413,6 +417,8 @@ fn routing(
                     password_file: raw.password_file.map(|f| f.0),
                     fallback: raw.fallback.into_iter().map(|n| n.0).collect(),
                     health_check: raw.health_check.map_or(DEFAULT_HEALTH_CHECK, |d| d.0),
+                    tls,
+                    negotiate,
                 }
             })
             .collect(),

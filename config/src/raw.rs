@@ -145,6 +145,57 @@ pub struct RawUpstream {
     pub fallback: Vec<UpstreamName>,
     #[serde(default)]
     pub health_check: Option<DurationEntry>,
+    /// `basic` (implied by a user in the url) or `negotiate` (Kerberos).
+    #[serde(default)]
+    pub auth: Option<crate::upstream::AuthScheme>,
+    #[serde(default)]
+    pub principal: Option<String>,
+    #[serde(default)]
+    pub keytab: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub client_cert: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<std::path::PathBuf>,
+}
+
+impl RawUpstream {
+    /// The TLS and Kerberos keys, for `RawSecure::check`.
+    pub fn secure(&self) -> crate::upstream::secure::RawSecure<'_> {
+        crate::upstream::secure::RawSecure {
+            tls_url: self.url.0.tls,
+            http_url: self.url.0.kind == crate::upstream::UpstreamKind::Http,
+            has_user: self.url.0.user.is_some(),
+            auth: self.auth,
+            principal: self.principal.as_deref(),
+            keytab: self.keytab.as_ref(),
+            ca_file: self.ca_file.as_ref(),
+            client_cert: self.client_cert.as_ref(),
+            client_key: self.client_key.as_ref(),
+        }
+    }
+
+    /// The compiled TLS and Kerberos settings.
+    pub fn take_secure(
+        &mut self,
+    ) -> (
+        Option<crate::upstream::ParentTls>,
+        Option<crate::upstream::Negotiate>,
+    ) {
+        let tls = self.url.0.tls.then(|| crate::upstream::ParentTls {
+            ca_file: self.ca_file.take(),
+            client_cert: self.client_cert.take(),
+            client_key: self.client_key.take(),
+        });
+        let negotiate = (self.auth == Some(crate::upstream::AuthScheme::Negotiate)).then(|| {
+            crate::upstream::Negotiate {
+                principal: self.principal.take(),
+                keytab: self.keytab.take(),
+            }
+        });
+        (tls, negotiate)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -49,8 +49,12 @@ pub enum DenyReason {
     UpstreamBadResponse,
     /// The parent proxy refused the destination (its own policy, e.g. Squid's `dstdomain`).
     UpstreamDenied,
-    /// The parent proxy rejected egress's credentials (407).
+    /// The parent proxy rejected egress's credentials (407), or egress could not get any
+    /// (no Kerberos ticket for the parent).
     UpstreamAuthFailed,
+    /// The TLS session to an `https://` parent could not be set up (certificate, name, CA,
+    /// client certificate).
+    UpstreamTlsFailed,
 }
 
 /// Who caused a refusal; decides the status family (4xx for client and policy, 5xx otherwise).
@@ -64,7 +68,7 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 20] = [
+    pub const ALL: [DenyReason; 21] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
@@ -85,6 +89,7 @@ impl DenyReason {
         Self::UpstreamBadResponse,
         Self::UpstreamDenied,
         Self::UpstreamAuthFailed,
+        Self::UpstreamTlsFailed,
     ];
 
     /// The stable kebab-case name.
@@ -110,6 +115,7 @@ impl DenyReason {
             Self::UpstreamBadResponse => "upstream-bad-response",
             Self::UpstreamDenied => "upstream-denied",
             Self::UpstreamAuthFailed => "upstream-auth-failed",
+            Self::UpstreamTlsFailed => "upstream-tls-failed",
         }
     }
 
@@ -133,7 +139,8 @@ impl DenyReason {
             | Self::UpstreamUnreachable
             | Self::UpstreamTimeout
             | Self::UpstreamBadResponse
-            | Self::UpstreamAuthFailed => Fault::Upstream,
+            | Self::UpstreamAuthFailed
+            | Self::UpstreamTlsFailed => Fault::Upstream,
         }
     }
 
@@ -167,6 +174,9 @@ impl DenyReason {
             }
             Self::UpstreamAuthFailed => {
                 "the parent proxy rejected egress's credentials; the proxy's operator must fix them"
+            }
+            Self::UpstreamTlsFailed => {
+                "the TLS connection to the parent proxy failed; the proxy's operator must fix its certificates"
             }
         }
     }

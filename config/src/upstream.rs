@@ -7,6 +7,9 @@ use std::time::Duration;
 use crate::host::{parse_authority, Host};
 use crate::pattern::Pattern;
 
+pub mod secure;
+pub use secure::{AuthScheme, Negotiate, ParentTls};
+
 /// A password or other credential: `Debug` and `Display` print `***`, so a configuration, an
 /// error or a log line holding one cannot leak it by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -69,6 +72,10 @@ pub struct Upstream {
     pub fallback: Vec<String>,
     /// How often a parent is probed (a TCP connect) to mark it up or down.
     pub health_check: Duration,
+    /// `Some` for an `https://` parent: the connection to it is TLS.
+    pub tls: Option<ParentTls>,
+    /// `Some` for `auth: negotiate`: Kerberos instead of user and password.
+    pub negotiate: Option<Negotiate>,
 }
 
 impl Upstream {
@@ -79,11 +86,11 @@ impl Upstream {
             .as_deref()
             .map(|u| format!("{u}@"))
             .unwrap_or_default();
-        format!(
-            "{}://{user}{}",
-            self.kind.scheme(),
-            self.host.authority(self.port)
-        )
+        let scheme = match (self.kind, &self.tls) {
+            (UpstreamKind::Http, Some(_)) => "https",
+            (kind, _) => kind.scheme(),
+        };
+        format!("{scheme}://{user}{}", self.host.authority(self.port))
     }
 }
 
@@ -162,24 +169,23 @@ pub struct UpstreamUrl {
     pub port: u16,
     pub user: Option<String>,
     pub password: Option<Secret>,
+    /// Written `https://`: TLS to the parent.
+    pub tls: bool,
 }
 
 /// Parses an upstream URL. Errors never repeat the password: they quote `masked(text)`.
 pub fn parse_upstream_url(text: &str) -> Result<UpstreamUrl, (String, Option<&'static str>)> {
     let shown = masked(text);
-    let hint = Some("write http://[user@]host:port or socks5://[user@]host:port");
+    let hint =
+        Some("write http://[user@]host:port, https://host:port or socks5://[user@]host:port");
     let Some((scheme, rest)) = text.split_once("://") else {
         return Err((format!("{shown:?} is not a URL"), hint));
     };
-    let (kind, default_port) = match scheme.to_ascii_lowercase().as_str() {
-        "http" => (UpstreamKind::Http, 3128),
-        "socks5" | "socks5h" => (UpstreamKind::Socks5, 1080),
-        "https" => {
-            return Err((
-                format!("{shown:?}: TLS to the parent proxy is not supported"),
-                Some("most parents (Squid) take plain http:// and tunnel TLS with CONNECT"),
-            ))
-        }
+    let (kind, default_port, tls) = match scheme.to_ascii_lowercase().as_str() {
+        "http" => (UpstreamKind::Http, 3128, false),
+        // A TLS parent (Squid's https_port); 443 as for any https URL.
+        "https" => (UpstreamKind::Http, 443, true),
+        "socks5" | "socks5h" => (UpstreamKind::Socks5, 1080, false),
         other => return Err((format!("{shown:?}: unknown scheme {other:?}"), hint)),
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
@@ -222,6 +228,7 @@ pub fn parse_upstream_url(text: &str) -> Result<UpstreamUrl, (String, Option<&'s
         port: port.unwrap_or(default_port),
         user,
         password,
+        tls,
     })
 }
 

@@ -64,13 +64,16 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     sub: Option<Sub>,
-    /// Send everything to a running proxy ([http://|socks5://][USER@]HOST:PORT), which decides,
+    /// Send everything to a running proxy ([http://|https://|socks5://][USER@]HOST:PORT), which decides,
     /// instead of the embedded one.
     #[arg(long, value_name = "URL")]
     proxy: Option<String>,
     /// With a user in --proxy's URL: the file holding the password (else EGRESS_PROXY_PASSWORD).
     #[arg(long, value_name = "FILE")]
     proxy_password_file: Option<PathBuf>,
+    /// Authenticate to --proxy with Kerberos (Negotiate): your own ticket, as `klist` shows it.
+    #[arg(long)]
+    proxy_negotiate: bool,
     /// Policy file for the embedded proxy (default: the built-in policy).
     #[arg(long, value_name = "FILE")]
     policy: Option<PathBuf>,
@@ -138,6 +141,8 @@ enum Sub {
 }
 
 fn main() -> ExitCode {
+    // Kerberos to a parent runs in a child process of this executable (see its module).
+    egress_proxy::parent::negotiate::agent::run_if_asked();
     let cli = Cli::parse();
     let print_profile = cli.print_profile;
     let result = match cli.sub {
@@ -160,6 +165,7 @@ fn main() -> ExitCode {
             request::Request {
                 proxy: cli.proxy,
                 proxy_password_file: cli.proxy_password_file,
+                proxy_negotiate: cli.proxy_negotiate,
                 policy: cli.policy,
                 allow: cli.allow,
                 deny: cli.deny,

@@ -14,6 +14,8 @@ pub struct Request {
     pub proxy: Option<String>,
     /// The password for `--proxy`'s user, from a file (else `PASSWORD_ENV`).
     pub proxy_password_file: Option<PathBuf>,
+    /// Kerberos to `--proxy` with the user's own ticket.
+    pub proxy_negotiate: bool,
     pub policy: Option<PathBuf>,
     pub allow: Vec<String>,
     pub deny: Vec<String>,
@@ -38,6 +40,9 @@ pub const PASSWORD_ENV: &str = "EGRESS_PROXY_PASSWORD";
 /// `--allow`/`--deny`), or a forwarder to `--proxy`. Checked: it loads, or the URL parses.
 pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     let Some(url) = &request.proxy else {
+        if request.proxy_negotiate {
+            bail!("--proxy-negotiate is for --proxy; a --policy file says auth: negotiate itself");
+        }
         return policy::build(
             request.policy.as_deref(),
             &request.allow,
@@ -54,6 +59,7 @@ pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
     chained_config(
         &ProxyUrl::parse(url)?,
         request.proxy_password_file.as_deref(),
+        request.proxy_negotiate,
     )
 }
 
@@ -66,13 +72,22 @@ pub fn prepare(request: &Request) -> anyhow::Result<egress_config::Config> {
 fn chained_config(
     target: &ProxyUrl<'_>,
     password_file: Option<&std::path::Path>,
+    negotiate: bool,
 ) -> anyhow::Result<egress_config::Config> {
     let url = match target.user {
         Some(user) => format!("{}://{user}@{}", target.scheme, target.host_port),
         None => format!("{}://{}", target.scheme, target.host_port),
     };
     let mut upstream = serde_json::json!({ "url": url });
-    if target.user.is_some() {
+    if negotiate {
+        if target.user.is_some() || password_file.is_some() {
+            bail!("--proxy-negotiate uses your Kerberos ticket: no user or password with it");
+        }
+        if target.scheme == "socks5" {
+            bail!("--proxy-negotiate is for http:// and https:// proxies");
+        }
+        upstream["auth"] = "negotiate".into();
+    } else if target.user.is_some() {
         match password_file {
             Some(path) => upstream["password_file"] = path.to_string_lossy().into(),
             None if std::env::var_os(PASSWORD_ENV).is_some() => {
@@ -109,9 +124,9 @@ struct ProxyUrl<'a> {
 impl<'a> ProxyUrl<'a> {
     fn parse(url: &'a str) -> anyhow::Result<Self> {
         let (scheme, rest) = match url.split_once("://") {
-            Some((scheme @ ("http" | "socks5"), rest)) => (scheme, rest),
+            Some((scheme @ ("http" | "https" | "socks5"), rest)) => (scheme, rest),
             Some((other, _)) => {
-                bail!("--proxy {url}: {other}:// is not supported (http:// or socks5://)")
+                bail!("--proxy {url}: {other}:// is not supported (http://, https:// or socks5://)")
             }
             None => ("http", url),
         };
@@ -135,9 +150,10 @@ impl<'a> ProxyUrl<'a> {
     }
 }
 
-/// Files holding proxy passwords, which the sandbox must not read: `--proxy-password-file`,
-/// every upstream's `password_file` in `config` (a `--policy` file may name them), and the
-/// `--policy` file itself when a password is written in it (in an upstream's URL).
+/// Files holding proxy credentials, which the sandbox must not read: `--proxy-password-file`,
+/// every upstream's `password_file`, Kerberos `keytab` and TLS `client_key` in `config` (a
+/// `--policy` file may name them), and the `--policy` file itself when a password is written
+/// in it (in an upstream's URL).
 pub fn password_files(
     request: &Request,
     config: Option<&egress_config::Config>,
@@ -146,7 +162,14 @@ pub fn password_files(
     let in_config = config
         .into_iter()
         .flat_map(|c| &c.routing.upstreams)
-        .filter_map(|u| u.password_file.clone());
+        .flat_map(|u| {
+            [
+                u.password_file.clone(),
+                u.negotiate.as_ref().and_then(|n| n.keytab.clone()),
+                u.tls.as_ref().and_then(|t| t.client_key.clone()),
+            ]
+        })
+        .flatten();
     let passwords = parent_passwords(config);
     let policy = request.policy.iter().filter(|path| {
         let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -254,7 +277,51 @@ mod tests {
         let refused = ProxyUrl::parse("http://alice:s3cret@squid:3128").unwrap_err();
         assert!(!refused.to_string().contains("s3cret"), "{refused}");
         assert!(refused.to_string().contains("no password in the URL"));
-        assert!(ProxyUrl::parse("https://squid:3128").is_err());
+        assert_eq!(
+            ProxyUrl::parse("https://squid:3129").unwrap().scheme,
+            "https"
+        );
+        assert!(ProxyUrl::parse("ftp://squid:3128").is_err());
         assert!(ProxyUrl::parse("http://squid:3128/path").is_err());
+    }
+}
+
+#[cfg(test)]
+mod credential_files {
+    use super::*;
+
+    #[test]
+    fn keytabs_and_client_keys_are_hidden_like_password_files() {
+        let config = egress_config::load_str(
+            "upstreams:\n  krb:\n    url: http://s\n    auth: negotiate\n    keytab: /k/egress.keytab\n  \
+             tls:\n    url: https://t\n    client_cert: /k/egress.pem\n    client_key: /k/egress.key\n",
+            "test",
+        )
+        .unwrap();
+        let request = Request {
+            proxy: None,
+            proxy_password_file: None,
+            proxy_negotiate: false,
+            policy: None,
+            allow: Vec::new(),
+            deny: Vec::new(),
+            allow_write: Vec::new(),
+            allow_write_home: false,
+            deny_read: Vec::new(),
+            srt_settings: None,
+            read_only: false,
+            pass_env: Vec::new(),
+            quiet: true,
+            command: Vec::new(),
+        };
+        let hidden = password_files(&request, Some(&config)).unwrap();
+        // The certificate is public; its key and the keytab are not.
+        assert_eq!(
+            hidden,
+            [
+                PathBuf::from("/k/egress.keytab"),
+                PathBuf::from("/k/egress.key")
+            ]
+        );
     }
 }

@@ -22,23 +22,8 @@ use crate::{bridge, env, env_scrub, protect, seccomp, secrets};
 
 pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let bwrap = find_bwrap()?;
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    let mut deny_write = Vec::new();
-    if let Some(path) = &request.srt_settings {
-        let srt = crate::srt::load(path, &home)?;
-        for warning in &srt.warnings {
-            eprintln!("{warning}");
-        }
-        request.allow.extend(srt.allow);
-        request.deny.extend(srt.deny);
-        request.deny_read.extend(srt.deny_read);
-        request.allow_write.extend(srt.allow_write);
-        deny_write = srt.deny_write;
-    }
+    let deny_write = merge_srt_settings(&mut request)?;
     let (outside, inside) = bridge::pair()?;
-
     // A policy file or `--proxy` may name parents with passwords, which must be kept from the
     // command (their files masked, their variables removed): they are read before the sandbox
     // is built. Otherwise, the policy loads while bwrap works (see below).
@@ -46,16 +31,115 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         (None, None) => None,
         _ => Some(prepare(&request)?),
     };
+    let sandbox = plan_sandbox(&request, early.as_ref(), deny_write)?;
+    // Before any descriptor is made inheritable below: the guard must hold none of them.
+    let guard = match sandbox.watch.as_ref() {
+        None => None,
+        Some(watch) => Some(Guard::spawn(&sandbox.plan.self_exe, watch)?),
+    };
+    let Started {
+        mut child,
+        info_read,
+    } = start_bubblewrap(&bwrap, &request, &sandbox, inside, &outside)?;
+    // Once the sandbox is (being) built, a failure must end it: the inner half sees the bridge
+    // close and exits without the command. A shutdown, not a close: the signal thread holds a
+    // duplicate of this end.
+    let mut abandon = |error: anyhow::Error| {
+        let _ = rustix::net::shutdown(&outside, rustix::net::Shutdown::Both);
+        let _ = child.wait();
+        error
+    };
+    // While bubblewrap builds the sandbox (most of the start-up time), the policy is loaded and
+    // the proxy made ready; the inner half starts the command only once told to go, so a bad
+    // policy or proxy URL means no command runs at all.
+    let (state, runtime) = ready_proxy(early, &request).map_err(&mut abandon)?;
+    let blocked = Blocked::default();
+    let following = blocked.follow(&state.observer, runtime.handle());
+    let sandbox_pid = read_child_pid(info_read);
+    if let (Some(guard), Some(pid)) = (&guard, sandbox_pid) {
+        guard.watch_sandbox(pid).map_err(&mut abandon)?;
+    }
+    // Fails only when the sandbox is already gone; the exit status below then says why.
+    let _ = bridge::send_go(&outside);
+    runtime.spawn(serve(outside, state));
+    let status = child.wait()?;
+    if sandbox_pid.is_none() {
+        bail!(
+            "bubblewrap could not create the sandbox (exit {:?}); its own message is above. egress-run needs bubblewrap 0.5 or newer. \
+             If it said \"No permissions to create new namespace\" \
+             or \"Operation not permitted\", unprivileged user namespaces are off: \
+             sysctl kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ \
+             sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap",
+            status.code()
+        );
+    }
+    following.finish(&runtime);
+    if !request.quiet {
+        // At exit, beside what was blocked: why a tool may have found no token.
+        let told = sandbox
+            .scrub
+            .message()
+            .into_iter()
+            .chain(blocked.paragraph());
+        for paragraph in told {
+            eprintln!("{paragraph}");
+        }
+    }
+    // The command is over: no need to wait for the proxy's tasks to wind down.
+    runtime.shutdown_background();
+    let found = guard.map(Guard::finish).transpose()?.unwrap_or(false);
+    if found {
+        return Ok(protect::planted_exit(status));
+    }
+    Ok(crate::signals::exit_code(status))
+}
+
+/// `--srt-settings`: srt's allow, deny and filesystem lists join the request's; returns the
+/// `--deny-write` paths they name.
+fn merge_srt_settings(request: &mut Request) -> anyhow::Result<Vec<PathBuf>> {
+    let Some(path) = &request.srt_settings else {
+        return Ok(Vec::new());
+    };
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let srt = crate::srt::load(path, &home)?;
+    for warning in &srt.warnings {
+        eprintln!("{warning}");
+    }
+    request.allow.extend(srt.allow);
+    request.deny.extend(srt.deny);
+    request.deny_read.extend(srt.deny_read);
+    request.allow_write.extend(srt.allow_write);
+    Ok(srt.deny_write)
+}
+
+/// What the sandbox will be: its mounts, the variables kept from the command, and what the
+/// guard watches (`None` when nothing is writable).
+struct Sandbox {
+    plan: Plan,
+    scrub: env_scrub::Scrub,
+    watch: Option<protect::Watch>,
+}
+
+/// Decides the sandbox: what the command must not read (secrets, parent passwords, scrubbed
+/// variables' files), what it may write, and what it could plant for later there (refused,
+/// protected by mounts, and watched by the guard).
+fn plan_sandbox(
+    request: &Request,
+    early: Option<&egress_config::Config>,
+    deny_write: Vec<PathBuf>,
+) -> anyhow::Result<Sandbox> {
     let caller_env: Vec<_> = std::env::vars_os().collect();
     let scrub = env_scrub::scrub(
         &caller_env,
-        &parent_passwords(early.as_ref()),
+        &parent_passwords(early),
         &request.pass_env,
         &env::names(),
     )
     .map_err(anyhow::Error::msg)?;
     let mut deny_read = absolute(&request.deny_read)?;
-    deny_read.extend(password_files(&request, early.as_ref())?);
+    deny_read.extend(password_files(request, early)?);
     deny_read.extend(scrub.files(&caller_env));
     let cwd = std::env::current_dir()?;
     bwrap::check_bindable(&cwd, "the working directory").map_err(anyhow::Error::msg)?;
@@ -77,10 +161,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     for warning in &found.warnings {
         eprintln!("{warning}");
     }
-    let secrets = found.paths;
     let protected = bwrap::existing_protected_paths(&homes);
-    // What the command could plant for later (see `protect`): refused, protected by mounts,
-    // and checked at exit by the guard.
     let roots: Vec<PathBuf> = match request.read_only {
         true => Vec::new(),
         false => std::iter::once(&cwd)
@@ -107,19 +188,38 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     let plan = Plan {
         cwd,
         allow_write,
-        deny_read: existing_only(deny_read, &request),
+        deny_read: existing_only(deny_read, request),
         deny_write: absolute(&deny_write)?,
         read_only: request.read_only,
         self_exe: std::env::current_exe()?,
-        secrets,
+        secrets: found.paths,
         protected,
         guarded: survey.binds,
     };
-    // Before any descriptor is made inheritable below: the guard must hold none of them.
-    let guard = match roots.is_empty() {
-        true => None,
-        false => Some(Guard::spawn(&plan.self_exe, &survey.watch)?),
-    };
+    Ok(Sandbox {
+        plan,
+        scrub,
+        watch: (!roots.is_empty()).then_some(survey.watch),
+    })
+}
+
+/// bubblewrap, started around the inner half.
+struct Started {
+    child: std::process::Child,
+    /// bwrap's `--info-fd` JSON (see `read_child_pid`).
+    info_read: std::os::fd::OwnedFd,
+}
+
+/// Starts bubblewrap around the inner half with the sandbox's mounts, seccomp filters and
+/// environment, the bridge's `inside` end passed on to it, and signals to egress-run passed on
+/// over the bridge's `outside` end.
+fn start_bubblewrap(
+    bwrap: &Path,
+    request: &Request,
+    sandbox: &Sandbox,
+    inside: std::os::fd::OwnedFd,
+    outside: &std::os::fd::OwnedFd,
+) -> anyhow::Result<Started> {
     let (info_read, info_write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     // bwrap must inherit the info pipe's write end and the bridge's inside end (it passes the
     // latter on to the inner half); nothing else is spawned meanwhile, so clearing their
@@ -135,8 +235,8 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::empty())?;
         filters.push(read);
     }
-    let self_inside = bwrap::self_inside(&plan);
-    let mut command = Command::new(&bwrap);
+    let self_inside = bwrap::self_inside(&sandbox.plan);
+    let mut command = Command::new(bwrap);
     command
         .arg("--as-pid-1")
         .arg("--info-fd")
@@ -146,7 +246,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
                 .iter()
                 .flat_map(|fd| ["--add-seccomp-fd".to_string(), fd.as_raw_fd().to_string()]),
         )
-        .args(bwrap::args(&plan))
+        .args(bwrap::args(&sandbox.plan))
         .arg(&self_inside)
         .arg("__inner")
         .arg("--bridge-fd")
@@ -155,7 +255,7 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
         .args(&request.command)
         .stdin(Stdio::inherit());
     let vars = env::proxy_env(env::INSIDE_PORT, &self_inside.to_string_lossy());
-    env::apply(&mut command, vars, &scrub);
+    env::apply(&mut command, vars, &sandbox.scrub);
     // Signals: see `signals`. bubblewrap starts with the terminal's signals ignored, and in a
     // process group of its own unless egress-run is the terminal's foreground job (there the
     // command must share the terminal's foreground group to read it and get Ctrl-C).
@@ -164,86 +264,38 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     if own_group {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
     }
-    let mut child = command
+    let child = command
         .spawn()
         .with_context(|| format!("cannot start {}", bwrap.display()))?;
     let caught = crate::signals::catch()?;
     unblock.now();
-    let signal_sink = rustix::io::dup(&outside)?;
+    let signal_sink = rustix::io::dup(outside)?;
     // In a group of its own the sandbox gets nothing from the terminal: pass that on too.
     crate::signals::pass_on_sent(caught, own_group, move |signal| {
         // Fails only when the sandbox is gone already.
         let _ = bridge::send_signal(&signal_sink, signal);
     });
     crate::limits::raise_open_files();
-    drop(info_write);
-    drop(inside);
-    drop(filters);
-    // While bubblewrap builds the sandbox (most of the start-up time), the policy is loaded and
-    // the proxy started; the inner half starts the command only once told to go, so a bad
-    // policy or proxy URL means no command runs at all.
-    let prepared = early
-        .map_or_else(|| prepare(&request), Ok)
-        .and_then(|proxy| {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()?;
-            Ok((proxy, runtime))
-        });
-    let (config, runtime) = match prepared {
-        Ok(ready) => ready,
-        Err(error) => {
-            // The inner half sees the bridge close and exits without the command. A shutdown,
-            // not a close: the signal thread holds a duplicate of this end.
-            let _ = rustix::net::shutdown(&outside, rustix::net::Shutdown::Both);
-            let _ = child.wait();
-            return Err(error);
-        }
-    };
+    // `info_write`, `inside` and the filters' read ends are bwrap's now: dropped here.
+    Ok(Started { child, info_read })
+}
+
+/// The embedded proxy's state (policy loaded now unless `early` has it) and the runtime it
+/// will run on.
+fn ready_proxy(
+    early: Option<egress_config::Config>,
+    request: &Request,
+) -> anyhow::Result<(std::sync::Arc<ProxyState>, tokio::runtime::Runtime)> {
+    let config = early.map_or_else(|| prepare(request), Ok)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     let state = {
         let _within = runtime.enter();
         ProxyState::new(&config)
     };
-    let blocked = Blocked::default();
-    let following = blocked.follow(&state.observer, runtime.handle());
-    let sandbox_pid = read_child_pid(info_read);
-    if let (Some(guard), Some(pid)) = (&guard, sandbox_pid) {
-        if let Err(error) = guard.watch_sandbox(pid) {
-            let _ = rustix::net::shutdown(&outside, rustix::net::Shutdown::Both);
-            let _ = child.wait();
-            return Err(error);
-        }
-    }
-    // Fails only when the sandbox is already gone; the exit status below then says why.
-    let _ = bridge::send_go(&outside);
-    runtime.spawn(serve(outside, state));
-    let status = child.wait()?;
-    if sandbox_pid.is_none() {
-        bail!(
-            "bubblewrap could not create the sandbox (exit {:?}); its own message is above. egress-run needs bubblewrap 0.5 or newer. \
-             If it said \"No permissions to create new namespace\" \
-             or \"Operation not permitted\", unprivileged user namespaces are off: \
-             sysctl kernel.unprivileged_userns_clone=1 (Debian), or on Ubuntu 24.04+ \
-             sysctl kernel.apparmor_restrict_unprivileged_userns=0 or an AppArmor profile for bwrap",
-            status.code()
-        );
-    }
-    following.finish(&runtime);
-    if !request.quiet {
-        // At exit, beside what was blocked: why a tool may have found no token.
-        let told = scrub.message().into_iter().chain(blocked.paragraph());
-        for paragraph in told {
-            eprintln!("{paragraph}");
-        }
-    }
-    // The command is over: no need to wait for the proxy's tasks to wind down.
-    runtime.shutdown_background();
-    let found = guard.map(Guard::finish).transpose()?.unwrap_or(false);
-    if found {
-        return Ok(protect::planted_exit(status));
-    }
-    Ok(crate::signals::exit_code(status))
+    Ok((state, runtime))
 }
 
 /// The `--deny-read` paths that exist: a mask over a missing one would create it on the host

@@ -68,7 +68,7 @@ pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
         UnsupportedMethod => (501, "Not Implemented"),
         TooManyConnections | ShuttingDown => (503, "Service Unavailable"),
         DnsFailed | UpstreamRefused | UpstreamUnreachable | UpstreamBadResponse
-        | UpstreamAuthFailed => (502, "Bad Gateway"),
+        | UpstreamAuthFailed | UpstreamTlsFailed => (502, "Bad Gateway"),
         UpstreamTimeout => (504, "Gateway Timeout"),
     }
 }
@@ -97,7 +97,7 @@ pub const fn socks_code(reason: DenyReason) -> u8 {
         Fault::Upstream => match reason {
             UpstreamRefused => socks_reply::CONNECTION_REFUSED,
             UpstreamUnreachable => socks_reply::NETWORK_UNREACHABLE,
-            UpstreamAuthFailed => socks_reply::GENERAL_FAILURE,
+            UpstreamAuthFailed | UpstreamTlsFailed => socks_reply::GENERAL_FAILURE,
             _ => socks_reply::HOST_UNREACHABLE,
         },
     }

@@ -90,8 +90,9 @@ fn parents(config: &Config) -> String {
         } else {
             format!(", fallback {}", upstream.fallback.join(" → "))
         };
+        let secure = egress_config::upstream::secure::summary(upstream);
         out.push_str(&format!(
-            "  upstream: {} = {}{password}{fallback}, health check every {}s\n",
+            "  upstream: {} = {}{password}{secure}{fallback}, health check every {}s\n",
             upstream.name,
             upstream.display_url(),
             upstream.health_check.as_secs_f64()

@@ -68,6 +68,8 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // Kerberos to a parent runs in a child process of this executable (see its module).
+    egress_proxy::parent::negotiate::agent::run_if_asked();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check { file }) => check::run(&file),

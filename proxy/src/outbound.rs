@@ -118,6 +118,10 @@ pub struct Opened {
     pub pending: BytesMut,
     /// The HTTP parent this connection goes to, for plain-HTTP forwarding through it.
     pub forward_through: Option<Upstream>,
+    /// Why the TLS session to an `https://` parent broke, if it does.
+    pub tls: Option<parent::tls::Watch>,
+    /// The parent's `Proxy-Authorization` line for the first request (see `parent::Via`).
+    pub authorization: Option<String>,
     /// The parent route taken, when one was.
     pub route: Option<String>,
 }
@@ -141,6 +145,8 @@ pub async fn open(
             stream: dial(snapshot, &addrs).await?,
             pending: BytesMut::new(),
             forward_through: None,
+            tls: None,
+            authorization: None,
             route: None,
         }),
         Way::Parent(route) => {
@@ -149,6 +155,8 @@ pub async fn open(
                 stream: via.stream,
                 pending: via.pending,
                 forward_through: via.forward_through,
+                tls: via.tls,
+                authorization: via.authorization,
                 route: Some(route),
             })
         }

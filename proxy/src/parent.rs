@@ -9,9 +9,11 @@
 
 pub mod health;
 mod http;
+pub mod negotiate;
 mod socks5;
+pub mod tls;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -40,6 +42,10 @@ pub trait Reach: Send + Sync + 'static {
 pub struct Parents {
     routing: Routing,
     health: Vec<Arc<Health>>,
+    /// Each `https://` parent's TLS settings, built on first use (files are read then).
+    tls: Vec<OnceLock<Result<Arc<rustls::ClientConfig>, String>>>,
+    /// The Kerberos agents of `auth: negotiate` parents, started on first use.
+    negotiate: negotiate::Agents,
 }
 
 impl Parents {
@@ -47,6 +53,21 @@ impl Parents {
         Self {
             routing: routing.clone(),
             health: routing.upstreams.iter().map(|u| table.entry(u)).collect(),
+            tls: routing.upstreams.iter().map(|_| OnceLock::new()).collect(),
+            negotiate: negotiate::Agents::default(),
+        }
+    }
+
+    /// The rustls configuration for an `https://` parent (an error says which file is wrong).
+    fn tls_config(
+        &self,
+        upstream: &Upstream,
+        tls: &egress_config::ParentTls,
+    ) -> Result<Arc<rustls::ClientConfig>, String> {
+        let index = self.routing.upstreams.iter().position(|u| u == upstream);
+        match index.and_then(|i| self.tls.get(i)) {
+            Some(cell) => cell.get_or_init(|| tls::client_config(tls)).clone(),
+            None => tls::client_config(tls),
         }
     }
 
@@ -97,6 +118,12 @@ pub struct Via {
     pub stream: TcpStream,
     /// Bytes the parent already sent after its answer (from the destination).
     pub pending: BytesMut,
+    /// For an `https://` parent: why its TLS session broke, if it does.
+    pub tls: Option<tls::Watch>,
+    /// For plain-HTTP forwarding through an HTTP parent: the `Proxy-Authorization` line for the
+    /// first request on this connection (a Kerberos token is good for one use; the parent
+    /// keeps the connection authenticated after it).
+    pub authorization: Option<String>,
     /// `Some` when the parent is an HTTP proxy and the connection is to the proxy itself (plain
     /// HTTP forwarding): requests go in absolute form with these credentials.
     pub forward_through: Option<Upstream>,
@@ -143,9 +170,13 @@ pub async fn open(
             format!("no parent named {name:?}"),
         )
     });
-    // Whatever failed at the parents, for the client the way out is unreachable (or slow).
+    // Whatever failed at the parents, for the client the way out is unreachable (or slow),
+    // unless egress itself could not prove who it is or who the parent is: that needs the
+    // operator, and says so.
     let reason = match last.reason {
-        DenyReason::UpstreamTimeout => DenyReason::UpstreamTimeout,
+        DenyReason::UpstreamTimeout
+        | DenyReason::UpstreamAuthFailed
+        | DenyReason::UpstreamTlsFailed => last.reason,
         _ => DenyReason::UpstreamUnreachable,
     };
     Err(Refusal::new(
@@ -180,21 +211,59 @@ async fn attempt(
         .resolve(&upstream.host, upstream.port)
         .await
         .map_err(failed)?;
-    let mut stream = dial::dial(&addrs, reach.dial_timeout())
+    // A ticket first: without one there is nothing to send, and a KDC that is down is a
+    // reason to try the next parent.
+    let authorization = match &upstream.negotiate {
+        Some(negotiate) => Some(
+            reach
+                .parents()
+                .negotiate
+                .authorization(upstream, negotiate, reach.dial_timeout())
+                .await
+                .map_err(failed)?,
+        ),
+        None => http::authorization(upstream),
+    };
+    let stream = dial::dial(&addrs, reach.dial_timeout())
         .await
         .map_err(failed)?;
     let deadline = Instant::now() + reach.dial_timeout();
+    let (mut stream, watch) = match &upstream.tls {
+        Some(settings) => {
+            let config = reach.parents().tls_config(upstream, settings);
+            let (stream, watch) = tls::wrap(stream, upstream, config, deadline)
+                .await
+                .map_err(failed)?;
+            (stream, Some(watch))
+        }
+        None => (stream, None),
+    };
     match (upstream.kind, purpose) {
         (UpstreamKind::Http, Purpose::Forward) => Ok(Via {
             stream,
             pending: BytesMut::new(),
+            tls: watch,
+            authorization,
             forward_through: Some(upstream.clone()),
         }),
         (UpstreamKind::Http, Purpose::Tunnel) => {
-            let pending = http::connect(&mut stream, upstream, host, port, deadline).await?;
+            let pending = http::connect(
+                &mut stream,
+                upstream,
+                (host, port),
+                authorization.as_deref(),
+                deadline,
+            )
+            .await
+            .map_err(|e| match watch.as_ref().and_then(tls::Watch::failure) {
+                Some(refusal) => failed(refusal),
+                None => e,
+            })?;
             Ok(Via {
                 stream,
                 pending,
+                tls: watch,
+                authorization: None,
                 forward_through: None,
             })
         }
@@ -220,6 +289,8 @@ async fn attempt(
             Ok(Via {
                 stream,
                 pending: BytesMut::new(),
+                tls: None,
+                authorization: None,
                 forward_through: None,
             })
         }

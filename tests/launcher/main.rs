@@ -9,6 +9,9 @@
 //! credential files, `.env` files, variables, keyrings. `lifecycle`: exit codes, signals,
 //! kill -9, errors. `planting`: nothing written inside runs on the host later. `terminal`: tmux.
 
+#[allow(dead_code)] // the launcher tests use the realm and one user
+#[path = "../support/kdc.rs"]
+mod kdc;
 #[allow(dead_code)] // the launcher tests use only the plain origin
 #[path = "../support/origin.rs"]
 mod origin;

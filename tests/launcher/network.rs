@@ -480,3 +480,109 @@ fn allowing_localhost_reaches_the_hosts_loopback_through_the_proxy() {
     let stdout = text(&denied.stdout);
     assert!(stdout.starts_with("HTTP/1.1 403"), "{denied:?}");
 }
+
+#[test]
+fn with_proxy_negotiate_the_users_kerberos_ticket_authenticates_to_the_parent() {
+    use squid::{NegotiateAuth, Squid, SquidOptions};
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let realm = kdc::Kdc::start();
+    realm.add_principal("HTTP/localhost");
+    let service_keytab = realm.keytab("HTTP/localhost", "http.keytab");
+    realm.add_user("dev", "dev-pw-8830");
+    let krb5_config = realm.krb5_config();
+    let squid = Squid::start(&SquidOptions {
+        hosts: SQUID_HOSTS,
+        negotiate: Some(NegotiateAuth {
+            keytab: &service_keytab,
+            krb5_config: &krb5_config,
+        }),
+        ..SquidOptions::default()
+    });
+    // The developer's own ticket, as kinit leaves it.
+    let ccache = format!("FILE:{}", realm.dir().join("dev.ccache").display());
+    let mut kinit = Command::new("kinit")
+        .arg("dev")
+        .env("KRB5_CONFIG", &krb5_config)
+        .env("KRB5CCNAME", &ccache)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    kinit
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"dev-pw-8830\n")
+        .unwrap();
+    assert!(kinit.wait().unwrap().success());
+
+    let work = tempfile::tempdir().unwrap();
+    let proxy = format!("http://localhost:{}", squid.addr.port());
+    let out = Command::new(egress_run())
+        .args(["-q", "--proxy", &proxy, "--proxy-negotiate", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!("curl -s http://allowed.test:{port}/hello"),
+        ])
+        .current_dir(work.path())
+        .env("HOME", no_home())
+        .env("KRB5_CONFIG", &krb5_config)
+        .env("KRB5CCNAME", &ccache)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout).as_str()),
+        (Some(0), "hello from origin\n"),
+        "{out:?}"
+    );
+    let entries = squid.wait_for_entries(1);
+    assert_eq!(
+        entries[0].user,
+        format!("dev@{}", kdc::REALM),
+        "{entries:?}"
+    );
+    // A policy file's Kerberos parent with a service account's keytab: the embedded proxy
+    // uses it, and the command cannot read it.
+    realm.add_principal("agent");
+    // In the working directory, which the command sees (the realm's directory is under the
+    // host's /tmp, which it does not).
+    let keytab = work.path().join("agent.keytab");
+    std::fs::copy(realm.keytab("agent", "agent.keytab"), &keytab).unwrap();
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "allow: [\"allowed.test:*\"]\nupstreams:\n  corp:\n    url: {proxy}\n    auth: negotiate\n    keytab: {}\nroute:\n  default: corp\n",
+            keytab.display()
+        ),
+    )
+    .unwrap();
+    let script = format!(
+        "curl -s http://allowed.test:{port}/hello; cat {} >/dev/null 2>&1 && echo keytab-read || echo keytab-hidden",
+        keytab.display()
+    );
+    let out = Command::new(egress_run())
+        .args(["-q", "--policy", policy.to_str().unwrap(), "--"])
+        .args(["sh", "-c", &script])
+        .current_dir(work.path())
+        .env("HOME", no_home())
+        .env("KRB5_CONFIG", &krb5_config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        text(&out.stdout),
+        "hello from origin\nkeytab-hidden\n",
+        "{out:?}"
+    );
+    let entries = squid.wait_for_entries(2);
+    assert_eq!(
+        entries[1].user,
+        format!("agent@{}", kdc::REALM),
+        "{entries:?}"
+    );
+}

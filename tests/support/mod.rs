@@ -5,9 +5,12 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod dns;
+pub mod kdc;
 pub mod origin;
+pub mod pki;
 pub mod prometheus;
 pub mod squid;
+pub mod stunnel;
 pub mod tls_witness;
 pub mod wait;
 

@@ -45,7 +45,33 @@ pub struct SquidOptions<'a> {
     /// Name → address, Squid's only name resolution (its `hosts_file`), e.g.
     /// `("allowed.test", "127.0.0.1")`.
     pub hosts: &'a [(&'a str, &'a str)],
+    /// A second, TLS port (`https_port`) with this certificate.
+    pub https: Option<HttpsPort<'a>>,
+    /// Kerberos (`Negotiate`) required of every client instead of Basic.
+    pub negotiate: Option<NegotiateAuth<'a>>,
 }
+
+/// Squid's `https_port`: a parent reached over TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpsPort<'a> {
+    /// PEM certificate chain and key Squid presents.
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// `negotiate_kerberos_auth` with the HTTP service's keytab, in the test realm.
+#[derive(Debug, Clone, Copy)]
+pub struct NegotiateAuth<'a> {
+    /// Holds `HTTP/<host>@REALM`; must be readable by Squid's user.
+    pub keytab: &'a Path,
+    /// The realm's krb5.conf, given to Squid (and so its helper) as `KRB5_CONFIG`.
+    pub krb5_config: &'a Path,
+}
+
+/// Debian's path of the Kerberos helper.
+const NEGOTIATE_AUTH: &str = "/usr/lib/squid/negotiate_kerberos_auth";
+/// cache.log's line once the TLS port listens.
+const READY_TLS: &str = "Accepting HTTPS Socket connections";
 
 /// One transaction in Squid's access.log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +93,8 @@ pub struct AccessEntry {
 #[derive(Debug)]
 pub struct Squid {
     pub addr: SocketAddr,
+    /// The `https_port`, when asked for.
+    pub https_addr: Option<SocketAddr>,
     child: Child,
     /// Squid's service name (`-n`). It names the shared-memory segments Squid makes even as a
     /// single process, so every Squid needs its own, and they are found by it after a kill.
@@ -142,10 +170,15 @@ impl Squid {
             .prefix("egress-squid-")
             .tempdir()
             .expect("temporary directory for squid");
-        write_files(dir.path(), options, port);
+        let https_port = options.https.map(|_| ephemeral_port());
+        write_files(dir.path(), options, (port, https_port));
         let output = File::create(dir.path().join("squid.out")).expect("squid.out");
         let service = service_name();
-        let child = Command::new(squid_binary())
+        let mut command = Command::new(squid_binary());
+        if let Some(negotiate) = options.negotiate {
+            command.env("KRB5_CONFIG", negotiate.krb5_config);
+        }
+        let child = command
             // In the foreground, as one process: the test owns it, and its helpers are its
             // children.
             .arg("-N")
@@ -160,6 +193,7 @@ impl Squid {
             .unwrap_or_else(|e| panic!("cannot run squid (Debian's `squid` package): {e}"));
         let mut squid = Squid {
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+            https_addr: https_port.map(|p| SocketAddr::from((Ipv4Addr::LOCALHOST, p))),
             child,
             service,
             dir,
@@ -171,7 +205,8 @@ impl Squid {
     fn wait_until_listening(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + WAIT;
         loop {
-            if self.cache_log().contains(READY) {
+            let log = self.cache_log();
+            if log.contains(READY) && (self.https_addr.is_none() || log.contains(READY_TLS)) {
                 return Ok(());
             }
             let exited = self.child.try_wait().ok().flatten();
@@ -266,7 +301,7 @@ fn service_name() -> String {
     format!("egress{}x{n}", std::process::id())
 }
 
-fn write_files(dir: &Path, options: &SquidOptions, port: u16) {
+fn write_files(dir: &Path, options: &SquidOptions, port: (u16, Option<u16>)) {
     // squid.conf has no quoting for paths.
     assert!(
         !dir.to_string_lossy().contains(char::is_whitespace),
@@ -313,7 +348,11 @@ fn write_files(dir: &Path, options: &SquidOptions, port: u16) {
     write_readable(&dir.join("squid.conf"), &squid_conf(dir, options, port));
 }
 
-fn squid_conf(dir: &Path, options: &SquidOptions, port: u16) -> String {
+fn squid_conf(
+    dir: &Path,
+    options: &SquidOptions,
+    (port, https_port): (u16, Option<u16>),
+) -> String {
     let d = dir.display();
     let mut conf = format!(
         "http_port 127.0.0.1:{port}\n\
@@ -338,6 +377,25 @@ fn squid_conf(dir: &Path, options: &SquidOptions, port: u16) -> String {
          pinger_enable off\n\
          shutdown_lifetime 0 seconds\n"
     );
+    if let (Some(https), Some(https_port)) = (options.https, https_port) {
+        conf.push_str(&format!(
+            "https_port 127.0.0.1:{https_port} tls-cert={} tls-key={}\n",
+            https.cert.display(),
+            https.key.display()
+        ));
+    }
+    if let Some(negotiate) = options.negotiate {
+        // No -r: the principal with its realm is the user in access.log. GSS_C_NO_NAME: any
+        // key in the keytab, as a Squid behind several names is usually set up.
+        conf.push_str(&format!(
+            "auth_param negotiate program {NEGOTIATE_AUTH} -k {} -s GSS_C_NO_NAME -c {d}\n\
+             auth_param negotiate children 5\n\
+             auth_param negotiate keep_alive on\n\
+             acl authed proxy_auth REQUIRED\n\
+             http_access deny !authed\n",
+            negotiate.keytab.display()
+        ));
+    }
     // No SSL_ports/Safe_ports rules: the tests' origins are on ephemeral ports.
     if !options.deny_domains.is_empty() {
         // -n: an IP address as destination is not looked up by reverse DNS to be compared.

@@ -525,3 +525,100 @@ fn admin_and_audit_load_and_admin_stays_on_loopback() {
     let e = err("admin: { listen: 10.0.0.1:9090 }\n");
     assert!(e.message.contains("must be on loopback"), "{e}");
 }
+
+#[test]
+fn tls_and_kerberos_parents_load() {
+    let text = "upstreams:\n  tls:\n    url: https://squid.corp.example:3129\n    ca_file: /etc/corp-ca.pem\n    client_cert: /etc/egress.pem\n    client_key: /etc/egress.key\n  krb:\n    url: http://squid.corp.example:3128\n    auth: negotiate\n    keytab: /etc/egress.keytab\n  krb2:\n    url: https://squid2.corp.example\n    auth: negotiate\n    principal: HTTP@proxy.corp.example\n";
+    let config = load_str(text, "x").unwrap();
+    let tls = config.routing.upstream("tls").unwrap();
+    let parent_tls = tls.tls.as_ref().unwrap();
+    assert_eq!(
+        parent_tls.ca_file.as_deref(),
+        Some("/etc/corp-ca.pem".as_ref())
+    );
+    assert!(parent_tls.client_key.is_some() && tls.negotiate.is_none());
+    assert_eq!(tls.display_url(), "https://squid.corp.example:3129");
+    let krb = config.routing.upstream("krb").unwrap();
+    let negotiate = krb.negotiate.as_ref().unwrap();
+    assert!(krb.tls.is_none());
+    assert_eq!(negotiate.service(&krb.host), "HTTP@squid.corp.example");
+    assert_eq!(
+        negotiate.keytab.as_deref(),
+        Some("/etc/egress.keytab".as_ref())
+    );
+    let krb2 = config.routing.upstream("krb2").unwrap();
+    assert_eq!(
+        krb2.negotiate.as_ref().unwrap().service(&krb2.host),
+        "HTTP@proxy.corp.example"
+    );
+    assert_eq!(krb2.port, 443);
+    assert!(krb2.tls.is_some());
+}
+
+#[test]
+fn tls_and_kerberos_keys_that_do_not_fit_are_refused() {
+    for (text, path, message) in [
+        (
+            "upstreams:\n  c:\n    url: http://s\n    ca_file: /ca.pem\n",
+            "upstreams.c.ca_file",
+            "needs an https:// parent",
+        ),
+        (
+            "upstreams:\n  c:\n    url: https://s\n    client_cert: /c.pem\n",
+            "upstreams.c.client_key",
+            "go together",
+        ),
+        (
+            "upstreams:\n  c:\n    url: https://s\n    client_key: /c.key\n",
+            "upstreams.c.client_cert",
+            "go together",
+        ),
+        (
+            "upstreams:\n  c:\n    url: http://s\n    keytab: /k\n",
+            "upstreams.c.keytab",
+            "for Kerberos parents",
+        ),
+        (
+            "upstreams:\n  c:\n    url: socks5://s\n    auth: negotiate\n",
+            "upstreams.c.auth",
+            "SOCKS5 parent cannot",
+        ),
+        (
+            "upstreams:\n  c:\n    url: http://u:secret1@s\n    auth: negotiate\n",
+            "upstreams.c.auth",
+            "no user name or password",
+        ),
+        (
+            "upstreams:\n  c:\n    url: http://s\n    auth: basic\n",
+            "upstreams.c.auth",
+            "needs a user name",
+        ),
+        (
+            "upstreams:\n  c:\n    url: http://s\n    auth: negotiate\n    principal: HTTP/s@REALM\n",
+            "upstreams.c.principal",
+            "not a GSSAPI service name",
+        ),
+        (
+            "upstreams:\n  c:\n    url: http://s\n    auth: ntlm\n",
+            "upstreams.c.auth",
+            "unknown variant",
+        ),
+    ] {
+        let e = err(text);
+        assert_eq!(e.path, path, "{text}\n{e}");
+        assert!(e.message.contains(message), "{text}\n{e}");
+        assert!(!e.to_string().contains("secret1"), "{e}");
+    }
+}
+
+#[test]
+fn check_names_the_files_and_the_service_but_nothing_in_them() {
+    let text = "upstreams:\n  krb:\n    url: https://squid.corp.example:3129\n    ca_file: /etc/corp-ca.pem\n    client_cert: /etc/egress.pem\n    client_key: /etc/egress.key\n    auth: negotiate\n    keytab: /etc/egress.keytab\n";
+    let config = load_str(text, "x").unwrap();
+    let krb = config.routing.upstream("krb").unwrap();
+    assert_eq!(
+        crate::upstream::secure::summary(krb),
+        ", TLS trusting system roots + /etc/corp-ca.pem, client certificate /etc/egress.pem, \
+         Kerberos for HTTP@squid.corp.example from keytab /etc/egress.keytab"
+    );
+}

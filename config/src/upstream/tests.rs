@@ -16,16 +16,19 @@ fn urls_with_and_without_credentials() {
     );
     assert_eq!(parse_upstream_url("http://[::1]:8080/").unwrap().port, 8080);
     assert_eq!(parse_upstream_url("http://proxy").unwrap().port, 3128);
+    let url = parse_upstream_url("https://squid.corp.example").unwrap();
+    assert_eq!(
+        (url.kind, url.port, url.tls),
+        (UpstreamKind::Http, 443, true)
+    );
+    assert!(!parse_upstream_url("http://proxy").unwrap().tls);
 }
 
 #[test]
 fn bad_urls_are_refused_without_repeating_the_password() {
     for (text, expected) in [
         ("squid:3128", "is not a URL"),
-        (
-            "https://u:hunter2@squid:3128",
-            "TLS to the parent proxy is not supported",
-        ),
+        ("https://u:hunter2@squid:3128/x", "has no path"),
         ("ftp://u:hunter2@squid", "unknown scheme"),
         ("http://u:hunter2@squid:3128/path", "has no path"),
         ("http://u:hunter2@squid:0", "invalid port"),
@@ -66,6 +69,8 @@ fn routes_prefer_the_rule_then_direct_entries_then_the_default() {
         password_file: None,
         fallback: fallback.iter().map(|s| s.to_string()).collect(),
         health_check: Duration::from_secs(5),
+        tls: None,
+        negotiate: None,
     };
     let routing = Routing {
         upstreams: vec![upstream("backup", &[]), upstream("corp", &["backup"])],

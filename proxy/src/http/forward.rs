@@ -29,6 +29,10 @@ pub struct Upstream {
     conn: Buffered<TcpStream>,
     /// The HTTP parent this connection goes to, when it does: requests go in absolute form.
     through: Option<egress_config::Upstream>,
+    /// For an `https://` parent: why its TLS session broke, told instead of "no answer".
+    tls: Option<crate::parent::tls::Watch>,
+    /// The parent's credentials for the first request, when they are good for one use only.
+    first_authorization: Option<String>,
 }
 
 /// What the connection does after this exchange.
@@ -101,7 +105,8 @@ pub async fn exchange(
                 .await
                 .map_err(refused)?,
         };
-        let head = outgoing_head(req, &target, &authority, dest.through.as_ref());
+        let first = dest.first_authorization.take();
+        let head = outgoing_head(req, &target, &authority, dest.through.as_ref(), first);
         let plan = relay::Plan {
             head: &head,
             request_framing,
@@ -115,7 +120,12 @@ pub async fn exchange(
                 debug!(%detail, "kept-alive connection was closed; sending again on a new one");
                 continue;
             }
-            Err(error) => return Err(failure(error, authority)),
+            Err(error) => {
+                if let Some(refusal) = dest.tls.as_ref().and_then(|w| w.failure()) {
+                    return Err(Failure::Refused(refusal, Some(authority), None));
+                }
+                return Err(failure(error, authority));
+            }
         };
         info!(
             method = req.method_str(),
@@ -149,6 +159,7 @@ fn outgoing_head(
     target: &target::Absolute<'_>,
     authority: &str,
     through: Option<&egress_config::Upstream>,
+    first_authorization: Option<String>,
 ) -> Vec<u8> {
     match through {
         None => rewrite::request_head(&req.method, target.path, authority, &req.headers),
@@ -157,7 +168,9 @@ fn outgoing_head(
             target.path,
             authority,
             &req.headers,
-            parent::authorization(parent).as_deref(),
+            first_authorization
+                .or_else(|| parent::authorization(parent))
+                .as_deref(),
         ),
     }
 }
@@ -234,6 +247,8 @@ async fn open(
         key,
         conn,
         through: opened.forward_through,
+        tls: opened.tls,
+        first_authorization: opened.authorization,
     })
 }
 

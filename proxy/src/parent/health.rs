@@ -1,6 +1,8 @@
 //! Whether each parent proxy is up: marked down by a failed connection, then probed (a TCP
-//! connect) every `health_check` until it answers, and logged on every change. Kept across reloads for parents whose URL
-//! did not change, so a reload does not forget that a parent is down.
+//! connect; a TLS handshake for an `https://` parent, a ticket for a Kerberos one) every
+//! `health_check` until it answers, and
+//! logged on every change. Kept across reloads for parents whose URL did not change, so a
+//! reload does not forget that a parent is down.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,8 +138,34 @@ pub async fn probe_loop<R: Reach>(shutdown: CancellationToken, current: impl Fn(
                     .resolve(&upstream.host, upstream.port)
                     .await
                 {
-                    Ok(addrs) => dial::dial(&addrs, timeout).await.map(drop),
+                    Ok(addrs) => match dial::dial(&addrs, timeout).await {
+                        // An https:// parent whose certificate egress refuses is of no use
+                        // either: the probe shakes hands too.
+                        Ok(stream) => match &upstream.tls {
+                            Some(settings) => {
+                                let config = snapshot.parents().tls_config(&upstream, settings);
+                                let deadline = Instant::now() + timeout;
+                                super::tls::wrap(stream, &upstream, config, deadline)
+                                    .await
+                                    .map(drop)
+                            }
+                            None => Ok(()),
+                        },
+                        Err(refusal) => Err(refusal),
+                    },
                     Err(refusal) => Err(refusal),
+                };
+                // A Kerberos parent is of no use without a ticket for it: while the KDC cannot
+                // be reached it stays down, rather than coming up and costing each new
+                // connection a failed ticket request before the next parent is tried.
+                let reached = match (reached, &upstream.negotiate) {
+                    (Ok(()), Some(negotiate)) => snapshot
+                        .parents()
+                        .negotiate
+                        .authorization(&upstream, negotiate, timeout)
+                        .await
+                        .map(drop),
+                    (reached, _) => reached,
                 };
                 match reached {
                     Ok(()) => health.mark_up(&upstream.name),

@@ -1,5 +1,6 @@
-//! Talking to an HTTP parent (Squid and the like): `CONNECT hostname:port` with Basic
-//! credentials, and what its answer means for the client.
+//! Talking to an HTTP parent (Squid and the like): `CONNECT hostname:port` with its
+//! credentials (Basic, or a Kerberos token from `negotiate`), and what its answer means for the
+//! client.
 
 use base64::Engine as _;
 use bytes::BytesMut;
@@ -32,14 +33,14 @@ pub fn authorization(upstream: &Upstream) -> Option<String> {
 pub async fn connect(
     stream: &mut TcpStream,
     upstream: &Upstream,
-    host: &Host,
-    port: u16,
+    (host, port): (&Host, u16),
+    authorization: Option<&str>,
     deadline: Instant,
 ) -> Result<BytesMut, Attempt> {
     let authority = host.authority(port);
     let request = format!(
         "CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n{}\r\n",
-        authorization(upstream).unwrap_or_default()
+        authorization.unwrap_or_default()
     );
     stream.write_all(request.as_bytes()).await.map_err(|e| {
         Attempt::ParentFailed(unreachable(upstream, &format!("sending CONNECT: {e}")))
