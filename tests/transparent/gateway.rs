@@ -219,6 +219,25 @@ impl Gateway {
         }
     }
 
+    /// Runs a program in the client namespace with `hosts` as its `/etc/hosts` (so it resolves
+    /// names by itself, as a program that knows nothing of the proxy does).
+    pub fn run_in_client_with_hosts(&self, hosts: &str, program: &[&str]) -> Curl {
+        let file = support::write_file(self._dir.path(), "client-hosts", hosts);
+        let script = "mount --bind \"$0\" /etc/hosts && exec \"$@\"";
+        let file = file.to_str().unwrap();
+        let wrapper = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            file,
+        ];
+        self.run_in_client(&[&wrapper[..], program].concat(), b"")
+    }
+
     /// Runs a program in the client namespace and returns its exit code, stdout and stderr.
     pub fn run_in_client(&self, program: &[&str], stdin: &[u8]) -> Curl {
         use std::io::Write;

@@ -163,9 +163,15 @@ fn allowed_names_are_served_over_https_and_http_on_both_families() {
             "multi.test",
         );
         // The name is normalised as everywhere else: capitals and a trailing dot name the same host.
+        // Python's urllib with no proxy variables, resolving the name itself.
+        let fetch = "import ssl, urllib.request\n\
+                     context = ssl._create_unverified_context()\n\
+                     print(urllib.request.urlopen('https://allowed.test/', context=context).read().decode())";
+        let r = gw.run_in_client_with_hosts("198.18.2.2 allowed.test\n", &["python3", "-c", fetch]);
+        assert_origin_answered(&r, ORIGIN, "allowed.test");
         let r = s_client(gw, ORIGIN, "ALLOWED.Test.");
         assert!(r.stdout.contains(&format!("origin at={ORIGIN} ")), "{r:?}");
-        wait_counted(gw, "allow", "none", 7.0);
+        wait_counted(gw, "allow", "none", 8.0);
     });
 }
 
