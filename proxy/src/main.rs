@@ -48,6 +48,21 @@ enum Command {
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
+    /// Print the nftables ruleset of a transparent gateway (load it with `nft -f`).
+    TransparentRules {
+        /// The interface the gateway's clients are on.
+        #[arg(long, value_name = "IFACE")]
+        gateway: String,
+        /// The port of the `redirect://` (or, with --tproxy, `tproxy://`) listener.
+        #[arg(long, default_value_t = 3129)]
+        port: u16,
+        /// Divert with nftables `tproxy` instead of `redirect`.
+        #[arg(long)]
+        tproxy: bool,
+        /// The TCP destination ports to intercept.
+        #[arg(long, value_delimiter = ',', default_value = "80,443")]
+        ports: Vec<u16>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -75,6 +90,29 @@ fn main() -> ExitCode {
         Some(Command::Check { file }) => check::run(&file),
         Some(Command::DefaultPolicy) => {
             print!("{}", egress_config::DEFAULT_POLICY_YAML);
+            ExitCode::SUCCESS
+        }
+        Some(Command::TransparentRules {
+            gateway,
+            port,
+            tproxy,
+            ports,
+        }) => {
+            use egress_proxy::transparent::{original::Diverted, rules};
+            let diversion = if tproxy {
+                Diverted::Tproxy
+            } else {
+                Diverted::Redirect
+            };
+            print!(
+                "{}",
+                rules::ruleset(&rules::Gateway {
+                    inside: gateway,
+                    diversion,
+                    listener_port: port,
+                    ports,
+                })
+            );
             ExitCode::SUCCESS
         }
         Some(Command::Run(args)) => serve(args),

@@ -26,6 +26,7 @@ use crate::{account, decide, http};
 
 pub mod bind;
 pub mod original;
+pub mod rules;
 
 use original::Diverted;
 

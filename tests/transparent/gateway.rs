@@ -288,18 +288,14 @@ impl Drop for Cleanup {
     }
 }
 
-/// The rules that send TCP 80 and 443 arriving from the client side to egress on `port`.
+/// The rules that send TCP 80 and 443 arriving from the client side to egress on `port`:
+/// exactly what `egress-proxy transparent-rules` prints, plus tproxy's routes.
 fn divert(diversion: Diversion, g: &str, port: u16) -> String {
+    let bin = support::proxy_binary();
     match diversion {
         Diversion::Redirect => format!(
-            "ip netns exec {g} nft -f - <<'EOF'
-table inet egress_test {{
-  chain prerouting {{
-    type nat hook prerouting priority dstnat; policy accept;
-    iifname \"g0\" tcp dport {{ 80, 443 }} redirect to :{port}
-  }}
-}}
-EOF"
+            "ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port} \
+             | ip netns exec {g} nft -f -"
         ),
         // tproxy hands the packet to the listening socket; the mark routes it (and the rest of
         // its connection) to this host instead of forwarding it.
@@ -308,14 +304,8 @@ EOF"
              ip -n {g} route add local 0.0.0.0/0 dev lo table 100
              ip -n {g} -6 rule add fwmark 1 lookup 100
              ip -n {g} -6 route add local ::/0 dev lo table 100
-             ip netns exec {g} nft -f - <<'EOF'
-table inet egress_test {{
-  chain prerouting {{
-    type filter hook prerouting priority mangle; policy accept;
-    iifname \"g0\" tcp dport {{ 80, 443 }} meta mark set 1 tproxy to :{port} accept
-  }}
-}}
-EOF"
+             ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port} --tproxy \
+             | ip netns exec {g} nft -f -"
         ),
     }
 }

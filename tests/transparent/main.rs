@@ -361,3 +361,28 @@ fn the_explicit_proxy_on_the_same_gateway_shares_the_policy_and_the_accounts() {
         assert_eq!(denied["port"], 443, "{denied}");
     });
 }
+
+#[test]
+fn the_printed_rules_reject_quic_and_drop_what_they_do_not_intercept() {
+    on_both(|gw| {
+        // UDP 443 (QUIC) is rejected at once, so clients fall back to TCP.
+        let script = format!(
+            "import socket\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             s.settimeout(10)\n\
+             s.connect(('{ORIGIN}', 443))\n\
+             s.send(b'quic?')\n\
+             try:\n\
+             \x20   s.recv(100)\n\
+             \x20   print('answered')\n\
+             except ConnectionRefusedError:\n\
+             \x20   print('rejected')\n"
+        );
+        let r = gw.run_in_client(&["python3", "-c", &script], b"");
+        assert_eq!(r.stdout.trim(), "rejected", "{r:?}");
+        // TCP to a port that is not intercepted never reaches the origin (which would reset it:
+        // nothing listens there): dropped, so the connect times out.
+        let r = gw.curl(&["--connect-timeout", "1", &format!("http://{ORIGIN}:22/")]);
+        assert_eq!(r.code, 28, "expected a connect timeout (dropped): {r:?}");
+    });
+}
