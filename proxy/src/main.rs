@@ -48,15 +48,21 @@ enum Command {
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
-    /// Print the nftables ruleset of a transparent gateway (load it with `nft -f`).
+    /// Print the nftables ruleset of transparent mode (load it with `nft -f`).
     TransparentRules {
-        /// The interface the gateway's clients are on.
-        #[arg(long, value_name = "IFACE")]
-        gateway: String,
+        /// Intercept the clients of a gateway, on this interface.
+        #[arg(long, value_name = "IFACE", required_unless_present = "local")]
+        gateway: Option<String>,
+        /// Intercept this host's own programs instead, all but those of --user.
+        #[arg(long, conflicts_with = "gateway", requires = "user")]
+        local: bool,
+        /// With --local: the user the proxy runs as (a name or uid), whose connections go out.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
         /// The port of the `redirect://` (or, with --tproxy, `tproxy://`) listener.
         #[arg(long, default_value_t = 3129)]
         port: u16,
-        /// Divert with nftables `tproxy` instead of `redirect`.
+        /// Divert with nftables `tproxy` instead of `redirect` (gateways only).
         #[arg(long)]
         tproxy: bool,
         /// The TCP destination ports to intercept.
@@ -94,29 +100,50 @@ fn main() -> ExitCode {
         }
         Some(Command::TransparentRules {
             gateway,
+            local: _,
+            user,
             port,
             tproxy,
             ports,
-        }) => {
-            use egress_proxy::transparent::{original::Diverted, rules};
-            let diversion = if tproxy {
-                Diverted::Tproxy
-            } else {
-                Diverted::Redirect
-            };
-            print!(
-                "{}",
-                rules::ruleset(&rules::Gateway {
-                    inside: gateway,
-                    diversion,
-                    listener_port: port,
-                    ports,
-                })
-            );
-            ExitCode::SUCCESS
-        }
+        }) => transparent_rules(gateway, user, port, tproxy, ports),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
+    }
+}
+
+fn transparent_rules(
+    gateway: Option<String>,
+    user: Option<String>,
+    port: u16,
+    tproxy: bool,
+    ports: Vec<u16>,
+) -> ExitCode {
+    use egress_proxy::transparent::{original::Diverted, rules};
+    let scope = match (gateway, user) {
+        (Some(inside), _) => rules::Scope::Gateway { inside },
+        (None, Some(proxy_user)) => rules::Scope::Local { proxy_user },
+        (None, None) => unreachable!("clap requires --gateway or --local --user"),
+    };
+    let diversion = if tproxy {
+        Diverted::Tproxy
+    } else {
+        Diverted::Redirect
+    };
+    let asked = rules::Rules {
+        scope,
+        diversion,
+        listener_port: port,
+        ports,
+    };
+    match rules::ruleset(&asked) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("egress-proxy: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
