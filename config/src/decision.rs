@@ -8,10 +8,17 @@ pub enum Protocol {
     HttpConnect,
     HttpForward,
     Socks5,
+    /// A connection intercepted on a `redirect://` listener, named by its SNI or `Host` header.
+    Transparent,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 3] = [Self::HttpConnect, Self::HttpForward, Self::Socks5];
+    pub const ALL: [Protocol; 4] = [
+        Self::HttpConnect,
+        Self::HttpForward,
+        Self::Socks5,
+        Self::Transparent,
+    ];
 
     /// Stable name: log field and (later) metric label.
     pub const fn as_str(self) -> &'static str {
@@ -19,6 +26,7 @@ impl Protocol {
             Self::HttpConnect => "http-connect",
             Self::HttpForward => "http-forward",
             Self::Socks5 => "socks5",
+            Self::Transparent => "transparent",
         }
     }
 
@@ -27,7 +35,17 @@ impl Protocol {
     pub const fn default_port(self) -> u16 {
         match self {
             Self::HttpForward => 80,
-            Self::HttpConnect | Self::Socks5 => 443,
+            Self::HttpConnect | Self::Socks5 | Self::Transparent => 443,
+        }
+    }
+
+    /// Whether a pattern without `:port` allows `port`. An intercepted connection carries plain
+    /// HTTP or TLS, so both defaults apply to it: `allow: [example.com]` lets a program that
+    /// ignores proxy settings reach `http://example.com/` and `https://example.com/` alike.
+    pub const fn allows_by_default(self, port: u16) -> bool {
+        match self {
+            Self::Transparent => port == 80 || port == 443,
+            other => port == other.default_port(),
         }
     }
 }

@@ -274,6 +274,13 @@ impl AddressGuard {
         self.enabled
     }
 
+    /// Whether `ip` is one of this host's own addresses, whatever `allow_networks` says: an
+    /// intercepted connection to the proxy's own host is a loop or a way into its local
+    /// services, never a destination.
+    pub fn is_own(&self, ip: IpAddr) -> bool {
+        self.enabled && self.own_address(ip).is_some()
+    }
+
     /// `Ok` when `ip` may be dialed.
     pub fn check(&self, ip: IpAddr) -> Result<(), Special> {
         if !self.enabled {

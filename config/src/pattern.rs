@@ -9,7 +9,7 @@
 //! | `…:443`, `…:80,443`, `…:8000-8999`, `…:*` | those ports                  |
 //!
 //! Without a port, an entry allows the protocol's default port: 443 for tunnels, 80 for plain
-//! HTTP (`Protocol::default_port`).
+//! HTTP (`Protocol::default_port`); both for intercepted connections.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -35,7 +35,7 @@ pub enum PortSet {
 impl PortSet {
     pub fn matches(&self, port: u16, protocol: Protocol) -> bool {
         match self {
-            PortSet::Default => port == protocol.default_port(),
+            PortSet::Default => protocol.allows_by_default(port),
             PortSet::Any => true,
             PortSet::Ranges(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&port)),
         }

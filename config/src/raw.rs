@@ -479,10 +479,12 @@ fn parse_listener(text: &str) -> Result<Listener, String> {
     let (protocols, address) = match text.split_once("://") {
         Some(("http", rest)) => (ListenerProtocols::Http, rest),
         Some(("socks5", rest)) => (ListenerProtocols::Socks5, rest),
+        Some(("redirect", rest)) => (ListenerProtocols::Redirect, rest),
+        Some(("tproxy", rest)) => (ListenerProtocols::Tproxy, rest),
         Some((scheme, _)) => {
             return Err(hinted(
                 format_args!("unknown listener scheme {scheme:?}"),
-                Some("write ADDR for HTTP and SOCKS5 on one port, or http://ADDR, socks5://ADDR"),
+                Some("write ADDR for HTTP and SOCKS5 on one port, or http://ADDR, socks5://ADDR, redirect://ADDR, tproxy://ADDR"),
             ))
         }
         None => (ListenerProtocols::Mixed, text),

@@ -167,6 +167,20 @@ pub enum ListenerProtocols {
     Mixed,
     Http,
     Socks5,
+    /// `redirect://`: connections redirected here by the firewall (nftables/iptables
+    /// `REDIRECT`); each is named by its SNI or `Host` header and must go to its original
+    /// destination.
+    Redirect,
+    /// `tproxy://`: the same for connections diverted by nftables `tproxy` (the listener sets
+    /// `IP_TRANSPARENT`; a connection's local address is its original destination).
+    Tproxy,
+}
+
+impl ListenerProtocols {
+    /// Whether this listener takes intercepted connections (transparent mode).
+    pub const fn intercepts(self) -> bool {
+        matches!(self, Self::Redirect | Self::Tproxy)
+    }
 }
 
 impl ListenerProtocols {
@@ -175,6 +189,8 @@ impl ListenerProtocols {
             Self::Mixed => "http+socks5",
             Self::Http => "http",
             Self::Socks5 => "socks5",
+            Self::Redirect => "redirect",
+            Self::Tproxy => "tproxy",
         }
     }
 }

@@ -21,6 +21,19 @@ pub struct ConnContext {
     pub shutdown: CancellationToken,
     /// The step between the policy's verdict and the dial (see `decider`).
     pub decider: Arc<dyn Decider>,
+    /// Set on a connection intercepted by a `redirect://` listener: where it was going. Its
+    /// requests are named by their `Host` header and may reach only this address.
+    pub intercepted: Option<SocketAddr>,
+}
+
+impl ConnContext {
+    /// The protocol an HTTP request on this connection is decided and accounted under.
+    pub fn http_protocol(&self) -> egress_config::Protocol {
+        match self.intercepted {
+            Some(_) => egress_config::Protocol::Transparent,
+            None => egress_config::Protocol::HttpForward,
+        }
+    }
 }
 
 /// What a connection shares with the whole proxy beyond its snapshot: the two moments of

@@ -17,6 +17,7 @@ use crate::answer::{self, Asked, Refusal};
 use crate::context::{ConnContext, Shared};
 use crate::decider::Decider;
 use crate::state::Snapshot;
+use crate::transparent::original::Diverted;
 use crate::{http, socks5};
 
 const SOCKS5: u8 = 0x05;
@@ -43,7 +44,8 @@ pub async fn serve(
 ) -> Arc<Ledger> {
     let guess = match protocols {
         ListenerProtocols::Socks5 => Protocol::Socks5,
-        _ => Protocol::HttpForward,
+        ListenerProtocols::Redirect | ListenerProtocols::Tproxy => Protocol::Transparent,
+        ListenerProtocols::Mixed | ListenerProtocols::Http => Protocol::HttpForward,
     };
     let ledger = Ledger::new(client, guess, stop.observer.clone());
     let served = ledger.scope(serve_until_done(
@@ -77,7 +79,25 @@ async fn serve_until_done(
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
 ) {
-    let wait = snapshot.timeouts.request_head;
+    let ctx = ConnContext {
+        client,
+        snapshot,
+        shutdown,
+        decider,
+        intercepted: None,
+    };
+    // Not proxy clients: these connections are named by what they send (see `transparent`).
+    // Boxed, as the protocols below are (why: there).
+    match protocols {
+        ListenerProtocols::Redirect => {
+            return Box::pin(crate::transparent::serve(stream, ctx, Diverted::Redirect)).await
+        }
+        ListenerProtocols::Tproxy => {
+            return Box::pin(crate::transparent::serve(stream, ctx, Diverted::Tproxy)).await
+        }
+        ListenerProtocols::Mixed | ListenerProtocols::Http | ListenerProtocols::Socks5 => {}
+    }
+    let wait = ctx.snapshot.timeouts.request_head;
     let Some(speaks) = sniff(&stream, protocols, wait).await else {
         // Silent or closed before a single byte. SOCKS5 clients always speak first, so a silent
         // client on an HTTP or mixed listener is answered as HTTP: 408, then close.
@@ -88,12 +108,6 @@ async fn serve_until_done(
         }
         debug!("closed before the first byte");
         return;
-    };
-    let ctx = ConnContext {
-        client,
-        snapshot,
-        shutdown,
-        decider,
     };
     if speaks == Speaks::Socks5 {
         account::speaks(Protocol::Socks5);
@@ -132,7 +146,9 @@ async fn write_http_refusal(stream: &mut TcpStream, refusal: &Refusal) {
 /// Peeks (without consuming) the first byte, waiting at most `wait`.
 async fn sniff(stream: &TcpStream, protocols: ListenerProtocols, wait: Duration) -> Option<Speaks> {
     match protocols {
-        ListenerProtocols::Http => return Some(Speaks::Http),
+        ListenerProtocols::Http | ListenerProtocols::Redirect | ListenerProtocols::Tproxy => {
+            return Some(Speaks::Http)
+        }
         ListenerProtocols::Socks5 => return Some(Speaks::Socks5),
         ListenerProtocols::Mixed => {}
     }

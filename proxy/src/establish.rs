@@ -37,6 +37,9 @@ pub struct Target<'a> {
     /// The policy the verdict came from (the client identity's): an SNI other than the host
     /// is checked against it (`tls.sni: policy`).
     pub policy: &'a Policy,
+    /// An intercepted connection's original destination: the only address it may reach, and
+    /// one `host` must resolve to (`outbound::pin`).
+    pub pinned: Option<SocketAddr>,
 }
 
 impl<'a> Target<'a> {
@@ -56,6 +59,15 @@ impl<'a> Target<'a> {
             protocol,
             verdict,
             policy,
+            pinned: None,
+        }
+    }
+
+    /// This target, held to an intercepted connection's original destination.
+    pub fn pinned_to(self, original: SocketAddr) -> Self {
+        Self {
+            pinned: Some(original),
+            ..self
         }
     }
 
@@ -89,7 +101,19 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
-    let addrs = match outbound::choose(snapshot, target.host, target.port, &target.verdict).await? {
+    let mut way = outbound::choose(snapshot, target.host, target.port, &target.verdict).await?;
+    if let Some(original) = target.pinned {
+        way = outbound::pin(
+            snapshot,
+            way,
+            target.host,
+            target.port,
+            &target.verdict,
+            original,
+        )
+        .await?;
+    }
+    let addrs = match way {
         Way::Parent(route) => {
             return open_via(client, early, target, snapshot, &route, established).await
         }

@@ -112,6 +112,22 @@ pub async fn identify(
     Ok(Arc::from(ANONYMOUS))
 }
 
+/// The identity of an intercepted client from `source`: it cannot log in (it does not know a
+/// proxy is there), so its source network names it, else it is `anonymous` — unless
+/// `auth.required`, which no anonymous client gets past, here either (`auth-required`).
+pub fn intercepted(identities: &Identities, source: IpAddr) -> Result<Arc<str>, Refusal> {
+    if let Some(identity) = identities.by_network(source) {
+        return Ok(identity);
+    }
+    if identities.auth.required {
+        return Err(Refusal::new(
+            DenyReason::AuthRequired,
+            "an intercepted client cannot log in, and its address is in no identity's network",
+        ));
+    }
+    Ok(Arc::from(ANONYMOUS))
+}
+
 /// The refusal a client that must log in gets: 407 with the realm to log in to.
 pub fn challenge(
     identities: &Identities,

@@ -26,6 +26,8 @@
 //! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
 //! - [`account`]: each request's outcome, once, as one [`outcome`] record; [`observe`] hands
 //!   it to the [`metrics`], the [`audit`] log and the event stream's subscribers.
+//! - [`transparent`]: connections intercepted on `redirect://` listeners, named by SNI or
+//!   `Host` and held to their original destination.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
 //! - [`server`]: the entry point ([`run`]): accept loops, then the drain and cut at shutdown.
 //! - [`admin`], [`reload`]: `/metrics` and health; hot reload.
@@ -65,6 +67,7 @@ pub mod resolve;
 pub mod server;
 pub mod socks5;
 pub mod state;
+pub mod transparent;
 pub mod tunnel;
 
 pub use server::run;

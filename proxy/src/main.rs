@@ -67,6 +67,27 @@ enum Command {
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
+    /// Print the nftables ruleset of transparent mode (load it with `nft -f`).
+    TransparentRules {
+        /// Intercept the clients of a gateway, on this interface.
+        #[arg(long, value_name = "IFACE", required_unless_present = "local")]
+        gateway: Option<String>,
+        /// Intercept this host's own programs instead, all but those of --user.
+        #[arg(long, conflicts_with = "gateway", requires = "user")]
+        local: bool,
+        /// With --local: the user the proxy runs as (a name or uid), whose connections go out.
+        #[arg(long, value_name = "USER")]
+        user: Option<String>,
+        /// The port of the `redirect://` (or, with --tproxy, `tproxy://`) listener.
+        #[arg(long, default_value_t = 3129)]
+        port: u16,
+        /// Divert with nftables `tproxy` instead of `redirect` (gateways only).
+        #[arg(long)]
+        tproxy: bool,
+        /// The TCP destination ports to intercept.
+        #[arg(long, value_delimiter = ',', default_value = "80,443")]
+        ports: Vec<u16>,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -101,8 +122,52 @@ fn main() -> ExitCode {
             print!("{}", egress_config::DEFAULT_POLICY_YAML);
             ExitCode::SUCCESS
         }
+        Some(Command::TransparentRules {
+            gateway,
+            local: _,
+            user,
+            port,
+            tproxy,
+            ports,
+        }) => transparent_rules(gateway, user, port, tproxy, ports),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
+    }
+}
+
+fn transparent_rules(
+    gateway: Option<String>,
+    user: Option<String>,
+    port: u16,
+    tproxy: bool,
+    ports: Vec<u16>,
+) -> ExitCode {
+    use egress_proxy::transparent::{original::Diverted, rules};
+    let scope = match (gateway, user) {
+        (Some(inside), _) => rules::Scope::Gateway { inside },
+        (None, Some(proxy_user)) => rules::Scope::Local { proxy_user },
+        (None, None) => unreachable!("clap requires --gateway or --local --user"),
+    };
+    let diversion = if tproxy {
+        Diverted::Tproxy
+    } else {
+        Diverted::Redirect
+    };
+    let asked = rules::Rules {
+        scope,
+        diversion,
+        listener_port: port,
+        ports,
+    };
+    match rules::ruleset(&asked) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("egress-proxy: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -190,9 +255,13 @@ async fn serve_config(
     });
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
-        let socket = TcpListener::bind(listener.address)
-            .await
-            .with_context(|| format!("cannot listen on {}", listener.address))?;
+        let socket = match listener.protocols {
+            egress_config::ListenerProtocols::Tproxy => {
+                egress_proxy::transparent::bind::tproxy_listener(listener.address)
+            }
+            _ => TcpListener::bind(listener.address).await,
+        }
+        .with_context(|| format!("cannot listen on {}", listener.address))?;
         let address = socket.local_addr()?;
         info!(%address, protocols = listener.protocols.as_str(), "listening");
         if !address.ip().is_loopback() {

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{Host, RouteChoice, Upstream, Verdict};
+use egress_config::{DenyReason, Host, RouteChoice, Upstream, Verdict};
 use tokio::net::TcpStream;
 
 use crate::answer::Refusal;
@@ -44,6 +44,44 @@ pub async fn choose(
             Ok(Way::Parent(name))
         }
     }
+}
+
+/// Holds an intercepted connection to its original destination: `original` must be one of the
+/// addresses egress's own lookup of `host` gives (each checked by the address guard), or the
+/// client named an allowed host while connecting somewhere else (`host-mismatch`). A direct way
+/// then dials `original` alone; a parent is asked for `host` by name, as for any request.
+pub async fn pin(
+    snapshot: &Snapshot,
+    way: Way,
+    host: &Host,
+    port: u16,
+    verdict: &Verdict<'_>,
+    original: SocketAddr,
+) -> Result<Way, Refusal> {
+    let resolved = match &way {
+        Way::Direct(addrs) => addrs.clone(),
+        Way::Parent(_) => {
+            destination::resolve_checked(snapshot, host, port, verdict.explicit_address).await?
+        }
+    };
+    let wanted = original.ip().to_canonical();
+    let agrees = original.port() == port
+        && resolved
+            .iter()
+            .any(|addr| addr.ip().to_canonical() == wanted);
+    if !agrees {
+        return Err(Refusal::new(
+            DenyReason::HostMismatch,
+            format!(
+                "the connection was going to {original}, which is not an address of {host} \
+                 (egress's own lookup)"
+            ),
+        ));
+    }
+    Ok(match way {
+        Way::Direct(_) => Way::Direct(vec![original]),
+        parent => parent,
+    })
 }
 
 /// Dials checked addresses, timing the connect.
@@ -88,15 +126,21 @@ pub struct Opened {
     pub route: Option<String>,
 }
 
-/// Chooses, checks and dials (or opens through a parent) in one step.
+/// Chooses, checks and dials (or opens through a parent) in one step. `pinned`: an intercepted
+/// connection's original destination (see `pin`).
 pub async fn open(
     snapshot: &Snapshot,
     host: &Host,
     port: u16,
     verdict: &Verdict<'_>,
     purpose: Purpose,
+    pinned: Option<SocketAddr>,
 ) -> Result<Opened, Refusal> {
-    match choose(snapshot, host, port, verdict).await? {
+    let mut way = choose(snapshot, host, port, verdict).await?;
+    if let Some(original) = pinned {
+        way = pin(snapshot, way, host, port, verdict, original).await?;
+    }
+    match way {
         Way::Direct(addrs) => Ok(Opened {
             stream: dial(snapshot, &addrs).await?,
             pending: BytesMut::new(),

@@ -64,11 +64,14 @@ fn the_embedded_default_loads_and_allows_the_documented_hosts() {
 #[test]
 fn a_list_of_listeners_with_protocols() {
     let config = load_str(
-        "listen:\n  - 127.0.0.1:3128\n  - socks5://127.0.0.1:1080\n  - http://[::1]:8080\n",
+        "listen:\n  - 127.0.0.1:3128\n  - socks5://127.0.0.1:1080\n  - http://[::1]:8080\n  - redirect://[::]:3129\n  - tproxy://0.0.0.0:3130\n",
         "policy.yaml",
     )
     .unwrap();
-    assert_eq!(config.listeners.len(), 3);
+    assert_eq!(config.listeners.len(), 5);
+    assert_eq!(config.listeners[4].protocols, ListenerProtocols::Tproxy);
+    assert_eq!(config.listeners[3].protocols, ListenerProtocols::Redirect);
+    assert_eq!(config.listeners[3].address, "[::]:3129".parse().unwrap());
     assert_eq!(config.listeners[0].protocols, ListenerProtocols::Mixed);
     assert_eq!(config.listeners[1].protocols, ListenerProtocols::Socks5);
     assert_eq!(config.listeners[2].protocols, ListenerProtocols::Http);

@@ -66,6 +66,18 @@ fn other_ports_must_be_named() {
 }
 
 #[test]
+fn an_intercepted_connection_gets_both_default_ports() {
+    let p = policy(Mode::Enforce, &["example.com"], &[]);
+    let transparent = Protocol::Transparent;
+    assert_eq!(ask(&p, "example.com", 443, transparent).0, Action::Allow);
+    assert_eq!(ask(&p, "example.com", 80, transparent).0, Action::Allow);
+    assert_eq!(
+        ask(&p, "example.com", 22, transparent).0,
+        Action::Deny(DenyReason::PortNotAllowed)
+    );
+}
+
+#[test]
 fn deny_wins_over_allow() {
     let p = policy(Mode::Enforce, &[".example.com"], &["evil.example.com"]);
     let denied = (

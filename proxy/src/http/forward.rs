@@ -3,7 +3,7 @@
 
 use std::io;
 
-use egress_config::{DenyReason, Protocol, RouteChoice};
+use egress_config::{DenyReason, RouteChoice};
 use tokio::net::TcpStream;
 use tracing::{debug, info};
 
@@ -67,35 +67,32 @@ pub async fn exchange(
 ) -> Result<Next, Failure> {
     let snapshot = &ctx.snapshot;
     let exchange_started = std::time::Instant::now();
-    let target = target::parse_absolute(req.target_str())?;
+    let protocol = ctx.http_protocol();
+    let target = match ctx.intercepted {
+        Some(original) => target::intercepted(req.target_str(), &req.headers, original)?,
+        None => target::parse_absolute(req.target_str())?,
+    };
     let authority = target.host.authority(target.port);
     tracing::Span::current().record("target", authority.as_str());
     let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
-    target::check_host_header(&req.headers, &target).map_err(refused)?;
-    let verdict = decide::check(
-        snapshot,
-        identity,
-        &target.host,
-        target.port,
-        Protocol::HttpForward,
-    )
-    .map_err(refused)?;
+    if ctx.intercepted.is_none() {
+        target::check_host_header(&req.headers, &target).map_err(refused)?;
+    }
+    let verdict =
+        decide::check(snapshot, identity, &target.host, target.port, protocol).map_err(refused)?;
     let request_framing = request_framing(req).map_err(refused)?;
-    let verdict = decide::ask(
-        ctx,
-        identity,
-        &target.host,
-        target.port,
-        Protocol::HttpForward,
-        verdict,
-    )
-    .await
-    .map_err(refused)?;
+    let verdict = decide::ask(ctx, identity, &target.host, target.port, protocol, verdict)
+        .await
+        .map_err(refused)?;
     let route = snapshot.parents.route(verdict.via, &target.host);
-    let key = match &route {
+    let mut key = match &route {
         RouteChoice::Direct => format!("direct {authority}"),
         RouteChoice::Upstream(name) => format!("via {name} {authority}"),
     };
+    if let Some(original) = ctx.intercepted {
+        // Kept-alive connections of an intercepted client go to its original destination only.
+        key = format!("{key} at {original}");
+    }
     // A request without a body that may be repeated (RFC 9110 §9.2.2) is sent again, once, on a
     // new connection when a kept-alive one turns out to have been closed by the other side.
     let retryable = request_framing == Framing::Empty && is_idempotent(&req.method);
@@ -106,7 +103,7 @@ pub async fn exchange(
         let fresh = reused.is_none();
         let mut dest = match reused {
             Some(kept) => kept,
-            None => open(snapshot, key.clone(), &target, &verdict)
+            None => open(snapshot, key.clone(), &target, &verdict, ctx.intercepted)
                 .await
                 .map_err(refused)?,
         };
@@ -140,7 +137,7 @@ pub async fn exchange(
             "forwarded"
         );
         crate::account::served(
-            Protocol::HttpForward,
+            protocol,
             (&target.host, target.port),
             &verdict,
             (relayed.sent, relayed.received),
@@ -231,6 +228,7 @@ async fn open(
     key: String,
     target: &target::Absolute<'_>,
     verdict: &egress_config::Verdict<'_>,
+    pinned: Option<std::net::SocketAddr>,
 ) -> Result<Upstream, Refusal> {
     let opened = outbound::open(
         snapshot,
@@ -238,6 +236,7 @@ async fn open(
         target.port,
         verdict,
         Purpose::Forward,
+        pinned,
     )
     .await?;
     let key = match (&opened.forward_through, &opened.route) {

@@ -21,6 +21,7 @@ use crate::identify;
 
 /// Serves HTTP requests on one client connection until either side closes.
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {
+    let protocol = ctx.http_protocol();
     let mut client = Buffered::new(stream);
     let mut upstream: Option<forward::Upstream> = None;
     let timeouts = ctx.snapshot.timeouts;
@@ -34,7 +35,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             "the bytes sent are not an HTTP request"
         };
         let refusal = Refusal::new(DenyReason::BadRequest, detail);
-        return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+        return refuse(&mut client.io, &refusal, protocol, None, None).await;
     }
     loop {
         if !first && client.buf.is_empty() {
@@ -55,18 +56,23 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         first = false;
         let req = match head::parse_request(&head) {
             Ok(req) => req,
-            Err(refusal) => {
-                return refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await
-            }
+            Err(refusal) => return refuse(&mut client.io, &refusal, protocol, None, None).await,
         };
         let is_connect = req.method.eq_ignore_ascii_case(b"CONNECT");
+        if is_connect && ctx.intercepted.is_some() {
+            let refusal = Refusal::new(
+                DenyReason::UnsupportedMethod,
+                "CONNECT sent to a web server: this connection was intercepted, not proxied",
+            );
+            return refuse(&mut client.io, &refusal, protocol, None, None).await;
+        }
         let identity = match identify(&req, &ctx).await {
             Ok(identity) => identity,
             Err(refusal) => {
                 let protocol = if is_connect {
                     Protocol::HttpConnect
                 } else {
-                    Protocol::HttpForward
+                    protocol
                 };
                 return refuse(&mut client.io, &refusal, protocol, None, None).await;
             }
@@ -74,9 +80,9 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
         if is_connect {
             return connect::handle(client, req, &ctx, &identity).await;
         }
-        tracing::Span::current().record("protocol", Protocol::HttpForward.as_str());
+        tracing::Span::current().record("protocol", protocol.as_str());
         // Counted as an open http-forward connection from its first forwarded request on.
-        crate::account::open_as(Protocol::HttpForward);
+        crate::account::open_as(protocol);
         match forward::exchange(&mut client, &req, &mut upstream, &ctx, &identity).await {
             Ok(forward::Next::KeepAlive) => {}
             Ok(forward::Next::Close) => {
@@ -89,7 +95,7 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
                 return refuse(
                     &mut client.io,
                     &refusal,
-                    Protocol::HttpForward,
+                    protocol,
                     target.as_deref(),
                     rule.as_deref(),
                 )
@@ -107,6 +113,13 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
 /// HTTP clients send `Proxy-Authorization` with every request. Recorded on the connection.
 async fn identify(req: &RequestHead, ctx: &ConnContext) -> Result<Arc<str>, Refusal> {
     let identities = &ctx.snapshot.identities;
+    if ctx.intercepted.is_some() {
+        // The client does not know a proxy is there: its Proxy-Authorization, if any, was not
+        // meant for this proxy.
+        let identity = identify::intercepted(identities, ctx.client.ip())?;
+        crate::account::identified(&identity);
+        return Ok(identity);
+    }
     let login = if identities.logins() {
         let values: Vec<&[u8]> = head::values(&req.headers, "proxy-authorization")
             .map(|h| &h.value[..])
@@ -148,7 +161,7 @@ async fn read_request_head(
             format!("the limit is {} bytes", limits.max_request_head_bytes),
         ),
     };
-    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    refuse(&mut client.io, &refusal, ctx.http_protocol(), None, None).await;
     None
 }
 
@@ -194,7 +207,7 @@ async fn answer_draining(mut client: Buffered<TcpStream>, ctx: &ConnContext) {
     );
     // `refuse` reads and discards what the client sent for a short while before closing, so
     // the answer is not destroyed by a reset.
-    refuse(&mut client.io, &refusal, Protocol::HttpForward, None, None).await;
+    refuse(&mut client.io, &refusal, ctx.http_protocol(), None, None).await;
 }
 
 /// Writes a refusal answer and logs it. Policy denials were logged by `decide` already.
@@ -254,7 +267,7 @@ pub(crate) async fn linger(stream: &mut TcpStream) {
 
 /// Whether `byte` can start an HTTP/1.x request: a method token character, or the blank line a
 /// client may send before it. Anything else (TLS, binary) is refused at once, not after a timeout.
-fn can_start_request(byte: u8) -> bool {
+pub(crate) fn can_start_request(byte: u8) -> bool {
     byte == b'\r'
         || byte == b'\n'
         || (byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte))

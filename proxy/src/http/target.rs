@@ -88,6 +88,61 @@ pub fn parse_absolute(target: &str) -> Result<Absolute<'_>, Refusal> {
     })
 }
 
+/// The target of a request on an intercepted connection that went to `original`: named by its
+/// `Host` header (origin-form is normal here), or by an absolute-form URL that the `Host`
+/// header agrees with. A port written in either must be the one the connection went to. With
+/// no name at all (HTTP/1.0 without `Host`, or an empty one) the target is the original address
+/// itself, which only an IP entry allows.
+pub fn intercepted<'a>(
+    target: &'a str,
+    headers: &[Header],
+    original: std::net::SocketAddr,
+) -> Result<Absolute<'a>, Refusal> {
+    let port = original.port();
+    let named = if target.starts_with('/') {
+        let mut hosts = values(headers, "host");
+        let header = hosts.next();
+        if hosts.next().is_some() {
+            return Err(Refusal::new(
+                DenyReason::BadRequest,
+                "more than one Host header",
+            ));
+        }
+        let text = match header {
+            Some(header) => header.value_str().map(str::trim).ok_or_else(|| {
+                Refusal::new(DenyReason::BadRequest, "the Host header is not text")
+            })?,
+            None => "",
+        };
+        let (host, written) = if text.is_empty() {
+            (Host::Ip(original.ip().to_canonical()), None)
+        } else {
+            parse_authority(text).map_err(|e| {
+                Refusal::new(DenyReason::BadRequest, format!("invalid Host header: {e}"))
+            })?
+        };
+        Absolute {
+            host,
+            port: written.unwrap_or(port),
+            path: target,
+        }
+    } else {
+        let absolute = parse_absolute(target)?;
+        check_host_header(headers, &absolute)?;
+        absolute
+    };
+    if named.port != port {
+        return Err(Refusal::new(
+            DenyReason::HostMismatch,
+            format!(
+                "the request names port {}, but the connection went to port {port}",
+                named.port
+            ),
+        ));
+    }
+    Ok(named)
+}
+
 /// The `Host` header, when present, must name the same host and port as the target: a mismatch is
 /// how requests are smuggled past filters that look at only one of them.
 pub fn check_host_header(headers: &[Header], target: &Absolute<'_>) -> Result<(), Refusal> {
@@ -126,6 +181,55 @@ mod tests {
         assert_eq!((t.port, t.path), (8080, "/a/b?c=d"));
         let t = parse_absolute("http://example.com").unwrap();
         assert_eq!((t.port, t.path), (80, "/"));
+    }
+
+    #[test]
+    fn an_intercepted_request_is_named_by_its_host_header() {
+        use crate::h1::head::parse_request;
+        let original: std::net::SocketAddr = "198.18.1.2:80".parse().unwrap();
+        let named = |head: &str| {
+            let req = parse_request(&bytes::Bytes::from(head.to_string())).unwrap();
+            intercepted(req.target_str(), &req.headers, original)
+                .map(|t| (t.host.to_string(), t.port, t.path.to_string()))
+                .map_err(|r| r.reason)
+        };
+        let ok = |host: &str, path: &str| Ok((host.to_string(), 80, path.to_string()));
+        assert_eq!(
+            named("GET /a HTTP/1.1\r\nHost: Example.COM.\r\n\r\n"),
+            ok("example.com", "/a")
+        );
+        assert_eq!(
+            named("GET / HTTP/1.1\r\nHost: example.com:80\r\n\r\n"),
+            ok("example.com", "/")
+        );
+        assert_eq!(named("GET / HTTP/1.0\r\n\r\n"), ok("198.18.1.2", "/"));
+        assert_eq!(
+            named("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+            ok("198.18.1.2", "/")
+        );
+        assert_eq!(
+            named("GET http://example.com/x HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+            ok("example.com", "/x")
+        );
+        let mismatch = Err(DenyReason::HostMismatch);
+        assert_eq!(
+            named("GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"),
+            mismatch
+        );
+        assert_eq!(
+            named("GET http://example.com/ HTTP/1.1\r\nHost: other.test\r\n\r\n"),
+            mismatch
+        );
+        assert_eq!(
+            named("GET http://example.com:81/ HTTP/1.1\r\n\r\n"),
+            mismatch
+        );
+        let bad = Err(DenyReason::BadRequest);
+        assert_eq!(
+            named("GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n"),
+            bad
+        );
+        assert_eq!(named("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), bad);
     }
 
     #[test]

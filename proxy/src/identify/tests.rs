@@ -252,3 +252,15 @@ async fn logins_arriving_together_are_checked_once() {
     assert!(who(&ids, &v, HOME, Some(("alice", "nope"))).await.is_err());
     assert_eq!(v.verified.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
+
+#[test]
+fn an_intercepted_client_is_its_network_or_anonymous_and_never_passes_required() {
+    let ci: IpAddr = "10.9.3.4".parse().unwrap();
+    let (_dir, mut ids) = identities("");
+    assert_eq!(&*intercepted(&ids, ci).unwrap(), "ci");
+    assert_eq!(&*intercepted(&ids, HOME).unwrap(), "anonymous");
+    ids.auth.required = true;
+    assert_eq!(&*intercepted(&ids, ci).unwrap(), "ci");
+    let refusal = intercepted(&ids, HOME).unwrap_err();
+    assert_eq!(refusal.reason, DenyReason::AuthRequired);
+}

@@ -188,8 +188,12 @@ fn silent(limit: &'static str) {
 /// and `CONNECT` from a forwarded request by the first eight bytes (read: an HTTP request is
 /// refused whole and never parsed).
 async fn sniff(stream: &mut TcpStream, protocols: ListenerProtocols, deadline: Instant) -> Speaks {
-    if protocols == ListenerProtocols::Socks5 {
-        return Speaks::Socks5;
+    match protocols {
+        ListenerProtocols::Socks5 => return Speaks::Socks5,
+        // An intercepted client does not know it talks to a proxy: no answer of ours would make
+        // sense to it (a 503 to a TLS client), so it is closed and counted.
+        ListenerProtocols::Redirect | ListenerProtocols::Tproxy => return Speaks::Silent,
+        ListenerProtocols::Mixed | ListenerProtocols::Http => {}
     }
     let mut first = [0u8; 1];
     match timeout_at(deadline, stream.peek(&mut first)).await {

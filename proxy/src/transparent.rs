@@ -1,0 +1,156 @@
+//! Intercepted connections (`redirect://` and `tproxy://` listeners): programs that ignore proxy
+//! settings, sent here by the firewall's `REDIRECT` or `tproxy`. Each connection is named before the policy sees it — by
+//! its TLS ClientHello's SNI, or by each HTTP request's `Host` header (`http` serves those) —
+//! and decided on that name exactly as an explicit proxy request would be (protocol
+//! `transparent`). The name and the place the client was really going must agree: the original
+//! destination has to be an address egress's own lookup gives for the name (`host-mismatch`
+//! otherwise), and it is the only address dialed. A connection without a name (no SNI, not
+//! HTTP) is decided on its original address, which only an IP entry allows.
+//!
+//! Refusals: a TLS `access_denied` alert to a TLS client, the usual HTTP answer to an HTTP one,
+//! a plain close otherwise.
+
+use std::net::SocketAddr;
+
+use bytes::BytesMut;
+use egress_config::{DenyReason, Host, Protocol};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tracing::{debug, warn};
+
+use crate::answer::Refusal;
+use crate::context::ConnContext;
+use crate::establish::{self, Target};
+use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
+use crate::{account, decide, http, identify};
+
+pub mod bind;
+pub mod original;
+pub mod rules;
+
+use original::Diverted;
+
+const PROTOCOL: Protocol = Protocol::Transparent;
+
+/// Serves one intercepted connection to its end.
+pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
+    tracing::Span::current().record("protocol", PROTOCOL.as_str());
+    account::open_as(PROTOCOL);
+    let original = where_to(&stream, &ctx, how);
+    if let Ok(original) = original {
+        tracing::Span::current().record("target", original.to_string().as_str());
+    }
+    let mut first = [0u8; 1];
+    let wait = inspect::hello_wait(&ctx.snapshot);
+    let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    if matches!(peeked, Ok(Ok(1)) if http::can_start_request(first[0])) {
+        return match original {
+            Ok(original) => {
+                ctx.intercepted = Some(original);
+                http::serve(stream, ctx).await
+            }
+            Err(refusal) => http::refuse(&mut stream, &refusal, PROTOCOL, None, None).await,
+        };
+    }
+    let mut buf = BytesMut::new();
+    let first = if matches!(peeked, Ok(Ok(1))) {
+        inspect::read_first(&stream, &mut buf, Instant::now() + wait).await
+    } else {
+        // Silent for the whole wait (a protocol where the server speaks first, like SSH), or
+        // closed: there is no name to wait for.
+        Ok(FirstBytes::Nothing)
+    };
+    let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
+    let (original, host) = match named {
+        Ok(named) => named,
+        Err(refusal) => return refuse(&stream, &buf, &refusal, None),
+    };
+    let port = original.port();
+    let identity = match identify::intercepted(&ctx.snapshot.identities, ctx.client.ip()) {
+        Ok(identity) => identity,
+        Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
+    };
+    account::identified(&identity);
+    let verdict = match decide::decide(&ctx, &identity, &host, port, PROTOCOL).await {
+        Ok(verdict) => verdict,
+        Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
+    };
+    let policy = ctx.snapshot.policy_for(&identity);
+    let target =
+        Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy).pinned_to(original);
+    let opened = establish::open(&stream, buf.clone(), target, &ctx.snapshot, |_| async {
+        Ok(())
+    })
+    .await;
+    if let Err(refusal) = opened {
+        let refusal = match refusal.rule {
+            Some(_) => refusal,
+            None => refusal.with_rule(verdict.rule),
+        };
+        refuse(&stream, &buf, &refusal, Some((&host, port)));
+    }
+}
+
+/// The original destination, unless it is this proxy itself: a client that connects to the
+/// listener directly, or is redirected to one of this host's own addresses, would otherwise
+/// loop back into the proxy or reach its local services.
+fn where_to(stream: &TcpStream, ctx: &ConnContext, how: Diverted) -> Result<SocketAddr, Refusal> {
+    let original = original::destination(stream, how).map_err(|e| {
+        Refusal::new(
+            DenyReason::BadRequest,
+            format!("the connection has no original destination (was it redirected?): {e}"),
+        )
+    })?;
+    let original = SocketAddr::new(original.ip().to_canonical(), original.port());
+    // Only a redirected connection has a local address of its own to compare with: a diverted
+    // one's local address is its original destination.
+    let local = match how {
+        Diverted::Redirect => stream.local_addr().ok().map(|l| l.ip().to_canonical()),
+        Diverted::Tproxy => None,
+    };
+    if Some(original.ip()) == local || ctx.snapshot.guard.is_own(original.ip()) {
+        return Err(Refusal::new(
+            DenyReason::PrivateAddress,
+            format!("the connection was going to {original}, this proxy's own host (a loop)"),
+        ));
+    }
+    Ok(original)
+}
+
+/// The name a non-HTTP connection goes by: its SNI, or with none its original address.
+fn name(first: &FirstBytes, original: SocketAddr) -> Result<Host, Refusal> {
+    let sni = match first {
+        FirstBytes::Tls(hello) => hello.server_name.as_deref(),
+        FirstBytes::NotTls | FirstBytes::Nothing => None,
+    };
+    match sni {
+        Some(sni) => Host::parse(sni).map_err(|e| {
+            Refusal::new(
+                DenyReason::BadRequest,
+                format!("invalid TLS server name {sni:?}: {e}"),
+            )
+        }),
+        None => Ok(Host::Ip(original.ip())),
+    }
+}
+
+/// Accounts and logs the refusal; a TLS client gets a fatal `access_denied` alert so it reports
+/// "access denied" rather than a reset. The connection then closes.
+fn refuse(stream: &TcpStream, sent: &[u8], refusal: &Refusal, target: Option<(&Host, u16)>) {
+    account::refused(PROTOCOL, target, refusal.reason, refusal.rule.as_deref());
+    // Policy denials were logged by `decide` already.
+    if refusal.reason.fault() != egress_config::Fault::Policy || target.is_none() {
+        warn!(
+            reason = refusal.reason.as_str(),
+            detail = %refusal.detail,
+            protocol = PROTOCOL.as_str(),
+            "intercepted connection refused"
+        );
+    }
+    if crate::client_hello::starts_tls(sent) {
+        // Best effort: 7 bytes into an empty send buffer do not block.
+        let _ = stream.try_write(&TLS_ACCESS_DENIED_ALERT);
+    } else {
+        debug!("closing without an answer: the client spoke neither TLS nor HTTP");
+    }
+}
