@@ -10,14 +10,19 @@ pub enum Protocol {
     Socks5,
     /// A connection intercepted on a `redirect://` listener, named by its SNI or `Host` header.
     Transparent,
+    /// A question to egress's DNS responder (`dns_server`): may this name be answered at all?
+    /// Decided without a port: a name any allow entry covers, on any port, is answered (its
+    /// connections are decided with their ports when they come).
+    Dns,
 }
 
 impl Protocol {
-    pub const ALL: [Protocol; 4] = [
+    pub const ALL: [Protocol; 5] = [
         Self::HttpConnect,
         Self::HttpForward,
         Self::Socks5,
         Self::Transparent,
+        Self::Dns,
     ];
 
     /// Stable name: log field and (later) metric label.
@@ -27,6 +32,7 @@ impl Protocol {
             Self::HttpForward => "http-forward",
             Self::Socks5 => "socks5",
             Self::Transparent => "transparent",
+            Self::Dns => "dns",
         }
     }
 
@@ -35,7 +41,7 @@ impl Protocol {
     pub const fn default_port(self) -> u16 {
         match self {
             Self::HttpForward => 80,
-            Self::HttpConnect | Self::Socks5 | Self::Transparent => 443,
+            Self::HttpConnect | Self::Socks5 | Self::Transparent | Self::Dns => 443,
         }
     }
 
@@ -45,6 +51,7 @@ impl Protocol {
     pub const fn allows_by_default(self, port: u16) -> bool {
         match self {
             Self::Transparent => port == 80 || port == 443,
+            Self::Dns => true,
             other => port == other.default_port(),
         }
     }

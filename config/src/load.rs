@@ -12,8 +12,8 @@ use crate::raw::{
 };
 use crate::secrets::{self, Secrets};
 use crate::settings::{
-    AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, Timeouts,
-    TlsInspection,
+    AddressGuardSettings, Admin, Audit, Config, Dns, DnsServer, Limits, Listener,
+    ListenerProtocols, Timeouts, TlsInspection,
 };
 use crate::upstream::{RouteChoice, Routing, Upstream, DIRECT};
 use crate::{Mode, Policy};
@@ -319,6 +319,7 @@ fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
         policy: policy(raw.mode, raw.allow, raw.deny),
         source: origin.to_string(),
         dns: dns(raw.dns),
+        dns_server: raw.dns_server.map(|d| DnsServer { listen: d.listen }),
         address_guard: address_guard(raw.address_guard),
         tls: tls(raw.tls),
         routing: routing(raw.upstreams, raw.route, &mut secrets),

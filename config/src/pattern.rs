@@ -37,6 +37,7 @@ impl PortSet {
         match self {
             PortSet::Default => protocol.allows_by_default(port),
             PortSet::Any => true,
+            PortSet::Ranges(_) if protocol == Protocol::Dns => true,
             PortSet::Ranges(ranges) => ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&port)),
         }
     }

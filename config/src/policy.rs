@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::matcher::Index;
 use crate::pattern::{Pattern, PortSet};
-use crate::{Action, DenyReason, Request, Verdict};
+use crate::{Action, DenyReason, Protocol, Request, Verdict};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,6 +122,9 @@ impl Policy {
             .for_each_match(&inner.deny, request.host, |p| {
                 let covers = match &inner.deny[p].ports {
                     PortSet::Default => true,
+                    // A name denied on some ports only is still answered by the DNS
+                    // responder: its other ports may be allowed.
+                    PortSet::Ranges(_) if request.protocol == Protocol::Dns => false,
                     ports => ports.matches(request.port, request.protocol),
                 };
                 if covers {

@@ -42,6 +42,8 @@ pub struct RawFile {
     #[serde(default)]
     pub dns: RawDns,
     #[serde(default)]
+    pub dns_server: Option<RawDnsServer>,
+    #[serde(default)]
     pub address_guard: RawAddressGuard,
     #[serde(default)]
     pub tls: RawTls,
@@ -262,6 +264,13 @@ pub struct RawDns {
     pub timeout: Option<DurationEntry>,
     #[serde(default)]
     pub cache_size: Option<Bounded<0, 1_000_000>>,
+}
+
+/// `dns_server: { listen: ADDRESS }`: egress's DNS responder for transparent mode.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnsServer {
+    pub listen: std::net::SocketAddr,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -19,6 +19,9 @@ pub struct Config {
     /// Where the configuration came from: a path, or `<embedded default>`.
     pub source: String,
     pub dns: Dns,
+    /// Egress's own DNS responder (transparent mode); off unless configured. Takes effect at
+    /// restart.
+    pub dns_server: Option<DnsServer>,
     pub address_guard: AddressGuardSettings,
     pub tls: TlsInspection,
     /// Parent proxies and which traffic goes through them.
@@ -45,6 +48,12 @@ pub struct Audit {
     pub path: Option<std::path::PathBuf>,
     /// Lines queued for the writer; beyond it lines are dropped (and counted), never waited for.
     pub buffer: usize,
+}
+
+/// The DNS responder: answers a client only for names its policy allows (UDP and TCP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsServer {
+    pub listen: SocketAddr,
 }
 
 /// The proxy's own resolver. Names are resolved once and only the checked addresses are dialed.

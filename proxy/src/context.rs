@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::decider::Decider;
+use crate::handed::Handed;
 use crate::observe::Observer;
 use crate::state::{ProxyState, Snapshot};
 
@@ -24,6 +25,8 @@ pub struct ConnContext {
     /// Set on a connection intercepted by a `redirect://` listener: where it was going. Its
     /// requests are named by their `Host` header and may reach only this address.
     pub intercepted: Option<SocketAddr>,
+    /// The DNS responder's answers to each client (see `handed`).
+    pub handed: Arc<Handed>,
 }
 
 impl ConnContext {
@@ -49,6 +52,7 @@ pub struct Shared {
     pub decider: Arc<dyn Decider>,
     /// Where the connection's records go (its ledger's).
     pub observer: Arc<Observer>,
+    pub handed: Arc<Handed>,
 }
 
 impl Shared {
@@ -59,6 +63,7 @@ impl Shared {
             cut_count: state.cut_count.clone(),
             decider: state.decider.clone(),
             observer: state.observer.clone(),
+            handed: state.handed.clone(),
         }
     }
 }

@@ -2,7 +2,7 @@
 //! only checked addresses are ever dialed. A name with any special address among its answers is
 //! refused as a whole: mixing public and private answers is how DNS rebinding starts.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use egress_config::guard::SpecialKind;
 use egress_config::{DenyReason, Host};
@@ -20,8 +20,22 @@ pub async fn resolve_checked(
     explicit_address: bool,
 ) -> Result<Vec<SocketAddr>, Refusal> {
     let addrs = snapshot.resolver.resolve(host, port).await?;
-    for addr in &addrs {
-        let Err(special) = snapshot.guard.check(addr.ip()) else {
+    let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
+    check_all(snapshot, host, &ips, explicit_address)?;
+    Ok(addrs)
+}
+
+/// Checks every one of `host`'s `addresses` with the address guard: the first special one
+/// refuses the whole answer (`private-address`). Also what the DNS responder applies before it
+/// hands an answer out.
+pub fn check_all(
+    snapshot: &Snapshot,
+    host: &Host,
+    addresses: &[IpAddr],
+    explicit_address: bool,
+) -> Result<(), Refusal> {
+    for &ip in addresses {
+        let Err(special) = snapshot.guard.check(ip) else {
             continue;
         };
         if exempt(host, explicit_address, special.kind) {
@@ -29,18 +43,18 @@ pub async fn resolve_checked(
         }
         let detail = match host {
             Host::Ip(ip) => format!("{ip} is a {special} address"),
-            Host::Name(name) => format!("{name} resolves to {}, a {special} address", addr.ip()),
+            Host::Name(name) => format!("{name} resolves to {ip}, a {special} address"),
         };
         warn!(
             decision = "deny",
             reason = DenyReason::PrivateAddress.as_str(),
-            address = %addr.ip(),
+            address = %ip,
             kind = special.kind.as_str(),
             "address guard"
         );
         return Err(Refusal::new(DenyReason::PrivateAddress, detail));
     }
-    Ok(addrs)
+    Ok(())
 }
 
 /// An allow entry written for the address itself is a deliberate exception: an IP or CIDR entry

@@ -55,6 +55,7 @@ pub async fn serve(
         snapshot,
         stop.shutdown,
         stop.decider,
+        stop.handed,
     ));
     // The connection's future is dropped at the end of this statement when the cut wins: its
     // sockets close, and nothing of it runs again.
@@ -78,6 +79,7 @@ async fn serve_until_done(
     snapshot: Arc<Snapshot>,
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
+    handed: Arc<crate::handed::Handed>,
 ) {
     let ctx = ConnContext {
         client,
@@ -85,6 +87,7 @@ async fn serve_until_done(
         shutdown,
         decider,
         intercepted: None,
+        handed,
     };
     // Not proxy clients: these connections are named by what they send (see `transparent`).
     // Boxed, as the protocols below are (why: there).

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::account;
 use crate::answer::Refusal;
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
-use crate::outbound::{self, Way};
+use crate::outbound::{self, Pinned, Way};
 use crate::parent::Purpose;
 use crate::state::Snapshot;
 use crate::tunnel::{self, Moved, Transferred};
@@ -39,7 +39,7 @@ pub struct Target<'a> {
     pub policy: &'a Policy,
     /// An intercepted connection's original destination: the only address it may reach, and
     /// one `host` must resolve to (`outbound::pin`).
-    pub pinned: Option<SocketAddr>,
+    pub pinned: Option<Pinned>,
 }
 
 impl<'a> Target<'a> {
@@ -64,9 +64,9 @@ impl<'a> Target<'a> {
     }
 
     /// This target, held to an intercepted connection's original destination.
-    pub fn pinned_to(self, original: SocketAddr) -> Self {
+    pub fn pinned_to(self, pinned: Pinned) -> Self {
         Self {
-            pinned: Some(original),
+            pinned: Some(pinned),
             ..self
         }
     }
@@ -102,14 +102,14 @@ where
     F: std::future::Future<Output = io::Result<()>>,
 {
     let mut way = outbound::choose(snapshot, target.host, target.port, &target.verdict).await?;
-    if let Some(original) = target.pinned {
+    if let Some(pinned) = target.pinned {
         way = outbound::pin(
             snapshot,
             way,
             target.host,
             target.port,
             &target.verdict,
-            original,
+            pinned,
         )
         .await?;
     }

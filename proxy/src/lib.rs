@@ -26,8 +26,9 @@
 //! - [`establish`], [`tunnel`]: open the tunnel in the right order; copy (splice) both ways.
 //! - [`account`]: each request's outcome, once, as one [`outcome`] record; [`observe`] hands
 //!   it to the [`metrics`], the [`audit`] log and the event stream's subscribers.
-//! - [`transparent`]: connections intercepted on `redirect://` listeners, named by SNI or
-//!   `Host` and held to their original destination.
+//! - [`transparent`]: connections intercepted on `redirect://` and `tproxy://` listeners,
+//!   named by SNI or `Host` and held to their original destination; [`dns_server`], the DNS
+//!   responder that answers only allowed names, and [`handed`], what it handed each client.
 //! - [`answer`]: every refusal's status line, body and SOCKS5 reply code, in one place.
 //! - [`server`]: the entry point ([`run`]): accept loops, then the drain and cut at shutdown.
 //! - [`admin`], [`reload`]: `/metrics` and health; hot reload.
@@ -46,8 +47,10 @@ pub mod decider;
 pub mod destination;
 pub mod detect;
 pub mod dial;
+pub mod dns_server;
 pub mod establish;
 pub mod h1;
+pub mod handed;
 pub mod http;
 pub mod identify;
 pub mod inspect;

@@ -87,6 +87,10 @@ enum Command {
         /// The TCP destination ports to intercept.
         #[arg(long, value_delimiter = ',', default_value = "80,443")]
         ports: Vec<u16>,
+        /// Egress's DNS responder (`dns_server`) answers the clients on this host: DNS to any
+        /// other server is dropped instead of forwarded.
+        #[arg(long)]
+        dns: bool,
     },
 }
 
@@ -129,7 +133,8 @@ fn main() -> ExitCode {
             port,
             tproxy,
             ports,
-        }) => transparent_rules(gateway, user, port, tproxy, ports),
+            dns,
+        }) => transparent_rules(gateway, user, port, tproxy, ports, dns),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
     }
@@ -141,6 +146,7 @@ fn transparent_rules(
     port: u16,
     tproxy: bool,
     ports: Vec<u16>,
+    dns_responder: bool,
 ) -> ExitCode {
     use egress_proxy::transparent::{original::Diverted, rules};
     let scope = match (gateway, user) {
@@ -158,6 +164,7 @@ fn transparent_rules(
         diversion,
         listener_port: port,
         ports,
+        dns_responder,
     };
     match rules::ruleset(&asked) {
         Ok(text) => {
@@ -272,6 +279,14 @@ async fn serve_config(
             protocols: listener.protocols,
         });
     }
+    let dns_server = match &config.dns_server {
+        Some(settings) => Some(
+            egress_proxy::dns_server::bind(settings.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (dns_server)", settings.listen))?,
+        ),
+        None => None,
+    };
     let policy = &config.policy;
     info!(
         source = %config.source,
@@ -318,6 +333,9 @@ async fn serve_config(
         let listening =
             egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone())?;
         tokio::spawn(egress_proxy::admin::serve(listening));
+    }
+    if let Some(bound) = dns_server {
+        tokio::spawn(egress_proxy::dns_server::serve(bound, state.clone()));
     }
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));

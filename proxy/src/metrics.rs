@@ -3,7 +3,7 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5, transparent), `decision` (allow, report, deny, fail), `reason` (a `DenyReason`, or `none`), `identity` (see below) |
+//! | `egress_decisions_total` | counter | `protocol` (http-connect, http-forward, socks5, transparent, dns), `decision` (allow, report, deny, fail), `reason` (a `DenyReason`, or `none`), `identity` (see below) |
 //! | `egress_failures_total` | counter | `protocol`, `reason` (the upstream reasons: dns-failed, upstream-unreachable, …): requests that failed, not denied |
 //! | `egress_blocked_domains_total` | counter | `domain`: registrable domain (eTLD+1) of denied targets, at most `blocked_domains_cap` of them, then `other`; `identity` |
 //! | `egress_active_connections` | gauge | `protocol` |

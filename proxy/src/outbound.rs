@@ -23,6 +23,15 @@ pub enum Way {
     Parent(String),
 }
 
+/// An intercepted connection's original destination, which it alone may reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pinned {
+    pub original: SocketAddr,
+    /// Egress's DNS responder handed `original` to this client for the target's name (within
+    /// the answer's TTL): as good as egress's own lookup giving it now.
+    pub handed: bool,
+}
+
 /// The route for `host:port`, with the address checks it needs: every address of a direct
 /// destination; an IP-literal destination even through a parent (the parent would reach it).
 pub async fn choose(
@@ -47,34 +56,42 @@ pub async fn choose(
 }
 
 /// Holds an intercepted connection to its original destination: `original` must be one of the
-/// addresses egress's own lookup of `host` gives (each checked by the address guard), or the
-/// client named an allowed host while connecting somewhere else (`host-mismatch`). A direct way
-/// then dials `original` alone; a parent is asked for `host` by name, as for any request.
+/// addresses egress's own lookup of `host` gives (each checked by the address guard), or one its
+/// DNS responder handed this client for `host` (checked again: the guard may have changed
+/// since), or the client named an allowed host while connecting somewhere else
+/// (`host-mismatch`). A direct way then dials `original` alone; a parent is asked for `host` by
+/// name, as for any request.
 pub async fn pin(
     snapshot: &Snapshot,
     way: Way,
     host: &Host,
     port: u16,
     verdict: &Verdict<'_>,
-    original: SocketAddr,
+    pinned: Pinned,
 ) -> Result<Way, Refusal> {
-    let resolved = match &way {
-        Way::Direct(addrs) => addrs.clone(),
-        Way::Parent(_) => {
-            destination::resolve_checked(snapshot, host, port, verdict.explicit_address).await?
-        }
-    };
+    let original = pinned.original;
     let wanted = original.ip().to_canonical();
-    let agrees = original.port() == port
-        && resolved
-            .iter()
-            .any(|addr| addr.ip().to_canonical() == wanted);
+    let agrees = if pinned.handed && original.port() == port {
+        destination::check_all(snapshot, host, &[wanted], verdict.explicit_address)?;
+        true
+    } else {
+        let resolved = match &way {
+            Way::Direct(addrs) => addrs.clone(),
+            Way::Parent(_) => {
+                destination::resolve_checked(snapshot, host, port, verdict.explicit_address).await?
+            }
+        };
+        original.port() == port
+            && resolved
+                .iter()
+                .any(|addr| addr.ip().to_canonical() == wanted)
+    };
     if !agrees {
         return Err(Refusal::new(
             DenyReason::HostMismatch,
             format!(
                 "the connection was going to {original}, which is not an address of {host} \
-                 (egress's own lookup)"
+                 (egress's own lookup, or its DNS responder's answer to this client)"
             ),
         ));
     }
@@ -134,11 +151,11 @@ pub async fn open(
     port: u16,
     verdict: &Verdict<'_>,
     purpose: Purpose,
-    pinned: Option<SocketAddr>,
+    pinned: Option<Pinned>,
 ) -> Result<Opened, Refusal> {
     let mut way = choose(snapshot, host, port, verdict).await?;
-    if let Some(original) = pinned {
-        way = pin(snapshot, way, host, port, verdict, original).await?;
+    if let Some(pinned) = pinned {
+        way = pin(snapshot, way, host, port, verdict, pinned).await?;
     }
     match way {
         Way::Direct(addrs) => Ok(Opened {

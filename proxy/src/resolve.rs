@@ -7,7 +7,7 @@
 //! answer, after the address guard has checked every one of them (`destination.rs`): a second
 //! lookup at dial time is what DNS rebinding exploits.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use egress_config::{DenyReason, Dns, Host};
@@ -16,6 +16,7 @@ use hickory_resolver::config::{
     ResolverOpts,
 };
 use hickory_resolver::name_server::TokioConnectionProvider;
+use hickory_resolver::proto::rr::{Record, RecordType};
 use hickory_resolver::proto::xfer::Protocol as Transport;
 use hickory_resolver::TokioResolver;
 use tracing::warn;
@@ -78,11 +79,23 @@ impl Resolver {
             Host::Ip(ip) => return Ok(vec![SocketAddr::new(*ip, port)]),
             Host::Name(name) => name,
         };
-        if let Some(addrs) = self.hosts.lookup(name) {
-            return Ok(addrs
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, port))
-                .collect());
+        let found = self.lookup(name).await?;
+        Ok(found
+            .addresses
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect())
+    }
+
+    /// `name`'s addresses with how long they hold (`None`: from `/etc/hosts`, no TTL) and the
+    /// CNAME records met on the way: what the DNS responder answers from.
+    pub async fn lookup(&self, name: &str) -> Result<Found, Refusal> {
+        if let Some(addresses) = self.hosts.lookup(name) {
+            return Ok(Found {
+                addresses,
+                ttl: None,
+                cnames: Vec::new(),
+            });
         }
         // Absolute, so no search domain is appended.
         let absolute = format!("{name}.");
@@ -94,13 +107,25 @@ impl Resolver {
         }
         match answer {
             Ok(Ok(answer)) => {
-                let addrs: Vec<SocketAddr> =
-                    answer.iter().map(|ip| SocketAddr::new(ip, port)).collect();
-                if addrs.is_empty() {
-                    Err(failed(format!("{name} has no addresses")))
-                } else {
-                    Ok(addrs)
+                let addresses: Vec<IpAddr> = answer.iter().collect();
+                if addresses.is_empty() {
+                    return Err(failed(format!("{name} has no addresses")));
                 }
+                let ttl = answer
+                    .valid_until()
+                    .saturating_duration_since(std::time::Instant::now());
+                let cnames = answer
+                    .as_lookup()
+                    .records()
+                    .iter()
+                    .filter(|r| r.record_type() == RecordType::CNAME)
+                    .cloned()
+                    .collect();
+                Ok(Found {
+                    addresses,
+                    ttl: Some(ttl),
+                    cnames,
+                })
             }
             Ok(Err(error)) if error.is_nx_domain() => {
                 Err(failed(format!("{name} does not exist (NXDOMAIN)")))
@@ -115,4 +140,33 @@ impl Resolver {
             ))),
         }
     }
+
+    /// `name`'s records of `kind` (the DNS responder's HTTPS and SVCB answers); none when the
+    /// name has none of them or is one `/etc/hosts` lists (the file has only addresses).
+    pub async fn records(&self, name: &str, kind: RecordType) -> Result<Vec<Record>, Refusal> {
+        if self.hosts.lookup(name).is_some() {
+            return Ok(Vec::new());
+        }
+        let failed = |detail: String| Refusal::new(DenyReason::DnsFailed, detail);
+        let absolute = format!("{name}.");
+        match tokio::time::timeout(self.timeout, self.inner.lookup(absolute, kind)).await {
+            Ok(Ok(answer)) => Ok(answer.records().to_vec()),
+            Ok(Err(error)) if error.is_no_records_found() || error.is_nx_domain() => Ok(Vec::new()),
+            Ok(Err(error)) => Err(failed(format!("looking up {name} {kind} failed: {error}"))),
+            Err(_) => Err(failed(format!(
+                "looking up {name} {kind} took longer than {:?}",
+                self.timeout
+            ))),
+        }
+    }
+}
+
+/// A name's addresses as the resolver found them.
+#[derive(Debug)]
+pub struct Found {
+    pub addresses: Vec<IpAddr>,
+    /// How long the answer holds; `None` for `/etc/hosts` names.
+    pub ttl: Option<Duration>,
+    /// The CNAME records of the answer, in its order.
+    pub cnames: Vec<Record>,
 }

@@ -129,6 +129,8 @@ pub struct ProxyState {
     pub decider: Arc<dyn Decider>,
     /// This proxy's metrics, audit log and event stream.
     pub observer: Arc<Observer>,
+    /// What the DNS responder handed to each client, which intercepted connections trust.
+    pub handed: Arc<crate::handed::Handed>,
 }
 
 impl ProxyState {
@@ -166,6 +168,7 @@ impl ProxyState {
             parent_health,
             decider,
             observer,
+            handed: Arc::default(),
         })
     }
 

@@ -4,8 +4,10 @@
 //! and decided on that name exactly as an explicit proxy request would be (protocol
 //! `transparent`). The name and the place the client was really going must agree: the original
 //! destination has to be an address egress's own lookup gives for the name (`host-mismatch`
-//! otherwise), and it is the only address dialed. A connection without a name (no SNI, not
-//! HTTP) is decided on its original address, which only an IP entry allows.
+//! otherwise; an answer egress's DNS responder gave this client for the name counts as a
+//! lookup), and it is the only address dialed. A connection without a name (no SNI, not HTTP)
+//! is decided as the name the DNS responder handed its original address to this client for,
+//! with its port; with no such answer, on the address itself, which only an IP entry allows.
 //!
 //! Refusals: a TLS `access_denied` alert to a TLS client, the usual HTTP answer to an HTTP one,
 //! a plain close otherwise.
@@ -13,7 +15,7 @@
 use std::net::SocketAddr;
 
 use bytes::BytesMut;
-use egress_config::{DenyReason, Host, Protocol};
+use egress_config::{DenyReason, Host, Protocol, Request};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tracing::{debug, warn};
@@ -22,6 +24,7 @@ use crate::answer::Refusal;
 use crate::context::ConnContext;
 use crate::establish::{self, Target};
 use crate::inspect::{self, FirstBytes, TLS_ACCESS_DENIED_ALERT};
+use crate::outbound::Pinned;
 use crate::{account, decide, http, identify};
 
 pub mod bind;
@@ -40,10 +43,10 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     if let Ok(original) = original {
         tracing::Span::current().record("target", original.to_string().as_str());
     }
-    let mut first = [0u8; 1];
+    let mut first = [0u8; 4];
     let wait = inspect::hello_wait(&ctx.snapshot);
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
-    if matches!(peeked, Ok(Ok(1)) if http::can_start_request(first[0])) {
+    if matches!(peeked, Ok(Ok(n)) if n > 0 && looks_like_http(&first[..n])) {
         return match original {
             Ok(original) => {
                 ctx.intercepted = Some(original);
@@ -53,31 +56,42 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         };
     }
     let mut buf = BytesMut::new();
-    let first = if matches!(peeked, Ok(Ok(1))) {
+    let first = if matches!(peeked, Ok(Ok(n)) if n > 0) {
         inspect::read_first(&stream, &mut buf, Instant::now() + wait).await
     } else {
         // Silent for the whole wait (a protocol where the server speaks first, like SSH), or
         // closed: there is no name to wait for.
         Ok(FirstBytes::Nothing)
     };
-    let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
-    let (original, host) = match named {
+    let named = original.and_then(|original| Ok((original, sni(&first?)?)));
+    let (original, sni) = match named {
         Ok(named) => named,
         Err(refusal) => return refuse(&stream, &buf, &refusal, None),
     };
     let port = original.port();
     let identity = match identify::intercepted(&ctx.snapshot.identities, ctx.client.ip()) {
         Ok(identity) => identity,
-        Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
+        Err(refusal) => {
+            let host = sni.unwrap_or(Host::Ip(original.ip()));
+            return refuse(&stream, &buf, &refusal, Some((&host, port)));
+        }
     };
     account::identified(&identity);
+    let host = match sni {
+        Some(sni) => sni,
+        None => nameless(&ctx, &identity, original),
+    };
     let verdict = match decide::decide(&ctx, &identity, &host, port, PROTOCOL).await {
         Ok(verdict) => verdict,
         Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
     };
     let policy = ctx.snapshot.policy_for(&identity);
+    let pinned = Pinned {
+        original,
+        handed: ctx.handed.gave(ctx.client.ip(), &host, original.ip()),
+    };
     let target =
-        Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy).pinned_to(original);
+        Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy).pinned_to(pinned);
     let opened = establish::open(&stream, buf.clone(), target, &ctx.snapshot, |_| async {
         Ok(())
     })
@@ -117,20 +131,48 @@ fn where_to(stream: &TcpStream, ctx: &ConnContext, how: Diverted) -> Result<Sock
     Ok(original)
 }
 
-/// The name a non-HTTP connection goes by: its SNI, or with none its original address.
-fn name(first: &FirstBytes, original: SocketAddr) -> Result<Host, Refusal> {
+/// Whether a connection's first bytes may start an HTTP request. SSH's identification line
+/// (`SSH-2.0-…`, sent by the client at once) starts like a method name; it is no request.
+fn looks_like_http(first: &[u8]) -> bool {
+    http::can_start_request(first[0]) && !first.starts_with(b"SSH-")
+}
+
+/// The name a non-HTTP connection sent: its SNI, if any.
+fn sni(first: &FirstBytes) -> Result<Option<Host>, Refusal> {
     let sni = match first {
         FirstBytes::Tls(hello) => hello.server_name.as_deref(),
         FirstBytes::NotTls | FirstBytes::Nothing => None,
     };
-    match sni {
-        Some(sni) => Host::parse(sni).map_err(|e| {
+    sni.map(|sni| {
+        Host::parse(sni).map_err(|e| {
             Refusal::new(
                 DenyReason::BadRequest,
                 format!("invalid TLS server name {sni:?}: {e}"),
             )
-        }),
-        None => Ok(Host::Ip(original.ip())),
+        })
+    })
+    .transpose()
+}
+
+/// What a connection that sent no name (SSH, TLS without SNI) is decided as: a name the DNS
+/// responder handed its original address to this client for — one the policy allows on this
+/// port if there is one, so the decision names the rule — else the address itself, which only
+/// an IP entry allows.
+fn nameless(ctx: &ConnContext, identity: &str, original: SocketAddr) -> Host {
+    let names = ctx.handed.names(ctx.client.ip(), original.ip());
+    let policy = ctx.snapshot.policy_for(identity);
+    let allowed = names.iter().find(|name| {
+        policy
+            .decide(&Request {
+                host: name,
+                port: original.port(),
+                protocol: PROTOCOL,
+            })
+            .permits()
+    });
+    match allowed.or(names.first()) {
+        Some(name) => name.clone(),
+        None => Host::Ip(original.ip()),
     }
 }
 

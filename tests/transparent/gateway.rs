@@ -40,6 +40,8 @@ pub const BOTH: [Diversion; 2] = [Diversion::Redirect, Diversion::Tproxy];
 pub struct Gateway {
     pub proxy: Proxy,
     origin: Child,
+    /// With the DNS responder: the outside DNS server and sshd, in the origin namespace.
+    outside: Vec<Child>,
     client: String,
     gateway: String,
     names: Vec<String>,
@@ -65,6 +67,18 @@ impl Gateway {
     /// listens on. Prepended to `policy`: the listeners (`redirect://[::]:0`, and an explicit
     /// proxy on the gateway's inside address) and the audit log.
     pub fn start(diversion: Diversion, policy: &str, hosts: &str) -> Gateway {
+        Gateway::start_with(diversion, policy, hosts, None)
+    }
+
+    /// `start`, with an authoritative DNS server outside serving `zone` (lines "NAME ADDRESS")
+    /// and logging what it is asked, sshd outside on port 22, and the rules printed with
+    /// `--dns --ports 22,80,443` (egress's responder answers; DNS elsewhere is dropped).
+    /// `policy` names the responder (`dns_server`) and the outside server (`dns.nameservers`).
+    pub fn start_with_dns(diversion: Diversion, policy: &str, hosts: &str, zone: &str) -> Gateway {
+        Gateway::start_with(diversion, policy, hosts, Some(zone))
+    }
+
+    fn start_with(diversion: Diversion, policy: &str, hosts: &str, zone: Option<&str>) -> Gateway {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let id = format!(
             "egt{}x{}",
@@ -99,6 +113,13 @@ impl Gateway {
              ip netns exec {g} sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1"
         ));
         let origin = start_origin(dir.path(), &o);
+        let outside = match zone {
+            Some(zone) => vec![
+                start_outside_dns(dir.path(), &o, zone),
+                start_sshd(dir.path(), &o),
+            ],
+            None => Vec::new(),
+        };
         let hosts = support::write_file(dir.path(), "hosts", hosts);
         let audit = dir.path().join("audit.jsonl");
         let scheme = match diversion {
@@ -134,11 +155,17 @@ impl Gateway {
             .find(|v| support::message(v) == "listening");
         assert_eq!(first.expect("listening")["protocols"], scheme);
         let port = proxy.addr.port();
-        sh(&divert(diversion, &g, port));
+        let rules = if zone.is_some() {
+            " --dns --ports 22,80,443"
+        } else {
+            ""
+        };
+        sh(&divert(diversion, &g, port, rules));
         half.names.clear();
         Gateway {
             proxy,
             origin,
+            outside,
             client: c,
             gateway: g,
             names,
@@ -238,6 +265,46 @@ impl Gateway {
         self.run_in_client(&[&wrapper[..], program].concat(), b"")
     }
 
+    /// What the outside DNS server was asked so far ("NAME TYPE" lines).
+    pub fn outside_dns_log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("outside-dns.log")).unwrap_or_default()
+    }
+
+    /// The private key sshd outside lets in as root.
+    pub fn ssh_key(&self) -> std::path::PathBuf {
+        self._dir.path().join("client_key")
+    }
+
+    /// Runs a program in the client namespace whose resolver is the gateway (egress's DNS
+    /// responder), with nothing of the names in its `/etc/hosts`: as a client of a gateway
+    /// configured by DHCP would.
+    pub fn run_in_client_resolving(&self, program: &[&str]) -> Curl {
+        let resolv = support::write_file(
+            self._dir.path(),
+            "client-resolv.conf",
+            &format!("nameserver {GATEWAY_INSIDE}\noptions timeout:2 attempts:1\n"),
+        );
+        let hosts = support::write_file(
+            self._dir.path(),
+            "client-hosts-plain",
+            "127.0.0.1 localhost\n",
+        );
+        let script = "mount --bind \"$0\" /etc/resolv.conf && mount --bind \"$1\" /etc/hosts \
+                      && shift && exec \"$@\"";
+        let wrapper = [
+            "unshare",
+            "-m",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            resolv.to_str().unwrap(),
+            hosts.to_str().unwrap(),
+        ];
+        self.run_in_client(&[&wrapper[..], program].concat(), b"")
+    }
+
     /// Runs a program in the client namespace and returns its exit code, stdout and stderr.
     pub fn run_in_client(&self, program: &[&str], stdin: &[u8]) -> Curl {
         use std::io::Write;
@@ -267,6 +334,10 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.origin.kill();
         let _ = self.origin.wait();
+        for child in &mut self.outside {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         // The proxy is killed by its own drop, after this; deleting its namespace first is fine
         // (a namespace lives on while a process is in it).
         Cleanup {
@@ -290,11 +361,11 @@ impl Drop for Cleanup {
 
 /// The rules that send TCP 80 and 443 arriving from the client side to egress on `port`:
 /// exactly what `egress-proxy transparent-rules` prints, plus tproxy's routes.
-fn divert(diversion: Diversion, g: &str, port: u16) -> String {
+fn divert(diversion: Diversion, g: &str, port: u16, extra: &str) -> String {
     let bin = support::proxy_binary();
     match diversion {
         Diversion::Redirect => format!(
-            "ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port} \
+            "ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port}{extra} \
              | ip netns exec {g} nft -f -"
         ),
         // tproxy hands the packet to the listening socket; the mark routes it (and the rest of
@@ -304,7 +375,7 @@ fn divert(diversion: Diversion, g: &str, port: u16) -> String {
              ip -n {g} route add local 0.0.0.0/0 dev lo table 100
              ip -n {g} -6 rule add fwmark 1 lookup 100
              ip -n {g} -6 route add local ::/0 dev lo table 100
-             ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port} --tproxy \
+             ip netns exec {g} {bin} transparent-rules --gateway g0 --port {port} --tproxy{extra} \
              | ip netns exec {g} nft -f -"
         ),
     }
@@ -341,4 +412,76 @@ fn start_origin(dir: &Path, ns: &str) -> Child {
     let line = rx.recv_timeout(WAIT).unwrap_or_default();
     assert_eq!(line.trim(), "ready", "origin.py did not start");
     child
+}
+
+/// Starts `dns_outside.py` in namespace `ns` serving `zone`, logging to `outside-dns.log`.
+fn start_outside_dns(dir: &Path, ns: &str, zone: &str) -> Child {
+    let zone = support::write_file(dir, "zone", zone);
+    let log = dir.join("outside-dns.log");
+    std::fs::write(&log, "").unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/transparent/dns_outside.py"
+    );
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", script])
+        .arg(&zone)
+        .arg(&log)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start dns_outside.py");
+    wait_ready(&mut child, "dns_outside.py");
+    child
+}
+
+/// A real sshd in namespace `ns` on port 22 that lets `dir/client_key` in as root.
+fn start_sshd(dir: &Path, ns: &str) -> Child {
+    let (host_key, client_key) = (dir.join("host_key"), dir.join("client_key"));
+    sh(&format!(
+        "ssh-keygen -q -t ed25519 -N '' -f {} && ssh-keygen -q -t ed25519 -N '' -f {}",
+        host_key.display(),
+        client_key.display()
+    ));
+    // sshd refuses to start without its privilege-separation directory.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    let config = support::write_file(
+        dir,
+        "sshd_config",
+        &format!(
+            "ListenAddress 0.0.0.0:22\nListenAddress [::]:22\nHostKey {}\nAuthorizedKeysFile {}.pub\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+             PermitRootLogin prohibit-password\nUsePAM no\nStrictModes no\nPidFile none\n",
+            host_key.display(),
+            client_key.display()
+        ),
+    );
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "/usr/sbin/sshd", "-D", "-e", "-f"])
+        .arg(&config)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start sshd");
+    let probe = format!(
+        "ip netns exec {ns} python3 -c 'import socket; socket.create_connection((\"127.0.0.1\", 22), timeout=1)'"
+    );
+    crate::support::wait::until("sshd listening", || {
+        Command::new("sh")
+            .args(["-c", &probe])
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    child
+}
+
+/// Waits for a child's first line to be "ready".
+fn wait_ready(child: &mut Child, what: &str) {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(WAIT).unwrap_or_default();
+    assert_eq!(line.trim(), "ready", "{what} did not start");
 }

@@ -7,6 +7,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod dns;
 mod gateway;
 mod identities;
 

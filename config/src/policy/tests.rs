@@ -66,6 +66,28 @@ fn other_ports_must_be_named() {
 }
 
 #[test]
+fn a_dns_question_is_answered_for_a_name_allowed_on_any_port_and_not_denied_on_all() {
+    let dns = Protocol::Dns;
+    let p = policy(
+        Mode::Enforce,
+        &["web.example", "ssh.example:22", "both.example"],
+        &["both.example:22", ".bad.example"],
+    );
+    assert_eq!(ask(&p, "web.example", 53, dns).0, Action::Allow);
+    assert_eq!(ask(&p, "ssh.example", 53, dns).0, Action::Allow);
+    // Denied on one port only: still answered (443 is allowed).
+    assert_eq!(ask(&p, "both.example", 53, dns).0, Action::Allow);
+    assert_eq!(
+        ask(&p, "x.bad.example", 53, dns).0,
+        Action::Deny(DenyReason::BlockedByDenylist)
+    );
+    assert_eq!(
+        ask(&p, "other.example", 53, dns).0,
+        Action::Deny(DenyReason::NotAllowlisted)
+    );
+}
+
+#[test]
 fn an_intercepted_connection_gets_both_default_ports() {
     let p = policy(Mode::Enforce, &["example.com"], &[]);
     let transparent = Protocol::Transparent;

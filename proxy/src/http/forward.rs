@@ -93,6 +93,12 @@ pub async fn exchange(
         // Kept-alive connections of an intercepted client go to its original destination only.
         key = format!("{key} at {original}");
     }
+    let pinned = ctx.intercepted.map(|original| outbound::Pinned {
+        original,
+        handed: ctx
+            .handed
+            .gave(ctx.client.ip(), &target.host, original.ip()),
+    });
     // A request without a body that may be repeated (RFC 9110 §9.2.2) is sent again, once, on a
     // new connection when a kept-alive one turns out to have been closed by the other side.
     let retryable = request_framing == Framing::Empty && is_idempotent(&req.method);
@@ -103,7 +109,7 @@ pub async fn exchange(
         let fresh = reused.is_none();
         let mut dest = match reused {
             Some(kept) => kept,
-            None => open(snapshot, key.clone(), &target, &verdict, ctx.intercepted)
+            None => open(snapshot, key.clone(), &target, &verdict, pinned)
                 .await
                 .map_err(refused)?,
         };
@@ -228,7 +234,7 @@ async fn open(
     key: String,
     target: &target::Absolute<'_>,
     verdict: &egress_config::Verdict<'_>,
-    pinned: Option<std::net::SocketAddr>,
+    pinned: Option<outbound::Pinned>,
 ) -> Result<Upstream, Refusal> {
     let opened = outbound::open(
         snapshot,

@@ -1,7 +1,8 @@
 //! The nftables ruleset of transparent mode, printed by `egress-proxy transparent-rules`. On a
 //! gateway: TCP to the intercepted ports from the inside interface goes to egress, UDP 443
-//! (QUIC) is rejected so clients fall back to TCP at once, DNS is forwarded (until egress
-//! answers it itself), and everything else from the inside is dropped. On a host (`--local`):
+//! (QUIC) is rejected so clients fall back to TCP at once, DNS is forwarded — or, with egress's
+//! DNS responder (`--dns`), not forwarded at all: clients ask the responder on the gateway, and
+//! DNS to any other server is dropped — and everything else from the inside is dropped. On a host (`--local`):
 //! the same for the host's own traffic, except the proxy's user (its own connections) and
 //! loopback. Pure text, tested by exact output; the namespace tests load what this prints.
 
@@ -32,6 +33,9 @@ pub struct Rules {
     pub listener_port: u16,
     /// The TCP destination ports that are intercepted.
     pub ports: Vec<u16>,
+    /// Egress's DNS responder answers the clients (on this host): DNS to other servers is
+    /// dropped instead of let through.
+    pub dns_responder: bool,
 }
 
 /// Why no ruleset can be printed.
@@ -62,7 +66,21 @@ pub fn ruleset(rules: &Rules) -> Result<String, RulesError> {
     let ports: Vec<String> = rules.ports.iter().map(u16::to_string).collect();
     let ports = ports.join(", ");
     let port = rules.listener_port;
+    // Without the responder, DNS goes out as it is (the names are decided when connected to).
+    let (dns_local, dns_gateway) = if rules.dns_responder {
+        (String::new(), String::new())
+    } else {
+        (
+            "    meta l4proto { tcp, udp } th dport 53 accept\n".to_string(),
+            format!("    iifname {name:?} meta l4proto {{ tcp, udp }} th dport 53 accept\n"),
+        )
+    };
     let mut out = String::new();
+    if rules.dns_responder {
+        out.push_str(
+            "# DNS: egress's dns_server answers on this host; DNS to any other server is dropped.\n",
+        );
+    }
     match (&rules.scope, rules.diversion) {
         (Scope::Local { .. }, Diverted::Tproxy) => return Err(RulesError::LocalTproxy),
         (Scope::Local { proxy_user }, Diverted::Redirect) => {
@@ -81,7 +99,7 @@ pub fn ruleset(rules: &Rules) -> Result<String, RulesError> {
                  \x20   meta skuid {proxy_user} accept\n\
                  \x20   oifname \"lo\" accept\n\
                  \x20   udp dport 443 reject\n\
-                 \x20   meta l4proto {{ tcp, udp }} th dport 53 accept\n\
+                 {dns_local}\
                  \x20   drop\n\
                  \x20 }}\n\
                  }}\n"
@@ -122,7 +140,7 @@ pub fn ruleset(rules: &Rules) -> Result<String, RulesError> {
                  \x20 chain forward {{\n\
                  \x20   type filter hook forward priority filter; policy accept;\n\
                  \x20   iifname {inside:?} udp dport 443 reject\n\
-                 \x20   iifname {inside:?} meta l4proto {{ tcp, udp }} th dport 53 accept\n\
+                 {dns_gateway}\
                  \x20   iifname {inside:?} drop\n\
                  \x20 }}\n\
                  }}\n"
@@ -142,6 +160,7 @@ mod tests {
             diversion,
             listener_port: 3129,
             ports: vec![80, 443],
+            dns_responder: false,
         })
     }
 
@@ -168,6 +187,33 @@ mod tests {
              \x20 }\n\
              }\n"
         );
+    }
+
+    #[test]
+    fn with_the_dns_responder_no_dns_goes_out() {
+        for scope in [
+            Scope::Gateway {
+                inside: "eth1".into(),
+            },
+            Scope::Local {
+                proxy_user: "egress".into(),
+            },
+        ] {
+            let text = ruleset(&Rules {
+                scope,
+                diversion: Diverted::Redirect,
+                listener_port: 3129,
+                ports: vec![80, 443],
+                dns_responder: true,
+            })
+            .unwrap();
+            assert!(!text.contains("dport 53"), "{text}");
+            assert!(
+                text.starts_with("# DNS: egress's dns_server answers"),
+                "{text}"
+            );
+            assert!(text.contains("drop\n  }\n}\n"), "{text}");
+        }
     }
 
     #[test]
