@@ -4,7 +4,7 @@
 //! name. DNS to any other server goes nowhere. What it hands a client is what that client's
 //! nameless connections (SSH) may reach.
 
-use super::gateway::{Diversion, Gateway, BOTH, GATEWAY_INSIDE, ORIGIN};
+use super::gateway::{Diversion, Gateway, BOTH, GATEWAY_INSIDE, ORIGIN, ORIGIN6};
 use super::{assert_origin_answered, decisions};
 use crate::support::wait;
 
@@ -15,6 +15,7 @@ const ZONE: &str = "dnsok.test 198.18.2.2\n\
                     dnsok.test 2001:2:0:2::2\n\
                     dnsok.test https\n\
                     sshok.test 198.18.2.3\n\
+                    sshok.test 2001:2:0:2::3\n\
                     denied-dns.test 198.18.2.2\n\
                     private-dns.test 10.0.0.7\n\
                     metadata-dns.test 169.254.169.254\n";
@@ -22,7 +23,7 @@ const ZONE: &str = "dnsok.test 198.18.2.2\n\
 const POLICY: &str = "admin: 127.0.0.1:0\n\
                       allow: [dnsok.test, \"sshok.test:22\", private-dns.test, metadata-dns.test]\n\
                       dns: { nameservers: [\"198.18.2.2:53\"], timeout: 2s }\n\
-                      dns_server: { listen: \"198.18.1.1:53\" }\n\
+                      dns_server: { listen: \"[::]:53\" }\n\
                       address_guard: { allow_networks: [198.18.0.0/15, \"2001:2::/48\"] }\n";
 
 fn start(diversion: Diversion) -> Gateway {
@@ -160,17 +161,55 @@ fn allowed_names_are_answered_and_the_rest_is_nxdomain_without_asking_outside() 
     );
 }
 
+/// The gateway's inside address of each family: the client's DNS server over that family.
+const GATEWAY_INSIDE6: &str = "2001:2:0:1::1";
+
+#[test]
+fn the_responder_answers_over_ipv6_too() {
+    let gw = start(Diversion::Tproxy);
+    assert_one_address(
+        &ask(&gw, GATEWAY_INSIDE6, "dnsok.test", "AAAA", false),
+        "aaaa=2001:2:0:2::2",
+    );
+    assert_one_address(
+        &ask(&gw, GATEWAY_INSIDE6, "dnsok.test", "A", true),
+        "a=198.18.2.2",
+    );
+    assert_eq!(
+        ask(&gw, GATEWAY_INSIDE6, "denied-dns.test", "AAAA", false),
+        "rcode=3"
+    );
+    assert_eq!(
+        ask(&gw, "2001:2:0:2::2", "dnsok.test", "AAAA", false),
+        "timeout"
+    );
+    assert!(!gw.outside_dns_log().contains("denied-dns"));
+}
+
 #[test]
 fn a_nameless_connection_goes_only_where_the_responder_sent_this_client() {
+    // Each family with its own DNS server address: a client is its address, so the answers
+    // that hold for its connections over a family are those it asked for over that family.
+    let families = [
+        (GATEWAY_INSIDE, "-4", ORIGIN),
+        (GATEWAY_INSIDE6, "-6", ORIGIN6),
+    ];
     for diversion in BOTH {
         let gw = start(diversion);
-        let key = gw.ssh_key();
-        let ssh = |target: &str| {
-            gw.run_in_client_resolving(&[
+        for (nameserver, family, origin) in families {
+            nameless_case(&gw, nameserver, family, origin);
+        }
+    }
+}
+
+fn nameless_case(gw: &Gateway, nameserver: &str, family: &str, origin: &str) {
+    let key = gw.ssh_key();
+    let ssh = |target: &str| {
+        gw.run_in_client_resolving(
+            nameserver,
+            &[
                 "ssh",
-                // A client is its address: answers given over IPv4 hold for its IPv4
-                // connections (the responder listens on the IPv4 address here).
-                "-4",
+                family,
                 "-i",
                 key.to_str().unwrap(),
                 "-o",
@@ -184,22 +223,25 @@ fn a_nameless_connection_goes_only_where_the_responder_sent_this_client() {
                 &format!("root@{target}"),
                 "echo",
                 "over-ssh",
-            ])
-        };
-        // Straight to the address, with no answer from the responder: nothing allows it.
-        let r = ssh(ORIGIN);
-        assert_ne!(r.code, 0, "{r:?}");
-        assert!(!r.stdout.contains("over-ssh"), "{r:?}");
-        // Through the name the responder answered, allowed on port 22: a real login.
-        let r = ssh("sshok.test");
-        assert_eq!(r.stdout.trim(), "over-ssh", "{diversion:?}: {r:?}");
-        // A name allowed on 80 and 443 only, at another address: not on 22. (A nameless
-        // connection is known by its address only: had sshok.test been handed the same
-        // address, this would pass as sshok.test.)
-        let r = ssh("dnsok.test");
-        assert_ne!(r.code, 0, "{r:?}");
-        // A program resolving through the responder and connecting by name, as any would.
-        let r = gw.run_in_client_resolving(&[
+            ],
+        )
+    };
+    // Straight to the address, with no answer from the responder: nothing allows it.
+    let r = ssh(origin);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(!r.stdout.contains("over-ssh"), "{r:?}");
+    // Through the name the responder answered, allowed on port 22: a real login.
+    let r = ssh("sshok.test");
+    assert_eq!(r.stdout.trim(), "over-ssh", "{family}: {r:?}");
+    // A name allowed on 80 and 443 only, at another address: not on 22. (A nameless
+    // connection is known by its address only: had sshok.test been handed the same
+    // address, this would pass as sshok.test.)
+    let r = ssh("dnsok.test");
+    assert_ne!(r.code, 0, "{r:?}");
+    // A program resolving through the responder and connecting by name, as any would.
+    let r = gw.run_in_client_resolving(
+        nameserver,
+        &[
             "curl",
             "-sS",
             "-k",
@@ -207,20 +249,21 @@ fn a_nameless_connection_goes_only_where_the_responder_sent_this_client() {
             "10",
             "--noproxy",
             "*",
-            "-4",
+            family,
             "https://dnsok.test/",
-        ]);
-        assert_origin_answered(&r, ORIGIN, "dnsok.test");
-        wait::until("the SSH decisions in the audit log", || {
-            audited(&gw, "transparent", "sshok.test", "allow", None)
-                && audited(
-                    &gw,
-                    "transparent",
-                    "dnsok.test",
-                    "deny",
-                    Some("port-not-allowed"),
-                )
-                && audited(&gw, "transparent", ORIGIN, "deny", Some("not-allowlisted"))
-        });
-    }
+        ],
+    );
+    assert_origin_answered(&r, origin, "dnsok.test");
+    let origin = origin.to_string();
+    wait::until("the SSH decisions in the audit log", || {
+        audited(gw, "transparent", "sshok.test", "allow", None)
+            && audited(
+                gw,
+                "transparent",
+                "dnsok.test",
+                "deny",
+                Some("port-not-allowed"),
+            )
+            && audited(gw, "transparent", &origin, "deny", Some("not-allowlisted"))
+    });
 }

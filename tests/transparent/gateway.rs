@@ -278,11 +278,11 @@ impl Gateway {
     /// Runs a program in the client namespace whose resolver is the gateway (egress's DNS
     /// responder), with nothing of the names in its `/etc/hosts`: as a client of a gateway
     /// configured by DHCP would.
-    pub fn run_in_client_resolving(&self, program: &[&str]) -> Curl {
+    pub fn run_in_client_resolving(&self, nameserver: &str, program: &[&str]) -> Curl {
         let resolv = support::write_file(
             self._dir.path(),
             "client-resolv.conf",
-            &format!("nameserver {GATEWAY_INSIDE}\noptions timeout:2 attempts:1\n"),
+            &format!("nameserver {nameserver}\noptions timeout:2 attempts:1\n"),
         );
         let hosts = support::write_file(
             self._dir.path(),
