@@ -179,3 +179,6 @@ pub async fn open(
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
