@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::decider::Decider;
 use crate::observe::Observer;
+use crate::stand_ins::StandIns;
 use crate::state::{ProxyState, Snapshot};
 
 /// Everything a connection handler needs to know about where it runs.
@@ -24,6 +25,8 @@ pub struct ConnContext {
     /// Set on a connection intercepted by a `redirect://` listener: where it was going. Its
     /// requests are named by their `Host` header and may reach only this address.
     pub intercepted: Option<SocketAddr>,
+    /// Addresses an embedder handed out for names (see `transparent::StandIns`).
+    pub stand_ins: Option<Arc<dyn StandIns>>,
 }
 
 impl ConnContext {
@@ -33,6 +36,13 @@ impl ConnContext {
             Some(_) => egress_config::Protocol::Transparent,
             None => egress_config::Protocol::HttpForward,
         }
+    }
+
+    /// The name an intercepted connection's original address stands for, when an embedder
+    /// handed that address out for a name: the connection is that name's, whatever it says.
+    pub fn stood_for(&self) -> Option<egress_config::Host> {
+        let original = self.intercepted?;
+        self.stand_ins.as_ref()?.name_of(original.ip())
     }
 }
 
@@ -49,6 +59,7 @@ pub struct Shared {
     pub decider: Arc<dyn Decider>,
     /// Where the connection's records go (its ledger's).
     pub observer: Arc<Observer>,
+    pub stand_ins: Option<Arc<dyn StandIns>>,
 }
 
 impl Shared {
@@ -59,6 +70,7 @@ impl Shared {
             cut_count: state.cut_count.clone(),
             decider: state.decider.clone(),
             observer: state.observer.clone(),
+            stand_ins: state.stand_ins.get().cloned(),
         }
     }
 }

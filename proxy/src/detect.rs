@@ -55,6 +55,7 @@ pub async fn serve(
         snapshot,
         stop.shutdown,
         stop.decider,
+        stop.stand_ins,
     ));
     // The connection's future is dropped at the end of this statement when the cut wins: its
     // sockets close, and nothing of it runs again.
@@ -78,6 +79,7 @@ async fn serve_until_done(
     snapshot: Arc<Snapshot>,
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
+    stand_ins: Option<Arc<dyn crate::stand_ins::StandIns>>,
 ) {
     let ctx = ConnContext {
         client,
@@ -85,6 +87,7 @@ async fn serve_until_done(
         shutdown,
         decider,
         intercepted: None,
+        stand_ins,
     };
     // Not proxy clients: these connections are named by what they send (see `transparent`).
     // Boxed, as the protocols below are (why: there).

@@ -129,6 +129,8 @@ pub struct ProxyState {
     pub decider: Arc<dyn Decider>,
     /// This proxy's metrics, audit log and event stream.
     pub observer: Arc<Observer>,
+    /// Set by an embedder that answers DNS itself (see `transparent::StandIns`).
+    pub stand_ins: std::sync::OnceLock<Arc<dyn crate::stand_ins::StandIns>>,
 }
 
 impl ProxyState {
@@ -166,6 +168,7 @@ impl ProxyState {
             parent_health,
             decider,
             observer,
+            stand_ins: std::sync::OnceLock::new(),
         })
     }
 

@@ -32,6 +32,8 @@ use original::Diverted;
 
 const PROTOCOL: Protocol = Protocol::Transparent;
 
+pub use crate::stand_ins::StandIns;
+
 /// Serves one intercepted connection to its end.
 pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     tracing::Span::current().record("protocol", PROTOCOL.as_str());
@@ -43,12 +45,13 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     let mut first = [0u8; 1];
     let wait = inspect::hello_wait(&ctx.snapshot);
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    if let Ok(original) = original {
+        ctx.intercepted = Some(original);
+    }
+    let stood_for = ctx.stood_for();
     if matches!(peeked, Ok(Ok(1)) if http::can_start_request(first[0])) {
         return match original {
-            Ok(original) => {
-                ctx.intercepted = Some(original);
-                http::serve(stream, ctx).await
-            }
+            Ok(_) => http::serve(stream, ctx).await,
             Err(refusal) => http::refuse(&mut stream, &refusal, PROTOCOL, None, None).await,
         };
     }
@@ -60,7 +63,14 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         // closed: there is no name to wait for.
         Ok(FirstBytes::Nothing)
     };
-    let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
+    let named = original.and_then(|original| {
+        let first = first?;
+        let host = match &stood_for {
+            Some(stood_for) => agree(&first, stood_for)?,
+            None => name(&first, original)?,
+        };
+        Ok((original, host))
+    });
     let (original, host) = match named {
         Ok(named) => named,
         Err(refusal) => return refuse(&stream, &buf, &refusal, None),
@@ -76,8 +86,12 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
     };
     let policy = ctx.snapshot.policy_for(&identity);
-    let target =
-        Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy).pinned_to(original);
+    let target = Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy);
+    // A stand-in address is no address of the name's: the name's own addresses are dialed.
+    let target = match stood_for {
+        Some(_) => target,
+        None => target.pinned_to(original),
+    };
     let opened = establish::open(&stream, buf.clone(), target, &ctx.snapshot, |_| async {
         Ok(())
     })
@@ -131,6 +145,25 @@ fn name(first: &FirstBytes, original: SocketAddr) -> Result<Host, Refusal> {
             )
         }),
         None => Ok(Host::Ip(original.ip())),
+    }
+}
+
+/// The name of a connection to an address that stands for `stood_for`: that name, which its
+/// SNI, if any, must agree with.
+fn agree(first: &FirstBytes, stood_for: &Host) -> Result<Host, Refusal> {
+    let sni = match first {
+        FirstBytes::Tls(hello) => hello.server_name.as_deref(),
+        FirstBytes::NotTls | FirstBytes::Nothing => None,
+    };
+    let Some(sni) = sni else {
+        return Ok(stood_for.clone());
+    };
+    match Host::parse(sni) {
+        Ok(named) if &named == stood_for => Ok(named),
+        _ => Err(Refusal::new(
+            DenyReason::HostMismatch,
+            format!("the TLS server name {sni:?} is not {stood_for}, the name this address was given for"),
+        )),
     }
 }
 

@@ -68,10 +68,15 @@ pub async fn exchange(
     let snapshot = &ctx.snapshot;
     let exchange_started = std::time::Instant::now();
     let protocol = ctx.http_protocol();
+    let stood_for = ctx.stood_for();
     let target = match ctx.intercepted {
-        Some(original) => target::intercepted(req.target_str(), &req.headers, original)?,
+        Some(original) => {
+            target::intercepted(req.target_str(), &req.headers, original, stood_for.as_ref())?
+        }
         None => target::parse_absolute(req.target_str())?,
     };
+    // A stand-in address is no address of the name's: the name's own addresses are dialed.
+    let pinned = ctx.intercepted.filter(|_| stood_for.is_none());
     let authority = target.host.authority(target.port);
     tracing::Span::current().record("target", authority.as_str());
     let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
@@ -89,7 +94,7 @@ pub async fn exchange(
         RouteChoice::Direct => format!("direct {authority}"),
         RouteChoice::Upstream(name) => format!("via {name} {authority}"),
     };
-    if let Some(original) = ctx.intercepted {
+    if let Some(original) = pinned {
         // Kept-alive connections of an intercepted client go to its original destination only.
         key = format!("{key} at {original}");
     }
@@ -103,7 +108,7 @@ pub async fn exchange(
         let fresh = reused.is_none();
         let mut dest = match reused {
             Some(kept) => kept,
-            None => open(snapshot, key.clone(), &target, &verdict, ctx.intercepted)
+            None => open(snapshot, key.clone(), &target, &verdict, pinned)
                 .await
                 .map_err(refused)?,
         };
