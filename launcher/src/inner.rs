@@ -139,12 +139,14 @@ fn capture_listeners(control: &OwnedFd) -> anyhow::Result<Vec<TcpListener>> {
         .context("cannot listen on the sandbox's 127.0.0.1:3129")?];
     let dns = std::net::UdpSocket::bind(("127.0.0.1", DNS_PORT))
         .context("cannot listen on the sandbox's 127.0.0.1:5353")?;
-    bridge::pass_out(control, &dns).context("passing the DNS socket out")?;
+    // A failure means the outer half is gone or refused the run (a bad policy): the next
+    // message heard says so, and the command never starts.
+    let _ = bridge::pass_out(control, &dns);
     // No IPv6 in the sandbox (a kernel without it): IPv4 only.
     if let Ok(v6) = TcpListener::bind(("::1", CAPTURE_PORT)) {
         listeners.push(v6);
         if let Ok(dns6) = std::net::UdpSocket::bind(("::1", DNS_PORT)) {
-            bridge::pass_out(control, &dns6).context("passing the DNS socket out")?;
+            let _ = bridge::pass_out(control, &dns6);
         }
     }
     Ok(listeners)

@@ -63,19 +63,25 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         // closed: there is no name to wait for.
         Ok(FirstBytes::Nothing)
     };
-    let named = original.and_then(|original| {
-        let first = first?;
-        let host = match &stood_for {
-            Some(stood_for) => agree(&first, stood_for)?,
-            None => name(&first, original)?,
-        };
-        Ok((original, host))
-    });
-    let (original, host) = match named {
+    let named = original.and_then(|original| Ok((original, name(&first?, original)?)));
+    let (original, mut host) = match named {
         Ok(named) => named,
         Err(refusal) => return refuse(&stream, &buf, &refusal, None),
     };
     let port = original.port();
+    if let Some(stood_for) = stood_for.as_ref() {
+        // Without an SNI the connection goes by the name its address was given for; with one,
+        // the two must agree.
+        if host == Host::Ip(original.ip()) {
+            host = stood_for.clone();
+        } else if host != *stood_for {
+            let refusal = Refusal::new(
+                DenyReason::HostMismatch,
+                format!("the connection went to an address given for {stood_for}"),
+            );
+            return refuse(&stream, &buf, &refusal, Some((&host, port)));
+        }
+    }
     let identity = match identify::intercepted(&ctx.snapshot.identities, ctx.client.ip()) {
         Ok(identity) => identity,
         Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
@@ -145,25 +151,6 @@ fn name(first: &FirstBytes, original: SocketAddr) -> Result<Host, Refusal> {
             )
         }),
         None => Ok(Host::Ip(original.ip())),
-    }
-}
-
-/// The name of a connection to an address that stands for `stood_for`: that name, which its
-/// SNI, if any, must agree with.
-fn agree(first: &FirstBytes, stood_for: &Host) -> Result<Host, Refusal> {
-    let sni = match first {
-        FirstBytes::Tls(hello) => hello.server_name.as_deref(),
-        FirstBytes::NotTls | FirstBytes::Nothing => None,
-    };
-    let Some(sni) = sni else {
-        return Ok(stood_for.clone());
-    };
-    match Host::parse(sni) {
-        Ok(named) if &named == stood_for => Ok(named),
-        _ => Err(Refusal::new(
-            DenyReason::HostMismatch,
-            format!("the TLS server name {sni:?} is not {stood_for}, the name this address was given for"),
-        )),
     }
 }
 

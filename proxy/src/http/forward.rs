@@ -80,6 +80,12 @@ pub async fn exchange(
     let authority = target.host.authority(target.port);
     tracing::Span::current().record("target", authority.as_str());
     let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
+    if let Some(stood_for) = stood_for.as_ref().filter(|s| **s != target.host) {
+        return Err(refused(Refusal::new(
+            DenyReason::HostMismatch,
+            format!("the connection went to an address given for {stood_for}"),
+        )));
+    }
     if ctx.intercepted.is_none() {
         target::check_host_header(&req.headers, &target).map_err(refused)?;
     }
