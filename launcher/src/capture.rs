@@ -105,8 +105,8 @@ fn set_up() -> anyhow::Result<()> {
     crate::inherited::unshare_user_and_network()
         .context("cannot create a user and network namespace")?;
     map_ids(uid, gid).context("cannot map the user into its namespace")?;
-    let ip = find_tool("ip", "iproute2")?;
-    let nft = find_tool("nft", "nftables")?;
+    let ip = find_tool("ip", "iproute2", "EGRESS_RUN_IP")?;
+    let nft = find_tool("nft", "nftables", "EGRESS_RUN_NFT")?;
     with_net_admin(|| {
         let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
         feed(&ip, &["-batch", "-"], &routes(ipv6)).context("loopback routes")?;
@@ -128,8 +128,16 @@ fn map_ids(uid: u32, gid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `name` in the system's directories, never from `$PATH` (as bubblewrap, see `run`).
-fn find_tool(name: &str, package: &str) -> anyhow::Result<PathBuf> {
+/// `name` from `variable` when set (a build elsewhere, as `EGRESS_RUN_BWRAP`), else in the
+/// system's directories: never from `$PATH` (as bubblewrap, see `run`).
+fn find_tool(name: &str, package: &str, variable: &str) -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os(variable) {
+        let path = PathBuf::from(path);
+        if path.exists() {
+            return Ok(path);
+        }
+        bail!("{variable}={} does not exist", path.display());
+    }
     ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]
         .iter()
         .map(|dir| Path::new(dir).join(name))

@@ -55,6 +55,10 @@ fn every_way_around_the_proxy_fails_from_inside() {
         ("writing outside the allowed paths", format!("touch {}/planted", outside.path().display())),
         ("creating a git hook", "echo evil > .git/hooks/pre-commit".into()),
         ("a new user namespace", "unshare -U true".into()),
+        // The network egress-run's capture step prepared (see launcher/src/capture.rs).
+        ("deleting the sandbox's default route", "ip route del default".into()),
+        ("flushing the sandbox's nftables rules", "nft flush ruleset".into()),
+        ("taking loopback down", "ip link set lo down".into()),
         (
             "TIOCSTI injection",
             py("import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')"),
