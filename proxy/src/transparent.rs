@@ -42,21 +42,25 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     if let Ok(original) = original {
         tracing::Span::current().record("target", original.to_string().as_str());
     }
-    let mut first = [0u8; 1];
+    let mut first = [0u8; 4];
     let wait = inspect::hello_wait(&ctx.snapshot);
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
+    let peeked = match peeked {
+        Ok(Ok(n)) if n > 0 => Some(&first[..n]),
+        _ => None,
+    };
     if let Ok(original) = original {
         ctx.intercepted = Some(original);
     }
     let stood_for = ctx.stood_for();
-    if matches!(peeked, Ok(Ok(1)) if http::can_start_request(first[0])) {
+    if peeked.is_some_and(speaks_http) {
         return match original {
             Ok(_) => http::serve(stream, ctx).await,
             Err(refusal) => http::refuse(&mut stream, &refusal, PROTOCOL, None, None).await,
         };
     }
     let mut buf = BytesMut::new();
-    let first = if matches!(peeked, Ok(Ok(1))) {
+    let first = if peeked.is_some() {
         inspect::read_first(&stream, &mut buf, Instant::now() + wait).await
     } else {
         // Silent for the whole wait (a protocol where the server speaks first, like SSH), or
@@ -109,6 +113,14 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         };
         refuse(&stream, &buf, &refusal, Some((&host, port)));
     }
+}
+
+/// Whether the first bytes a client sent start an HTTP request. An SSH client's identification
+/// (`SSH-2.0-…`, sent without waiting for the server's) starts like a request line too, but is
+/// not one: it is served as a connection without a name.
+fn speaks_http(first: &[u8]) -> bool {
+    let ssh = first[..] == b"SSH-"[..first.len().min(4)];
+    http::can_start_request(first[0]) && !ssh
 }
 
 /// The original destination, unless it is this proxy itself: a client that connects to the
@@ -172,5 +184,20 @@ fn refuse(stream: &TcpStream, sent: &[u8], refusal: &Refusal, target: Option<(&H
         let _ = stream.try_write(&TLS_ACCESS_DENIED_ALERT);
     } else {
         debug!("closing without an answer: the client spoke neither TLS nor HTTP");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::speaks_http;
+
+    #[test]
+    fn an_ssh_identification_is_not_taken_for_an_http_request() {
+        for http in [&b"GET "[..], b"POST", b"G", b"\r\n"] {
+            assert!(speaks_http(http), "{http:?}");
+        }
+        for other in [&b"SSH-"[..], b"SSH", b"S", b"\x16\x03\x01\x02"] {
+            assert!(!speaks_http(other), "{other:?}");
+        }
     }
 }
