@@ -109,8 +109,12 @@ fn set_up() -> anyhow::Result<()> {
     let nft = find_tool("nft", "nftables", "EGRESS_RUN_NFT")?;
     with_net_admin(|| {
         let ipv6 = Path::new("/proc/sys/net/ipv6").exists();
-        feed(&ip, &["-batch", "-"], &routes(ipv6)).context("loopback routes")?;
-        feed(&nft, &["-f", "-"], &ruleset()).context("nftables rules")
+        // Both at once (neither needs the other's work): start-up waits for the slower only.
+        let routes = start(&ip, &["-batch", "-"], &routes(ipv6))?;
+        let rules = start(&nft, &["-f", "-"], &ruleset())?;
+        let routed = finish(routes, &ip).context("loopback routes");
+        finish(rules, &nft).context("nftables rules")?;
+        routed
     })?;
     drop_capabilities()
 }
@@ -176,8 +180,8 @@ fn drop_capabilities() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs `program args` with `input` on its standard input; its own message is the error.
-fn feed(program: &Path, args: &[&str], input: &str) -> anyhow::Result<()> {
+/// Starts `program args` with `input` on its standard input.
+fn start(program: &Path, args: &[&str], input: &str) -> anyhow::Result<std::process::Child> {
     let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
@@ -189,6 +193,11 @@ fn feed(program: &Path, args: &[&str], input: &str) -> anyhow::Result<()> {
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(input.as_bytes())?;
     }
+    Ok(child)
+}
+
+/// Waits for `child` (`program`, see `start`); its own message is the error.
+fn finish(child: std::process::Child, program: &Path) -> anyhow::Result<()> {
     let output = child.wait_with_output()?;
     if !output.status.success() {
         bail!(
