@@ -85,11 +85,18 @@ pub fn pass_out(control: impl AsFd, stream: impl AsFd) -> io::Result<()> {
     Ok(())
 }
 
+/// What the inner half passes out: an accepted connection with its client's address (inside the
+/// sandbox, always loopback), or the DNS stub's UDP socket (see `capture`).
+#[derive(Debug)]
+pub enum Passed {
+    Connection(TcpStream, SocketAddr),
+    Datagrams(std::net::UdpSocket),
+}
+
 /// Outside: receives the sandbox's connections until the inner half closes its end, handing
-/// each to `deliver` with the client's address (inside the sandbox, always loopback). Whatever
-/// arrives that is not a TCP socket is closed: only the inner half should hold the other end,
-/// but this side does not rely on it.
-pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(TcpStream, SocketAddr)) {
+/// each to `deliver`. Whatever arrives that is neither a TCP nor a UDP socket is closed: only
+/// the inner half should hold the other end, but this side does not rely on it.
+pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(Passed)) {
     // A SEQPACKET socket driven as a datagram socket: tokio only watches its readiness; every
     // read is the `recvmsg` below.
     let control = std::os::unix::net::UnixDatagram::from(control);
@@ -106,8 +113,8 @@ pub async fn receive(control: OwnedFd, mut deliver: impl FnMut(TcpStream, Socket
         match received {
             Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
             Ok(Some(fd)) => {
-                if let Some((stream, peer)) = as_tcp(fd) {
-                    deliver(stream, peer);
+                if let Some(passed) = as_socket(fd) {
+                    deliver(passed);
                 }
             }
             // A message without a descriptor: ignored.
@@ -151,21 +158,25 @@ fn receive_one(control: &impl AsFd) -> io::Result<Option<OwnedFd>> {
     Ok(passed)
 }
 
-/// The descriptor as a connected TCP stream, or `None` (and closed) if it is anything else.
-fn as_tcp(fd: OwnedFd) -> Option<(TcpStream, SocketAddr)> {
+/// The descriptor as a connected TCP stream or a UDP socket, or `None` (and closed) if it is
+/// anything else.
+fn as_socket(fd: OwnedFd) -> Option<Passed> {
     use rustix::net::sockopt;
     let inet = matches!(
         sockopt::socket_domain(&fd),
         Ok(AddressFamily::INET | AddressFamily::INET6)
     );
-    if !inet || sockopt::socket_type(&fd).ok()? != SocketType::STREAM {
-        return None;
+    match sockopt::socket_type(&fd).ok()? {
+        _ if !inet => return None,
+        SocketType::STREAM => {}
+        SocketType::DGRAM => return Some(Passed::Datagrams(std::net::UdpSocket::from(fd))),
+        _ => return None,
     }
     let std_stream = std::net::TcpStream::from(fd);
     let peer = std_stream.peer_addr().ok()?;
     std_stream.set_nonblocking(true).ok()?;
     let stream = TcpStream::from_std(std_stream).ok()?;
-    Some((stream, peer))
+    Some(Passed::Connection(stream, peer))
 }
 
 #[cfg(test)]
@@ -186,29 +197,39 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_passed_tcp_socket_arrives_connected_and_other_descriptors_are_refused() {
+    async fn a_passed_tcp_socket_arrives_connected_a_udp_socket_as_datagrams_and_others_are_refused(
+    ) {
         let (outside, inside) = pair().unwrap();
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let client = std::net::TcpStream::connect(addr).unwrap();
         let (accepted, _) = listener.accept().unwrap();
-        // Not a TCP socket: a pipe end, and a connected UDP socket. Dropped, not delivered.
+        // Neither: a pipe end, and a Unix socket. Dropped, not delivered.
         let (pipe_read, _pipe_write) = rustix::pipe::pipe().unwrap();
         pass_out(&inside, &pipe_read).unwrap();
+        let (unix, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+        pass_out(&inside, &unix).unwrap();
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        udp.connect(addr).unwrap();
         pass_out(&inside, &udp).unwrap();
         pass_out(&inside, &accepted).unwrap();
         drop(accepted);
         drop(inside);
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        receive(outside, move |stream, peer| {
-            let _ = tx.send((stream, peer));
+        receive(outside, move |passed| {
+            let _ = tx.send(passed);
         })
         .await;
-        let (mut stream, peer) = rx.recv().await.expect("the TCP socket is delivered");
+        match rx.recv().await {
+            Some(Passed::Datagrams(got)) => {
+                assert_eq!(got.local_addr().unwrap(), udp.local_addr().unwrap())
+            }
+            other => panic!("the UDP socket first, got {other:?}"),
+        }
+        let Some(Passed::Connection(mut stream, peer)) = rx.recv().await else {
+            panic!("the TCP socket is delivered");
+        };
         assert_eq!(peer, client.local_addr().unwrap());
-        assert!(rx.recv().await.is_none(), "only one delivery");
+        assert!(rx.recv().await.is_none(), "only two deliveries");
         // The delivered stream is the accepted connection: what the client sends arrives.
         std::io::Write::write_all(&mut &client, b"hi").unwrap();
         let mut buf = [0u8; 2];

@@ -28,6 +28,12 @@ pub struct Plan {
     /// Mounts protecting what exists in the writable paths (see `protect`): after the writable
     /// binds, before the masks, so that a mask always wins.
     pub guarded: Vec<Bind>,
+    /// Connections are captured (see `capture`): the sandbox shares the capture step's network
+    /// namespace instead of getting an empty one of its own.
+    pub capture: bool,
+    /// With capture: `/etc/resolv.conf` read from this descriptor, at this path (the host's
+    /// file, or where its link leads). None when the host has none (glibc then asks 127.0.0.1).
+    pub resolv_conf: Option<(i32, PathBuf)>,
 }
 
 /// What `protect` guards: here each is a `-try` bind of a path onto itself, so one that
@@ -105,7 +111,14 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
             &"--unshare-pid",
             &"--unshare-ipc",
             &"--unshare-uts",
-            &"--unshare-net",
+        ],
+    );
+    if !plan.capture {
+        out.push("--unshare-net".into());
+    }
+    push(
+        &mut out,
+        &[
             &"--unshare-cgroup-try",
             &"--die-with-parent",
             // Run as root, bwrap would leave the command every capability inside its namespaces,
@@ -156,6 +169,9 @@ pub fn args(plan: &Plan) -> Vec<OsString> {
         if writable(plan).any(|w| path.starts_with(w)) {
             out.extend(["--ro-bind-try".into(), path.into(), path.into()]);
         }
+    }
+    if let Some((fd, path)) = plan.resolv_conf.as_ref().filter(|_| plan.capture) {
+        push(&mut out, &[&"--ro-bind-data", &fd.to_string(), path]);
     }
     push(&mut out, &[&"--chdir", &plan.cwd, &"--"]);
     out

@@ -174,3 +174,13 @@ fn shielded_set() -> libc::sigset_t {
         set
     }
 }
+
+/// `unshare(CLONE_NEWUSER | CLONE_NEWNET)`, for the capture step (see `capture`).
+pub fn unshare_user_and_network() -> io::Result<()> {
+    use rustix::thread::UnshareFlags;
+    // SAFETY: the flags do not include CLONE_FILES, the one that makes `unshare` unsafe (other
+    // threads would see descriptors from a table they no longer share); the capture step calls
+    // this before it starts any thread.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWUSER | UnshareFlags::NEWNET) }?;
+    Ok(())
+}

@@ -19,11 +19,18 @@ use anyhow::Context;
 use crate::bridge::Heard;
 use crate::{bridge, env, inherited, signals};
 
-pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
+pub fn run(bridge_fd: RawFd, capture: bool, command: Vec<OsString>) -> anyhow::Result<ExitCode> {
     let (program, args) = command.split_first().context("no command given")?;
     let control = inherited::bridge_end(bridge_fd).context("the bridge to egress-run")?;
     let listener = TcpListener::bind(("127.0.0.1", env::INSIDE_PORT))
         .context("cannot listen on the sandbox's 127.0.0.1:3128")?;
+    // Captured connections and DNS (see `capture`): bound before the command starts, so it
+    // cannot take these ports. Where capture could not be set up nothing is redirected here,
+    // and these stay idle.
+    let captured = match capture {
+        true => capture_listeners(&control)?,
+        false => Vec::new(),
+    };
     match bridge::hear(&control) {
         Heard::Go => {}
         // Stopped before it started: the command never runs.
@@ -39,6 +46,10 @@ pub fn run(bridge_fd: RawFd, command: Vec<OsString>) -> anyhow::Result<ExitCode>
     // this process and its bridge. The command itself is dumpable again after its exec.
     rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)?;
     let relay_control = control.try_clone()?;
+    for captured in captured {
+        let control = control.try_clone()?;
+        std::thread::spawn(move || pass_connections_out(&captured, &control));
+    }
     std::thread::spawn(move || pass_connections_out(&listener, &relay_control));
     let mut child = match command_for(program).args(args).spawn() {
         Ok(child) => child,
@@ -117,6 +128,28 @@ fn find_on_path(program: &std::ffi::OsStr, path: &std::ffi::OsStr) -> Option<Pat
                 )
                 .is_ok()
         })
+}
+
+/// The listeners for captured connections (127.0.0.1 and, where the sandbox has IPv6, ::1),
+/// and the DNS stub's UDP sockets, passed out to the outer half at once: it answers queries on
+/// them itself (a datagram socket needs no accepting).
+fn capture_listeners(control: &OwnedFd) -> anyhow::Result<Vec<TcpListener>> {
+    use crate::capture::{CAPTURE_PORT, DNS_PORT};
+    let mut listeners = vec![TcpListener::bind(("127.0.0.1", CAPTURE_PORT))
+        .context("cannot listen on the sandbox's 127.0.0.1:3129")?];
+    let dns = std::net::UdpSocket::bind(("127.0.0.1", DNS_PORT))
+        .context("cannot listen on the sandbox's 127.0.0.1:5353")?;
+    // A failure means the outer half is gone or refused the run (a bad policy): the next
+    // message heard says so, and the command never starts.
+    let _ = bridge::pass_out(control, &dns);
+    // No IPv6 in the sandbox (a kernel without it): IPv4 only.
+    if let Ok(v6) = TcpListener::bind(("::1", CAPTURE_PORT)) {
+        listeners.push(v6);
+        if let Ok(dns6) = std::net::UdpSocket::bind(("::1", DNS_PORT)) {
+            let _ = bridge::pass_out(control, &dns6);
+        }
+    }
+    Ok(listeners)
 }
 
 /// Accepts until the outer half is gone; each accepted socket is passed out and closed here.

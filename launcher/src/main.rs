@@ -28,6 +28,8 @@ mod bridge;
 #[cfg(target_os = "linux")]
 mod bwrap;
 #[cfg(target_os = "linux")]
+mod capture;
+#[cfg(target_os = "linux")]
 mod guard;
 #[cfg(target_os = "linux")]
 mod inherited;
@@ -103,6 +105,14 @@ struct Cli {
     /// NAME or a prefix ending in *).
     #[arg(long, value_name = "NAME")]
     pass_env: Vec<String>,
+    /// Linux: do not capture the connections of programs that ignore the proxy variables (nor
+    /// answer names inside the sandbox); only the proxy variables lead out.
+    #[arg(long, conflicts_with = "require_capture")]
+    no_capture: bool,
+    /// Linux: refuse to start when connections cannot be captured in the sandbox (instead of
+    /// saying so once and going on with the proxy variables only).
+    #[arg(long)]
+    require_capture: bool,
     /// No summary at exit (blocked destinations, variables kept from the command).
     #[arg(long, short)]
     quiet: bool,
@@ -131,8 +141,22 @@ enum Sub {
         /// The inherited end of the bridge (a socket pair with the outer half).
         #[arg(long)]
         bridge_fd: i32,
+        /// Connections are captured: listen for them and for DNS too.
+        #[arg(long)]
+        capture: bool,
         #[arg(last = true)]
         command: Vec<OsString>,
+    },
+    /// Sets up the sandbox's network namespace, then becomes bubblewrap (started by egress-run
+    /// itself).
+    #[cfg(target_os = "linux")]
+    #[command(name = "__capture", hide = true)]
+    Capture {
+        /// Exit rather than go on without capture.
+        #[arg(long)]
+        require: bool,
+        #[arg(last = true)]
+        bwrap: Vec<OsString>,
     },
     /// Checks the writable paths once the sandbox is gone (started by egress-run itself).
     #[cfg(target_os = "linux")]
@@ -152,7 +176,13 @@ fn main() -> ExitCode {
             proxy_port,
         }) => connect::run(&host, port, proxy_port),
         #[cfg(target_os = "linux")]
-        Some(Sub::Inner { bridge_fd, command }) => inner::run(bridge_fd, command),
+        Some(Sub::Inner {
+            bridge_fd,
+            capture,
+            command,
+        }) => inner::run(bridge_fd, capture, command),
+        #[cfg(target_os = "linux")]
+        Some(Sub::Capture { require, bwrap }) => capture::run(require, bwrap),
         #[cfg(target_os = "linux")]
         Some(Sub::Guard(args)) => guard::run(args),
         None if cli.command.is_empty() => {
@@ -176,6 +206,11 @@ fn main() -> ExitCode {
                 read_only: cli.read_only,
                 pass_env: cli.pass_env,
                 quiet: cli.quiet,
+                capture: match (cli.no_capture, cli.require_capture) {
+                    (true, _) => request::Capture::Off,
+                    (false, true) => request::Capture::Required,
+                    (false, false) => request::Capture::Wanted,
+                },
                 command: cli.command,
             },
             print_profile,

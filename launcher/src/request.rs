@@ -28,7 +28,17 @@ pub struct Request {
     /// `--pass-env` names: passed to the command although they look like credentials.
     pub pass_env: Vec<String>,
     pub quiet: bool,
+    /// Capture of connections that ignore the proxy variables (Linux, see `capture`).
+    pub capture: Capture,
     pub command: Vec<OsString>,
+}
+
+/// `--no-capture`, the default, or `--require-capture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capture {
+    Off,
+    Wanted,
+    Required,
 }
 
 /// Where `--proxy`'s password is read from when no file is named. egress-run removes it from
@@ -312,6 +322,7 @@ mod credential_files {
             read_only: false,
             pass_env: Vec::new(),
             quiet: true,
+            capture: Capture::Off,
             command: Vec::new(),
         };
         let hidden = password_files(&request, Some(&config)).unwrap();

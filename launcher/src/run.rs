@@ -15,8 +15,9 @@ use egress_proxy::listener::Admission;
 use egress_proxy::ProxyState;
 
 use crate::bwrap::{self, Plan};
+use crate::capture::names::Names;
 use crate::guard::Guard;
-use crate::request::{absolute, parent_passwords, password_files, prepare, Request};
+use crate::request::{absolute, parent_passwords, password_files, prepare, Capture, Request};
 use crate::summary::Blocked;
 use crate::{bridge, env, env_scrub, protect, seccomp, secrets};
 
@@ -61,8 +62,15 @@ pub fn run(mut request: Request) -> anyhow::Result<ExitCode> {
     }
     // Fails only when the sandbox is already gone; the exit status below then says why.
     let _ = bridge::send_go(&outside);
-    runtime.spawn(serve(outside, state));
+    runtime.spawn(serve(outside, state, blocked.clone()));
     let status = child.wait()?;
+    if sandbox_pid.is_none()
+        && request.capture == Capture::Required
+        && status.code() == Some(i32::from(crate::capture::REFUSED))
+    {
+        // `__capture` said why.
+        return Ok(ExitCode::from(125));
+    }
     if sandbox_pid.is_none() {
         bail!(
             "bubblewrap could not create the sandbox (exit {:?}); its own message is above. egress-run needs bubblewrap 0.5 or newer. \
@@ -195,6 +203,8 @@ fn plan_sandbox(
         secrets: found.paths,
         protected,
         guarded: survey.binds,
+        capture: request.capture != Capture::Off,
+        resolv_conf: None,
     };
     Ok(Sandbox {
         plan,
@@ -236,7 +246,28 @@ fn start_bubblewrap(
         filters.push(read);
     }
     let self_inside = bwrap::self_inside(&sandbox.plan);
-    let mut command = Command::new(bwrap);
+    let mut plan = sandbox.plan.clone();
+    let resolv_conf = match plan.capture {
+        true => resolv_conf()?,
+        false => None,
+    };
+    plan.resolv_conf = resolv_conf
+        .as_ref()
+        .map(|(fd, path)| (fd.as_raw_fd(), path.clone()));
+    // With capture, egress-run's own `__capture` step comes first and becomes bubblewrap (see
+    // `capture`).
+    let mut command = match request.capture {
+        Capture::Off => Command::new(bwrap),
+        wanted => {
+            let mut command = Command::new(&sandbox.plan.self_exe);
+            command.arg("__capture");
+            if wanted == Capture::Required {
+                command.arg("--require");
+            }
+            command.arg("--").arg(bwrap);
+            command
+        }
+    };
     command
         .arg("--as-pid-1")
         .arg("--info-fd")
@@ -246,11 +277,12 @@ fn start_bubblewrap(
                 .iter()
                 .flat_map(|fd| ["--add-seccomp-fd".to_string(), fd.as_raw_fd().to_string()]),
         )
-        .args(bwrap::args(&sandbox.plan))
+        .args(bwrap::args(&plan))
         .arg(&self_inside)
         .arg("__inner")
         .arg("--bridge-fd")
         .arg(inside.as_raw_fd().to_string())
+        .args(plan.capture.then_some("--capture"))
         .arg("--")
         .args(&request.command)
         .stdin(Stdio::inherit());
@@ -276,8 +308,24 @@ fn start_bubblewrap(
         let _ = bridge::send_signal(&signal_sink, signal);
     });
     crate::limits::raise_open_files();
-    // `info_write`, `inside` and the filters' read ends are bwrap's now: dropped here.
+    // `info_write`, `inside`, the filters' and resolv.conf's read ends are bwrap's now: dropped
+    // here.
+    drop(resolv_conf);
     Ok(Started { child, info_read })
+}
+
+/// The sandbox's `/etc/resolv.conf` (`capture::RESOLV_CONF`) in a pipe for bubblewrap, and
+/// where to put it: where the host's file really is (a link into /run, as systemd-resolved's,
+/// would lead nowhere in the sandbox's own /run otherwise). `None` without one on the host.
+fn resolv_conf() -> anyhow::Result<Option<(std::os::fd::OwnedFd, PathBuf)>> {
+    let Ok(path) = std::fs::canonicalize("/etc/resolv.conf") else {
+        return Ok(None);
+    };
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // A hundred bytes: far below a pipe's buffer.
+    std::fs::File::from(write).write_all(crate::capture::RESOLV_CONF.as_bytes())?;
+    rustix::io::fcntl_setfd(&read, rustix::io::FdFlags::empty())?;
+    Ok(Some((read, path)))
 }
 
 /// The embedded proxy's state (policy loaded now unless `early` has it) and the runtime it
@@ -315,16 +363,36 @@ fn existing_only(paths: Vec<PathBuf>, request: &Request) -> Vec<PathBuf> {
 }
 
 /// Serves the sandbox's connections from the bridge until the inner half closes it: each
-/// accepted socket goes straight to the proxy, as if the proxy had accepted it itself.
-async fn serve(outside: std::os::fd::OwnedFd, state: std::sync::Arc<ProxyState>) {
+/// accepted socket goes straight to the proxy, as if the proxy had accepted it itself — on
+/// 3128 as a proxy client, on 3129 (captured, see `capture`) as an intercepted one, named by
+/// its stand-in address, SNI or `Host` — and the DNS stub's sockets to the stub.
+async fn serve(outside: std::os::fd::OwnedFd, state: std::sync::Arc<ProxyState>, blocked: Blocked) {
     let admission = Admission::new(state.clone(), ListenerProtocols::Mixed, None);
+    let captured = Admission::new(state.clone(), ListenerProtocols::Redirect, None);
+    let names = std::sync::Arc::new(Names::default());
+    let _ = state.stand_ins.set(names.clone());
     // No listeners: `run` only keeps the parents' health probes going.
     tokio::spawn(egress_proxy::run(
         Vec::new(),
-        state,
+        state.clone(),
         std::future::pending::<()>(),
     ));
-    bridge::receive(outside, |stream, peer| admission.admit(stream, peer)).await;
+    bridge::receive(outside, |passed| match passed {
+        bridge::Passed::Connection(stream, peer) => {
+            let port = stream.local_addr().map(|a| a.port());
+            if port.is_ok_and(|p| p == crate::capture::CAPTURE_PORT) {
+                captured.admit(stream, peer)
+            } else {
+                admission.admit(stream, peer)
+            }
+        }
+        bridge::Passed::Datagrams(socket) => {
+            let stub =
+                crate::capture::dns::serve(socket, state.clone(), names.clone(), blocked.clone());
+            tokio::spawn(stub);
+        }
+    })
+    .await;
 }
 
 /// bwrap's `--info-fd` JSON: the host PID of the sandbox's PID 1. `None` when bwrap failed

@@ -23,6 +23,8 @@ pub struct Blocked {
 struct Seen {
     denied: BTreeMap<Key, u64>,
     failed: BTreeMap<Key, u64>,
+    /// Names the sandbox's DNS stub answered `NXDOMAIN` (see `capture::dns`), with the reason.
+    dns: BTreeMap<(String, &'static str), u64>,
     /// Events the summary fell too far behind to see.
     missed: u64,
 }
@@ -97,6 +99,15 @@ impl Blocked {
         *list.entry((host, port, reason)).or_default() += 1;
     }
 
+    /// Counts a name the DNS stub refused.
+    pub fn dns_refused(&self, name: &str, reason: &'static str) {
+        *self
+            .lock()
+            .dns
+            .entry((name.to_string(), reason))
+            .or_default() += 1;
+    }
+
     /// One short paragraph, or nothing when nothing was blocked or failed.
     pub fn paragraph(&self) -> Option<String> {
         let seen = self.lock();
@@ -106,6 +117,16 @@ impl Blocked {
         }
         if !seen.failed.is_empty() {
             sentences.push(format!("could not reach {}.", listed(&seen.failed)));
+        }
+        if !seen.dns.is_empty() {
+            let names: Vec<String> = seen
+                .dns
+                .iter()
+                .map(|((name, reason), count)| {
+                    format!("{name} NXDOMAIN ({reason}){}", times(*count))
+                })
+                .collect();
+            sentences.push(format!("dns: {}.", names.join(", ")));
         }
         if seen.missed > 0 {
             sentences.push(format!(
@@ -121,17 +142,19 @@ impl Blocked {
     }
 }
 
+/// " ×N" for more than one.
+fn times(count: u64) -> String {
+    if count == 1 {
+        String::new()
+    } else {
+        format!(" ×{count}")
+    }
+}
+
 fn listed(seen: &BTreeMap<Key, u64>) -> String {
     let items: Vec<String> = seen
         .iter()
-        .map(|((host, port, reason), count)| {
-            let times = if *count == 1 {
-                String::new()
-            } else {
-                format!(" ×{count}")
-            };
-            format!("{host}:{port} ({reason}){times}")
-        })
+        .map(|((host, port, reason), count)| format!("{host}:{port} ({reason}){}", times(*count)))
         .collect();
     items.join(", ")
 }
@@ -182,6 +205,12 @@ mod tests {
             "egress-run: blocked 169.254.169.254:80 (private-address), evil.example:443 (not-allowlisted) ×3. \
              could not reach gone.example:443 (dns-failed)."
         );
+        blocked.dns_refused("evil.example", "not-allowlisted");
+        blocked.dns_refused("evil.example", "not-allowlisted");
+        blocked.dns_refused("bad.example", "blocked-by-denylist");
+        assert!(blocked.paragraph().unwrap().ends_with(
+            " dns: bad.example NXDOMAIN (blocked-by-denylist), evil.example NXDOMAIN (not-allowlisted) ×2."
+        ));
     }
 
     /// `times` denials of evil.example:443, recorded in `observer`.

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::decider::Decider;
 use crate::handed::Handed;
 use crate::observe::Observer;
+use crate::stand_ins::StandIns;
 use crate::state::{ProxyState, Snapshot};
 
 /// Everything a connection handler needs to know about where it runs.
@@ -27,6 +28,8 @@ pub struct ConnContext {
     pub intercepted: Option<SocketAddr>,
     /// The DNS responder's answers to each client (see `handed`).
     pub handed: Arc<Handed>,
+    /// Addresses an embedder handed out for names (see `transparent::StandIns`).
+    pub stand_ins: Option<Arc<dyn StandIns>>,
 }
 
 impl ConnContext {
@@ -36,6 +39,13 @@ impl ConnContext {
             Some(_) => egress_config::Protocol::Transparent,
             None => egress_config::Protocol::HttpForward,
         }
+    }
+
+    /// The name an intercepted connection's original address stands for, when an embedder
+    /// handed that address out for a name: the connection is that name's, whatever it says.
+    pub fn stood_for(&self) -> Option<egress_config::Host> {
+        let original = self.intercepted?;
+        self.stand_ins.as_ref()?.name_of(original.ip())
     }
 }
 
@@ -53,6 +63,7 @@ pub struct Shared {
     /// Where the connection's records go (its ledger's).
     pub observer: Arc<Observer>,
     pub handed: Arc<Handed>,
+    pub stand_ins: Option<Arc<dyn StandIns>>,
 }
 
 impl Shared {
@@ -64,6 +75,7 @@ impl Shared {
             decider: state.decider.clone(),
             observer: state.observer.clone(),
             handed: state.handed.clone(),
+            stand_ins: state.stand_ins.get().cloned(),
         }
     }
 }

@@ -56,6 +56,7 @@ pub async fn serve(
         stop.shutdown,
         stop.decider,
         stop.handed,
+        stop.stand_ins,
     ));
     // The connection's future is dropped at the end of this statement when the cut wins: its
     // sockets close, and nothing of it runs again.
@@ -80,6 +81,7 @@ async fn serve_until_done(
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
     handed: Arc<crate::handed::Handed>,
+    stand_ins: Option<Arc<dyn crate::stand_ins::StandIns>>,
 ) {
     let ctx = ConnContext {
         client,
@@ -88,6 +90,7 @@ async fn serve_until_done(
         decider,
         intercepted: None,
         handed,
+        stand_ins,
     };
     // Not proxy clients: these connections are named by what they send (see `transparent`).
     // Boxed, as the protocols below are (why: there).

@@ -69,6 +69,7 @@ pub mod reload;
 pub mod resolve;
 pub mod server;
 pub mod socks5;
+pub mod stand_ins;
 pub mod state;
 pub mod transparent;
 pub mod tunnel;

@@ -131,6 +131,8 @@ pub struct ProxyState {
     pub observer: Arc<Observer>,
     /// What the DNS responder handed to each client, which intercepted connections trust.
     pub handed: Arc<crate::handed::Handed>,
+    /// Set by an embedder that answers DNS itself (see `transparent::StandIns`).
+    pub stand_ins: std::sync::OnceLock<Arc<dyn crate::stand_ins::StandIns>>,
 }
 
 impl ProxyState {
@@ -169,6 +171,7 @@ impl ProxyState {
             decider,
             observer,
             handed: Arc::default(),
+            stand_ins: std::sync::OnceLock::new(),
         })
     }
 

@@ -35,6 +35,8 @@ use original::Diverted;
 
 const PROTOCOL: Protocol = Protocol::Transparent;
 
+pub use crate::stand_ins::StandIns;
+
 /// Serves one intercepted connection to its end.
 pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     tracing::Span::current().record("protocol", PROTOCOL.as_str());
@@ -46,17 +48,22 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
     let mut first = [0u8; 4];
     let wait = inspect::hello_wait(&ctx.snapshot);
     let peeked = tokio::time::timeout(wait, stream.peek(&mut first)).await;
-    if matches!(peeked, Ok(Ok(n)) if n > 0 && looks_like_http(&first[..n])) {
+    let peeked = match peeked {
+        Ok(Ok(n)) if n > 0 => Some(&first[..n]),
+        _ => None,
+    };
+    if let Ok(original) = original {
+        ctx.intercepted = Some(original);
+    }
+    let stood_for = ctx.stood_for();
+    if peeked.is_some_and(speaks_http) {
         return match original {
-            Ok(original) => {
-                ctx.intercepted = Some(original);
-                http::serve(stream, ctx).await
-            }
+            Ok(_) => http::serve(stream, ctx).await,
             Err(refusal) => http::refuse(&mut stream, &refusal, PROTOCOL, None, None).await,
         };
     }
     let mut buf = BytesMut::new();
-    let first = if matches!(peeked, Ok(Ok(n)) if n > 0) {
+    let first = if peeked.is_some() {
         inspect::read_first(&stream, &mut buf, Instant::now() + wait).await
     } else {
         // Silent for the whole wait (a protocol where the server speaks first, like SSH), or
@@ -64,11 +71,26 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         Ok(FirstBytes::Nothing)
     };
     let named = original.and_then(|original| Ok((original, sni(&first?)?)));
-    let (original, sni) = match named {
+    let (original, mut sni) = match named {
         Ok(named) => named,
         Err(refusal) => return refuse(&stream, &buf, &refusal, None),
     };
     let port = original.port();
+    if let Some(stood_for) = stood_for.as_ref() {
+        // Without an SNI the connection goes by the name its address was given for; with one,
+        // the two must agree.
+        match sni.as_ref() {
+            None => sni = Some(stood_for.clone()),
+            Some(host) if host != stood_for => {
+                let refusal = Refusal::new(
+                    DenyReason::HostMismatch,
+                    format!("the connection went to an address given for {stood_for}"),
+                );
+                return refuse(&stream, &buf, &refusal, Some((host, port)));
+            }
+            Some(_) => {}
+        }
+    }
     let identity = match identify::intercepted(&ctx.snapshot.identities, ctx.client.ip()) {
         Ok(identity) => identity,
         Err(refusal) => {
@@ -86,12 +108,15 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         Err(refusal) => return refuse(&stream, &buf, &refusal, Some((&host, port))),
     };
     let policy = ctx.snapshot.policy_for(&identity);
-    let pinned = Pinned {
-        original,
-        handed: ctx.handed.gave(ctx.client.ip(), &host, original.ip()),
+    let target = Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy);
+    // A stand-in address is no address of the name's: the name's own addresses are dialed.
+    let target = match stood_for {
+        Some(_) => target,
+        None => target.pinned_to(Pinned {
+            original,
+            handed: ctx.handed.gave(ctx.client.ip(), &host, original.ip()),
+        }),
     };
-    let target =
-        Target::allowed(ctx.client, &host, port, PROTOCOL, verdict, policy).pinned_to(pinned);
     let opened = establish::open(&stream, buf.clone(), target, &ctx.snapshot, |_| async {
         Ok(())
     })
@@ -103,6 +128,14 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
         };
         refuse(&stream, &buf, &refusal, Some((&host, port)));
     }
+}
+
+/// Whether the first bytes a client sent start an HTTP request. An SSH client's identification
+/// (`SSH-2.0-…`, sent without waiting for the server's) starts like a request line too, but is
+/// not one: it is served as a connection without a name.
+fn speaks_http(first: &[u8]) -> bool {
+    let ssh = first[..] == b"SSH-"[..first.len().min(4)];
+    http::can_start_request(first[0]) && !ssh
 }
 
 /// The original destination, unless it is this proxy itself: a client that connects to the
@@ -129,12 +162,6 @@ fn where_to(stream: &TcpStream, ctx: &ConnContext, how: Diverted) -> Result<Sock
         ));
     }
     Ok(original)
-}
-
-/// Whether a connection's first bytes may start an HTTP request. SSH's identification line
-/// (`SSH-2.0-…`, sent by the client at once) starts like a method name; it is no request.
-fn looks_like_http(first: &[u8]) -> bool {
-    http::can_start_request(first[0]) && !first.starts_with(b"SSH-")
 }
 
 /// The name a non-HTTP connection sent: its SNI, if any.
@@ -194,5 +221,20 @@ fn refuse(stream: &TcpStream, sent: &[u8], refusal: &Refusal, target: Option<(&H
         let _ = stream.try_write(&TLS_ACCESS_DENIED_ALERT);
     } else {
         debug!("closing without an answer: the client spoke neither TLS nor HTTP");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::speaks_http;
+
+    #[test]
+    fn an_ssh_identification_is_not_taken_for_an_http_request() {
+        for http in [&b"GET "[..], b"POST", b"G", b"\r\n"] {
+            assert!(speaks_http(http), "{http:?}");
+        }
+        for other in [&b"SSH-"[..], b"SSH", b"S", b"\x16\x03\x01\x02"] {
+            assert!(!speaks_http(other), "{other:?}");
+        }
     }
 }

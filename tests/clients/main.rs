@@ -12,12 +12,17 @@
 //! policy refuses and checks what the client shows of the refusal. The results are README's
 //! table of clients: every row a case measures must be in README as written.
 //!
-//! `files`: the registries' server. `cases`: the clients.
+//! A third setup, **captured**, runs clients under `egress-run` with every proxy variable removed
+//! inside the sandbox: what programs that honour none reach through the sandbox's capture and
+//! DNS stub (`captured`).
+//!
+//! `files`: the registries' server. `cases`: the clients. `captured`: without proxy variables.
 
 #[path = "../support/dns.rs"]
 mod dns;
 mod files;
 
+mod captured;
 mod cases;
 
 use std::net::{IpAddr, SocketAddr};
@@ -46,6 +51,8 @@ struct World {
     origin: String,
     /// The same server under a name the policy does not allow.
     denied: String,
+    /// The registries in plain HTTP, `http://origin.test:PORT`.
+    plain: String,
     /// The proxy of the "variables" setup, `http://127.0.0.1:PORT`.
     proxy: String,
 }
@@ -73,12 +80,13 @@ impl World {
         let tls = files::serve(&runtime, &work.join("registries"), Some(pki.server));
         let port = tls.port();
         let origin = format!("https://origin.test:{port}");
+        let plain_port = files::serve(&runtime, &work.join("registries"), None).port();
         let loopback: IpAddr = "127.0.0.1".parse().unwrap();
         let dns = dns::DnsServer::start(&[("origin.test", &[loopback])]);
         std::fs::write(
             work.join("policy.yaml"),
             format!(
-                "allow: [\"origin.test:{port}\"]\n\
+                "allow: [\"origin.test:{port}\", \"origin.test:{plain_port}\"]\n\
                  dns: {{ nameservers: [\"{}\"], timeout: 2s }}\n\
                  address_guard: {{ allow_networks: [127.0.0.1/32] }}\n",
                 dns.addr
@@ -114,6 +122,7 @@ impl World {
             work,
             origin,
             denied: format!("https://denied.test:{port}"),
+            plain: format!("http://origin.test:{plain_port}"),
             proxy: format!("http://{proxy}"),
         }
     }
@@ -154,6 +163,18 @@ fn build_programs(work: &Path, programs: &Path) {
             .env("GOFLAGS", "-mod=mod")
             .env("GO111MODULE", "off"),
     );
+    // Proxy: nil, and statically linked (Go's own resolver): see the program.
+    run_ok(
+        Command::new("go")
+            .args(["build", "-o"])
+            .arg(built.join("direct"))
+            .arg(programs.join("direct.go"))
+            .env("CGO_ENABLED", "0")
+            .env("GOCACHE", work.join("gocache"))
+            .env("GOPATH", work.join("gopath"))
+            .env("GOFLAGS", "-mod=mod")
+            .env("GO111MODULE", "off"),
+    );
     run_ok(
         Command::new("javac")
             .arg("-d")
@@ -185,6 +206,8 @@ fn run_ok(command: &mut Command) {
 enum Setup {
     Variables,
     Sandbox,
+    /// Under egress-run, every proxy variable removed inside, and its summary shown.
+    Captured,
 }
 
 impl Setup {
@@ -192,6 +215,7 @@ impl Setup {
         match self {
             Setup::Variables => "variables",
             Setup::Sandbox => "sandbox",
+            Setup::Captured => "captured",
         }
     }
 }
@@ -211,10 +235,12 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
     let work = &w.work;
     let mut command = match setup {
         Setup::Variables => Command::new("sh"),
-        Setup::Sandbox => {
+        Setup::Sandbox | Setup::Captured => {
             let mut c = Command::new(env!("CARGO_BIN_EXE_egress-run"));
-            c.arg("-q")
-                .arg("--policy")
+            if setup == Setup::Sandbox {
+                c.arg("-q");
+            }
+            c.arg("--policy")
                 .arg(work.join("policy.yaml"))
                 .args(["--", "sh"]);
             c
@@ -223,8 +249,12 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
     let ca = work.join("ca.pem");
     // The caller's environment, from nothing: a proxy variable of the machine running the
     // tests must not decide the outcome.
+    let script = match setup {
+        Setup::Captured => format!("{UNSET_PROXIES}\n{script}"),
+        Setup::Variables | Setup::Sandbox => script.to_string(),
+    };
     command
-        .args(["-c", script])
+        .args(["-c", &script])
         .current_dir(work)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -232,6 +262,7 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
         .env("LANG", "C.UTF-8")
         .env("SETUP", setup.name())
         .env("ORIGIN", &w.origin)
+        .env("PLAIN", &w.plain)
         .env("DENIED", &w.denied)
         .env("PROGRAMS", work.join("programs"))
         .env("BUILT", work.join("built"))
@@ -265,6 +296,7 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
         );
     } else {
         command.env("JAVA_TOOL_OPTIONS", callers_java_options(work));
+        command.env("CALLERS_JAVA_OPTIONS", callers_java_options(work));
     }
     // cargo asks rustc for the target; under rustup, its proxy needs to know which toolchain.
     for name in ["RUSTUP_HOME", "RUSTUP_TOOLCHAIN"] {
@@ -279,6 +311,13 @@ fn run(setup: Setup, script: &str, extra: &[(&str, String)]) -> (bool, String) {
     let shown = format!("{}{}", text(&out.stdout), text(&out.stderr));
     (out.status.success(), shown)
 }
+
+/// Every variable egress-run sets to point a tool at its proxy (see launcher/src/env.rs), removed
+/// (JAVA_TOOL_OPTIONS back to the caller's trust store only): no client can honour them.
+const UNSET_PROXIES: &str = "unset HTTP_PROXY HTTPS_PROXY http_proxy https_proxy ALL_PROXY \
+    all_proxy NO_PROXY no_proxy NODE_USE_ENV_PROXY npm_config_proxy npm_config_https_proxy \
+    PIP_PROXY CARGO_HTTP_PROXY GIT_SSH_COMMAND; \
+    export JAVA_TOOL_OPTIONS=\"$CALLERS_JAVA_OPTIONS\"";
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()

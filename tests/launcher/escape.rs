@@ -29,8 +29,10 @@ fn every_way_around_the_proxy_fails_from_inside() {
         ("direct TCP to a host loopback service", format!("curl -s --noproxy '*' --max-time 5 http://127.0.0.1:{port}/hello")),
         ("a DNS lookup", "getent hosts example.com".into()),
         (
+            // Port 53 goes to egress-run's own DNS stub under capture, which answers from the
+            // policy and forwards nothing (tests/clients/captured.rs); any other port is refused.
             "a UDP send",
-            py("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('192.0.2.1', 53))"),
+            py("import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.sendto(b'x', ('192.0.2.1', 443))"),
         ),
         (
             "connect() to a host Unix socket",
@@ -53,6 +55,10 @@ fn every_way_around_the_proxy_fails_from_inside() {
         ("writing outside the allowed paths", format!("touch {}/planted", outside.path().display())),
         ("creating a git hook", "echo evil > .git/hooks/pre-commit".into()),
         ("a new user namespace", "unshare -U true".into()),
+        // The network egress-run's capture step prepared (see launcher/src/capture.rs).
+        ("deleting the sandbox's default route", "ip route del default".into()),
+        ("flushing the sandbox's nftables rules", "nft flush ruleset".into()),
+        ("taking loopback down", "ip link set lo down".into()),
         (
             "TIOCSTI injection",
             py("import fcntl, termios; fcntl.ioctl(0, termios.TIOCSTI, b'x')"),
@@ -76,14 +82,21 @@ fn every_way_around_the_proxy_fails_from_inside() {
             py("import ctypes, os, sys, time; libc=ctypes.CDLL(None); pid=os.fork()\nif pid == 0: time.sleep(5); os._exit(0)\nok = libc.ptrace(16, pid, 0, 0) == 0; os.kill(pid, 9); sys.exit(0 if ok else 1)"),
         ),
     ];
-    for (what, script) in &attempts {
-        let out = run_in(
-            work.path(),
-            home.path(),
-            &["--quiet"],
-            &format!("{script} 2>/dev/null"),
-        );
-        assert_ne!(out.status.code(), Some(0), "{what} succeeded: {out:?}");
+    // With capture (the default) and without.
+    for flags in [&["--quiet"][..], &["--quiet", "--no-capture"]] {
+        for (what, script) in &attempts {
+            let out = run_in(
+                work.path(),
+                home.path(),
+                flags,
+                &format!("{script} 2>/dev/null"),
+            );
+            assert_ne!(
+                out.status.code(),
+                Some(0),
+                "{what} succeeded ({flags:?}): {out:?}"
+            );
+        }
     }
     // The same commands can succeed where allowed, so the failures above are the sandbox's.
     let out = run_in(
@@ -228,11 +241,12 @@ fn an_address_the_host_reaches_is_out_of_reach_from_inside() {
         .output()
         .unwrap();
     assert_eq!(text(&direct.stdout), "200");
-    // …the sandbox does not, and through the proxy only if the policy allows it.
+    // …the sandbox does not, and through the proxy only if the policy allows it: without
+    // capture a direct connection has nowhere to go…
     let out = run_in(
         work.path(),
         no_home(),
-        &["-q"],
+        &["-q", "--no-capture"],
         &format!("curl -s --noproxy '*' --max-time 5 {url}"),
     );
     assert_eq!(
@@ -240,6 +254,30 @@ fn an_address_the_host_reaches_is_out_of_reach_from_inside() {
         Some(7),
         "curl: could not connect: {out:?}"
     );
+    // …with capture it reaches egress, which decides it (protocol transparent, named by its
+    // address: the Host header is the address itself)…
+    let out = run_in(
+        work.path(),
+        no_home(),
+        &[],
+        &format!("curl -sS --noproxy '*' --max-time 5 {url}"),
+    );
+    assert!(
+        text(&out.stdout).starts_with(&format!("egress: blocked {} via transparent", other.addr)),
+        "{out:?}"
+    );
+    assert!(
+        text(&out.stderr).contains(&format!("blocked {} (not-allowlisted)", other.addr)),
+        "{out:?}"
+    );
+    // …and lets it through when the policy allows the address.
+    let out = run_in(
+        work.path(),
+        no_home(),
+        &["-q", "--allow", &other.addr],
+        &format!("curl -sS -o /dev/null -w '%{{http_code}}' --noproxy '*' --max-time 5 {url}"),
+    );
+    assert_eq!(text(&out.stdout), "200", "{out:?}");
     let out = run_in(
         work.path(),
         no_home(),

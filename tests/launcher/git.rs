@@ -260,3 +260,66 @@ fn git_clones_over_ssh_through_the_proxy_with_the_connect_helper() {
     );
     assert!(!work.path().join("denied").exists());
 }
+
+#[test]
+fn ssh_straight_to_an_allowed_name_is_captured_and_a_denied_name_does_not_resolve() {
+    // No ProxyCommand: plain `ssh git.test`, as a user types it. The name exists only in
+    // egress's nameserver; the sandbox's DNS stub answers it with a stand-in address, and the
+    // connection to that address is captured and dialed by egress at the name's own address.
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let key = work.path().join("key");
+    let server = ssh_server(dir.path(), &key);
+    let loopback: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let dns = dns::DnsServer::start(&[("git.test", &[loopback])]);
+    let policy = work.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "allow: [\"git.test:{}\"]\n\
+             dns: {{ nameservers: [\"{}\"], timeout: 2s }}\n\
+             address_guard: {{ allow_networks: [127.0.0.1/32] }}\n",
+            server.port, dns.addr
+        ),
+    )
+    .unwrap();
+    let user = text(&Command::new("id").arg("-un").output().unwrap().stdout);
+    let ssh = |host: &str| {
+        format!(
+            "unset GIT_SSH_COMMAND; ssh -i {} -o IdentitiesOnly=yes -o StrictHostKeyChecking=no \
+             -o UserKnownHostsFile=/dev/null -o BatchMode=yes -p {} {}@{host} echo hello over ssh",
+            key.display(),
+            server.port,
+            user.trim()
+        )
+    };
+    let policy = policy.to_str().unwrap();
+    let out = run_in(
+        work.path(),
+        no_home(),
+        &["--policy", policy],
+        &ssh("git.test"),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(text(&out.stdout), "hello over ssh\n", "{out:?}");
+    assert!(
+        !text(&out.stderr).contains("egress-run: blocked"),
+        "{out:?}"
+    );
+    let out = run_in(
+        work.path(),
+        no_home(),
+        &["--policy", policy],
+        &ssh("denied.test"),
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("Could not resolve hostname denied.test"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("egress-run: dns: denied.test NXDOMAIN (not-allowlisted)."),
+        "{stderr}"
+    );
+}

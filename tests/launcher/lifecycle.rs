@@ -226,9 +226,14 @@ fn it_works_for_an_unprivileged_user_too() {
     } else {
         Command::new(&exe)
     };
+    // Capture works unprivileged too: a direct connection reaches egress (which refuses it),
+    // and the command can change neither the routes nor the rules.
     let script = format!(
         "id -u; grep CapEff /proc/self/status; curl -sS http://127.0.0.1:{port}/hello; \
-         curl -s -o /dev/null -w '%{{http_code}}\\n' http://example.org/"
+         curl -s -o /dev/null -w '%{{http_code}}\\n' http://example.org/; \
+         curl -s --noproxy '*' http://198.51.100.1/ | head -n 1; \
+         ip route del default 2>/dev/null || echo routes kept; \
+         nft flush ruleset 2>/dev/null || echo rules kept"
     );
     let out = command
         .args([
@@ -251,11 +256,16 @@ fn it_works_for_an_unprivileged_user_too() {
     };
     assert_eq!(
         text(&out.stdout),
-        format!("{uid}\nCapEff:\t0000000000000000\nhello from origin\n403\n"),
+        format!(
+            "{uid}\nCapEff:\t0000000000000000\nhello from origin\n403\n\
+             egress: blocked 198.51.100.1:80 via transparent\nroutes kept\nrules kept\n"
+        ),
         "{out:?}"
     );
     assert!(
-        text(&out.stderr).contains("egress-run: blocked example.org:80 (not-allowlisted)."),
+        text(&out.stderr).contains(
+            "egress-run: blocked 198.51.100.1:80 (not-allowlisted), example.org:80 (not-allowlisted)."
+        ),
         "{out:?}"
     );
 }
@@ -294,4 +304,94 @@ fn signals_the_caller_ignores_stay_ignored_and_a_pid_namespace_is_no_obstacle() 
         (Some(0), "inside\n"),
         "{out:?}"
     );
+}
+
+#[test]
+fn when_capture_cannot_be_set_up_it_is_said_once_and_required_capture_refuses_to_start() {
+    let work = tempfile::tempdir().unwrap();
+    // nftables missing: as on a host without it.
+    let run = |flags: &[&str]| {
+        Command::new(egress_run())
+            .args(flags)
+            .args(["--", "sh", "-c"])
+            .arg("echo ran; curl -s --noproxy '*' --max-time 5 http://198.51.100.1/; echo curl $?")
+            .current_dir(work.path())
+            .env("HOME", no_home())
+            .env("EGRESS_RUN_NFT", "/nonexistent/nft")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    // Said once, and the command runs with the proxy variables only: a direct connection has
+    // nowhere to go (curl: could not connect).
+    let out = run(&[]);
+    assert_eq!(text(&out.stdout), "ran\ncurl 7\n", "{out:?}");
+    let said = "egress-run: connections cannot be captured in the sandbox (EGRESS_RUN_NFT=/nonexistent/nft does not exist)";
+    assert_eq!(text(&out.stderr).matches(said).count(), 1, "{out:?}");
+    // Required: it refuses to start, and the command never runs.
+    let out = run(&["--require-capture"]);
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+    assert_eq!(text(&out.stdout), "", "{out:?}");
+    assert!(
+        text(&out.stderr).contains("--require-capture: connections cannot be captured"),
+        "{out:?}"
+    );
+    // Turned off: nothing said, nothing tried.
+    let out = run(&["--no-capture"]);
+    assert_eq!(text(&out.stdout), "ran\ncurl 7\n", "{out:?}");
+    assert_eq!(text(&out.stderr), "", "{out:?}");
+}
+
+#[test]
+fn twenty_concurrent_captured_runs_each_reach_egress_and_leave_the_host_as_it_was() {
+    let host_state = || {
+        let rules = Command::new("nft")
+            .args(["list", "ruleset"])
+            .output()
+            .unwrap();
+        let routes = Command::new("ip").args(["route"]).output().unwrap();
+        let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+        (
+            text(&rules.stdout),
+            text(&routes.stdout),
+            text(&links.stdout),
+        )
+    };
+    let before = host_state();
+    let work = tempfile::tempdir().unwrap();
+    let runs: Vec<Child> = (0..20)
+        .map(|n| {
+            Command::new(egress_run())
+                .args(["--", "sh", "-c"])
+                .arg(format!(
+                    "curl -s --noproxy '*' --max-time 10 http://198.51.100.{}/ | head -n 1",
+                    n + 1
+                ))
+                .current_dir(work.path())
+                .env("HOME", no_home())
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (n, run) in runs.into_iter().enumerate() {
+        let out = run.wait_with_output().unwrap();
+        let ip = format!("198.51.100.{}", n + 1);
+        assert_eq!(
+            text(&out.stdout),
+            format!("egress: blocked {ip}:80 via transparent\n"),
+            "{out:?}"
+        );
+        assert!(
+            text(&out.stderr).contains(&format!("blocked {ip}:80 (not-allowlisted)")),
+            "{out:?}"
+        );
+    }
+    // A run killed with -9 mid-command, too.
+    let mut killed = spawn_until_ready(work.path(), "echo ready; sleep 30", |_| {});
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert_eq!(host_state(), before, "the host's rules, routes and links");
 }

@@ -9,6 +9,8 @@
 //! credential files, `.env` files, variables, keyrings. `lifecycle`: exit codes, signals,
 //! kill -9, errors. `planting`: nothing written inside runs on the host later. `terminal`: tmux.
 
+#[path = "../support/dns.rs"]
+mod dns;
 #[allow(dead_code)] // the launcher tests use the realm and one user
 #[path = "../support/kdc.rs"]
 mod kdc;

@@ -13,6 +13,8 @@ fn plan() -> Plan {
             "/home/dev/.bashrc".into(),
             "/home/dev/project/.git/hooks".into(),
         ],
+        capture: false,
+        resolv_conf: None,
         guarded: vec![
             Bind::Pin("/home/dev/project/sub/.git".into()),
             Bind::ReadOnly("/home/dev/project/sub/.git/config".into()),
@@ -207,4 +209,30 @@ fn binds_that_would_undo_the_sandboxs_own_mounts_are_refused() {
     ] {
         assert_eq!(check_bindable(Path::new(fine), "x"), Ok(()), "{fine}");
     }
+}
+
+#[test]
+fn with_capture_the_sandbox_shares_the_prepared_network_and_gets_the_stubs_resolv_conf() {
+    let mut captured = plan();
+    captured.capture = true;
+    captured.resolv_conf = Some((7, "/run/resolvconf/resolv.conf".into()));
+    let out = text(&args(&captured));
+    assert!(!out.contains(&"--unshare-net".to_string()));
+    let end = out.len();
+    assert_eq!(
+        out[end - 6..],
+        [
+            "--ro-bind-data",
+            "7",
+            "/run/resolvconf/resolv.conf",
+            "--chdir",
+            "/home/dev/project",
+            "--"
+        ]
+    );
+    // Without capture the descriptor is not used, and the sandbox's network is its own.
+    captured.capture = false;
+    let out = text(&args(&captured));
+    assert!(out.contains(&"--unshare-net".to_string()));
+    assert!(!out.contains(&"--ro-bind-data".to_string()));
 }

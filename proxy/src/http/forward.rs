@@ -68,13 +68,24 @@ pub async fn exchange(
     let snapshot = &ctx.snapshot;
     let exchange_started = std::time::Instant::now();
     let protocol = ctx.http_protocol();
+    let stood_for = ctx.stood_for();
     let target = match ctx.intercepted {
-        Some(original) => target::intercepted(req.target_str(), &req.headers, original)?,
+        Some(original) => {
+            target::intercepted(req.target_str(), &req.headers, original, stood_for.as_ref())?
+        }
         None => target::parse_absolute(req.target_str())?,
     };
+    // A stand-in address is no address of the name's: the name's own addresses are dialed.
+    let pinned = ctx.intercepted.filter(|_| stood_for.is_none());
     let authority = target.host.authority(target.port);
     tracing::Span::current().record("target", authority.as_str());
     let refused = |r: Refusal| Failure::Refused(r, Some(authority.clone()), None);
+    if let Some(stood_for) = stood_for.as_ref().filter(|s| **s != target.host) {
+        return Err(refused(Refusal::new(
+            DenyReason::HostMismatch,
+            format!("the connection went to an address given for {stood_for}"),
+        )));
+    }
     if ctx.intercepted.is_none() {
         target::check_host_header(&req.headers, &target).map_err(refused)?;
     }
@@ -89,11 +100,11 @@ pub async fn exchange(
         RouteChoice::Direct => format!("direct {authority}"),
         RouteChoice::Upstream(name) => format!("via {name} {authority}"),
     };
-    if let Some(original) = ctx.intercepted {
+    if let Some(original) = pinned {
         // Kept-alive connections of an intercepted client go to its original destination only.
         key = format!("{key} at {original}");
     }
-    let pinned = ctx.intercepted.map(|original| outbound::Pinned {
+    let pinned = pinned.map(|original| outbound::Pinned {
         original,
         handed: ctx
             .handed

@@ -92,11 +92,13 @@ pub fn parse_absolute(target: &str) -> Result<Absolute<'_>, Refusal> {
 /// `Host` header (origin-form is normal here), or by an absolute-form URL that the `Host`
 /// header agrees with. A port written in either must be the one the connection went to. With
 /// no name at all (HTTP/1.0 without `Host`, or an empty one) the target is the original address
-/// itself, which only an IP entry allows.
+/// itself, which only an IP entry allows — or, when the original address stands for a name
+/// (`transparent::StandIns`), that name (the caller checks that a name written is that one).
 pub fn intercepted<'a>(
     target: &'a str,
     headers: &[Header],
     original: std::net::SocketAddr,
+    stood_for: Option<&Host>,
 ) -> Result<Absolute<'a>, Refusal> {
     let port = original.port();
     let named = if target.starts_with('/') {
@@ -115,7 +117,8 @@ pub fn intercepted<'a>(
             None => "",
         };
         let (host, written) = if text.is_empty() {
-            (Host::Ip(original.ip().to_canonical()), None)
+            let nameless = Host::Ip(original.ip().to_canonical());
+            (stood_for.cloned().unwrap_or(nameless), None)
         } else {
             parse_authority(text).map_err(|e| {
                 Refusal::new(DenyReason::BadRequest, format!("invalid Host header: {e}"))
@@ -184,12 +187,33 @@ mod tests {
     }
 
     #[test]
+    fn a_request_to_a_stand_in_address_without_a_name_is_its_names() {
+        use crate::h1::head::parse_request;
+        let original: std::net::SocketAddr = "198.18.0.1:80".parse().unwrap();
+        let stood_for = Host::parse("origin.test").unwrap();
+        let named = |head: &str| {
+            let req = parse_request(&bytes::Bytes::from(head.to_string())).unwrap();
+            intercepted(req.target_str(), &req.headers, original, Some(&stood_for))
+                .map(|t| t.host.to_string())
+                .map_err(|r| r.reason)
+        };
+        let ok = Ok("origin.test".to_string());
+        assert_eq!(named("GET / HTTP/1.1\r\nHost: Origin.Test\r\n\r\n"), ok);
+        assert_eq!(named("GET / HTTP/1.0\r\n\r\n"), ok, "no Host: the name");
+        assert_eq!(
+            named("GET / HTTP/1.1\r\nHost: other.test\r\n\r\n"),
+            Ok("other.test".to_string()),
+            "a name written is the request's (`exchange` refuses it: host-mismatch)"
+        );
+    }
+
+    #[test]
     fn an_intercepted_request_is_named_by_its_host_header() {
         use crate::h1::head::parse_request;
         let original: std::net::SocketAddr = "198.18.1.2:80".parse().unwrap();
         let named = |head: &str| {
             let req = parse_request(&bytes::Bytes::from(head.to_string())).unwrap();
-            intercepted(req.target_str(), &req.headers, original)
+            intercepted(req.target_str(), &req.headers, original, None)
                 .map(|t| (t.host.to_string(), t.port, t.path.to_string()))
                 .map_err(|r| r.reason)
         };
