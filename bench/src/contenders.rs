@@ -131,6 +131,7 @@ pub fn embedded(
                         SubscriberWork::Count => seen += 1,
                         SubscriberWork::Json => seen += record.audit_line().len(),
                     },
+                    Next::Event(Event::Notice(_)) => {}
                     Next::Missed(n) => eprintln!("subscriber missed {n} events"),
                 }
             }

@@ -8,7 +8,10 @@ use egress_config::guard::SpecialKind;
 use egress_config::{DenyReason, Host};
 use tracing::warn;
 
+use egress_config::guard::AddressGuard;
+
 use crate::answer::Refusal;
+use crate::resolve::Resolver;
 use crate::state::Snapshot;
 
 /// Resolves `host:port` once and checks every address. `explicit_address`: the allow entry
@@ -19,9 +22,27 @@ pub async fn resolve_checked(
     port: u16,
     explicit_address: bool,
 ) -> Result<Vec<SocketAddr>, Refusal> {
-    let addrs = snapshot.resolver.resolve(host, port).await?;
+    resolve_with(
+        &snapshot.resolver,
+        &snapshot.guard,
+        host,
+        port,
+        explicit_address,
+    )
+    .await
+}
+
+/// `resolve_checked` with the resolver and guard given apart (ask mode checks before it asks).
+pub async fn resolve_with(
+    resolver: &Resolver,
+    guard: &AddressGuard,
+    host: &Host,
+    port: u16,
+    explicit_address: bool,
+) -> Result<Vec<SocketAddr>, Refusal> {
+    let addrs = resolver.resolve(host, port).await?;
     for addr in &addrs {
-        let Err(special) = snapshot.guard.check(addr.ip()) else {
+        let Err(special) = guard.check(addr.ip()) else {
             continue;
         };
         if exempt(host, explicit_address, special.kind) {

@@ -16,6 +16,7 @@ use egress_proxy::{BoundListener, ProxyState};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+mod approvals_cli;
 mod check;
 mod passwd;
 
@@ -67,6 +68,14 @@ enum Command {
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
+    /// Ask mode's pending approvals, through the admin API: list them, allow or deny one. The
+    /// token is read from EGRESS_ADMIN_TOKEN or the admin token file, never from the arguments.
+    Approvals {
+        #[command(flatten)]
+        target: approvals_cli::Target,
+        #[command(subcommand)]
+        what: approvals_cli::Approvals,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -101,6 +110,7 @@ fn main() -> ExitCode {
             print!("{}", egress_config::DEFAULT_POLICY_YAML);
             ExitCode::SUCCESS
         }
+        Some(Command::Approvals { target, what }) => approvals_cli::run(&target, &what),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
     }
@@ -244,10 +254,13 @@ async fn serve_config(
         metrics.loaded_now();
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
-    let state = ProxyState::with_observer(&config, observer);
+    // Ask mode's approvals are the decider: without an admin listener nobody can attend to
+    // them, and an ask is refused at once (approval-unattended).
+    let asks = egress_proxy::ask::Asks::new(observer.clone());
+    let state = ProxyState::assemble(&config, observer, asks.clone());
     if let Some((socket, settings)) = admin {
         let listening =
-            egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone())?;
+            egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone(), asks)?;
         tokio::spawn(egress_proxy::admin::serve(listening));
     }
     if let Some(reloader) = reloader {

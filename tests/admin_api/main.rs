@@ -9,6 +9,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod approvals;
 mod auth;
 mod client;
 mod events;

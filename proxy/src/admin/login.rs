@@ -33,6 +33,10 @@ fn open(console: &Console, who: &Principal, how: &str) -> Result<HeaderValue, Ap
         .open_session(who)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(name = %who.name, role = who.role.as_str(), how, "admin login");
+    console.state.observer.notice(crate::observe::Notice::new(
+        "login",
+        serde_json::json!({"who": who.name, "role": who.role.as_str(), "how": how}),
+    ));
     Ok(session_cookie_header(&id))
 }
 
