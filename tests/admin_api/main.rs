@@ -14,6 +14,7 @@ mod auth;
 mod client;
 mod events;
 mod policy;
+mod revise;
 
 use support::{message, Proxy};
 

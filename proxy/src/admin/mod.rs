@@ -7,7 +7,8 @@
 //! - `token_file`: the admin token's file, created private when missing.
 //! - `guard`: Host, Origin, token, CSRF, content type and role checks; security headers.
 //! - `login`: the login link and token login, the session, logout.
-//! - `ring`, `events`: recent events and the Server-Sent Events stream.
+//! - `ring`, `events`: recent events and the Server-Sent Events stream; `stats`: totals and
+//!   top lists over 5 minutes, an hour and a day.
 //! - `policy`: the policy's text and a destination test; `edit`: writing a new text (every
 //!   change goes through its `apply`); `entries`: adding one entry to the text as written;
 //!   `history`, `revise`: the applied versions, revert, and the console's "allow this" entries.
@@ -29,6 +30,7 @@ mod policy;
 mod probe;
 mod revise;
 mod ring;
+mod stats;
 mod token_file;
 
 use std::collections::hash_map::RandomState;
@@ -71,6 +73,8 @@ pub struct Console {
     history: history::History,
     /// Ask mode's approvals (the same value is the proxy's decider).
     asks: Arc<Asks>,
+    /// Totals and top lists for `GET /api/v1/stats`.
+    stats: Arc<stats::Stats>,
 }
 
 /// The admin listener, ready to serve.
@@ -98,6 +102,8 @@ pub fn prepare(
     }
     let ring = Ring::new(settings.events_ring);
     ring.feed_from(&state.observer);
+    let stats = stats::Stats::new();
+    stats.feed_from(&state.observer);
     let history = history::History::default();
     let at_start = match &policy_path {
         Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
@@ -113,6 +119,7 @@ pub fn prepare(
         edit_lock: tokio::sync::Mutex::new(()),
         history,
         asks,
+        stats,
         state,
     });
     let code = console.access.new_login_code()?;
@@ -163,6 +170,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/v1/policy/test", post(policy::test_destination))
         .route("/api/v1/policy/history", get(revise::history))
         .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(from_fn_with_state(viewer, guard::gate))
         .with_state(console.clone());

@@ -21,6 +21,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policy/revert"),
     ("post", "/api/v1/policy/entries"),
     ("get", "/api/v1/approvals"),
+    ("get", "/api/v1/stats"),
     ("post", "/api/v1/approvals/{id}"),
     ("get", "/api/v1/openapi.json"),
 ];
