@@ -12,6 +12,7 @@ mod support;
 mod approvals;
 mod auth;
 mod client;
+mod console;
 mod events;
 mod policy;
 mod revise;

@@ -111,15 +111,3 @@ pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> 
     }
     response
 }
-
-/// `GET /`: the console's place. Its pages are not built yet; say where the API is.
-pub async fn home(Extension(who): Extension<Principal>) -> Response {
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>egress</title>\
-         <p>Logged in as {} ({}). The console pages are not built yet; \
-         the API is described at <a href=/api/v1/openapi.json>/api/v1/openapi.json</a>.</p>\n",
-        who.name,
-        who.role.as_str()
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
-}

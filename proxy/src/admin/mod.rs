@@ -13,11 +13,13 @@
 //!   change goes through its `apply`); `entries`: adding one entry to the text as written;
 //!   `history`, `revise`: the applied versions, revert, and the console's "allow this" entries.
 //! - `approvals`: ask mode's pending asks and their answers (the decider is `crate::ask`).
+//! - `console`: the console's page and assets; `status`: the status page's facts.
 //! - `openapi`: the API's description.
 //! - `error`: every refusal's code, status and message.
 
 mod access;
 mod approvals;
+mod console;
 mod edit;
 mod entries;
 mod error;
@@ -31,6 +33,7 @@ mod probe;
 mod revise;
 mod ring;
 mod stats;
+mod status;
 mod token_file;
 
 use std::collections::hash_map::RandomState;
@@ -155,6 +158,7 @@ fn router(console: Arc<Console>) -> Router {
         .with_state(console.state.clone());
     let login = Router::new()
         .route("/login", get(login::login_link).post(login::login_token))
+        .route("/assets/{name}", get(console::asset))
         .route_layer(from_fn_with_state(console.clone(), guard::site_only))
         .with_state(console.clone());
     let viewer = Gate {
@@ -162,7 +166,7 @@ fn router(console: Arc<Console>) -> Router {
         needs: Role::Viewer,
     };
     let read = Router::new()
-        .route("/", get(login::home))
+        .route("/", get(console::page))
         .route("/api/v1/session", get(login::session))
         .route("/api/v1/logout", post(login::logout))
         .route("/api/v1/events", get(events::stream_events))
@@ -171,6 +175,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/v1/policy/history", get(revise::history))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/status", get(status::status))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(from_fn_with_state(viewer, guard::gate))
         .with_state(console.clone());

@@ -22,6 +22,7 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/policy/entries"),
     ("get", "/api/v1/approvals"),
     ("get", "/api/v1/stats"),
+    ("get", "/api/v1/status"),
     ("post", "/api/v1/approvals/{id}"),
     ("get", "/api/v1/openapi.json"),
 ];
