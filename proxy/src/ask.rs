@@ -52,6 +52,9 @@ pub struct Asks {
     /// Open event streams of tokens that may answer (role approver or admin).
     attendants: AtomicUsize,
     observer: Arc<Observer>,
+    /// Cancelled when shutdown begins: held requests are refused then, not kept to the end of
+    /// the drain.
+    shutdown: std::sync::OnceLock<tokio_util::sync::CancellationToken>,
 }
 
 /// Counts one attendant while it lives (an open event stream of an approver or admin).
@@ -70,7 +73,13 @@ impl Asks {
             book: Mutex::default(),
             attendants: AtomicUsize::new(0),
             observer,
+            shutdown: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Held requests are refused (`shutting-down`) once `token` is cancelled.
+    pub fn stop_on(&self, token: tokio_util::sync::CancellationToken) {
+        let _ = self.shutdown.set(token);
     }
 
     /// Somebody able to answer is watching until the returned value is dropped.

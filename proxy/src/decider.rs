@@ -104,5 +104,22 @@ mod tests {
             PassThrough.decide(asking).await,
             Decision::Proceed
         ));
+        // Nobody can be asked here: an ask verdict is refused, never let through.
+        let asks = Verdict {
+            action: Action::Ask(egress_config::DenyReason::NotAllowlisted),
+            rule: None,
+            ..verdict
+        };
+        let asking = Asking {
+            verdict: &asks,
+            ..asking
+        };
+        match PassThrough.decide(asking).await {
+            Decision::Refuse(refusal) => assert_eq!(
+                refusal.reason,
+                egress_config::DenyReason::ApprovalUnattended
+            ),
+            Decision::Proceed => panic!("an ask verdict went through"),
+        }
     }
 }

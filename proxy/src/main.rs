@@ -258,6 +258,7 @@ async fn serve_config(
     // them, and an ask is refused at once (approval-unattended).
     let asks = egress_proxy::ask::Asks::new(observer.clone());
     let state = ProxyState::assemble(&config, observer, asks.clone());
+    asks.stop_on(state.shutdown.clone());
     if let Some((socket, settings)) = admin {
         let listening =
             egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone(), asks)?;

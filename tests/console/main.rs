@@ -10,6 +10,7 @@ mod support;
 
 mod access;
 mod browser;
+mod load;
 mod pages;
 
 use std::net::SocketAddr;

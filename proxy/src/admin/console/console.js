@@ -6,7 +6,9 @@
 const MAX_ROWS = 500;
 const FIX_REASONS = ["not-allowlisted", "port-not-allowed", "approval-timeout", "approval-denied", "approval-unattended"];
 const app = { session: null, source: null, paused: false, held: [], queue: [], policyEtag: null,
-  policyLoaded: "", approvals: [], tick: null, filterKey: "" };
+  policyLoaded: "", approvals: [], tick: null, filterKey: "", received: 0 };
+// Read by the browser tests (events received, for the stream's rate); holds nothing secret.
+window.egressConsole = app;
 
 const $ = (id) => document.getElementById(id);
 function el(tag, attrs, ...children) {
@@ -95,7 +97,7 @@ function connect() {
   const q = new URLSearchParams(app.filterKey);
   q.set("recent", "200");
   app.source = new EventSource(`/api/v1/events?${q}`);
-  app.source.addEventListener("outcome", (e) => enqueue(JSON.parse(e.data)));
+  app.source.addEventListener("outcome", (e) => { app.received++; enqueue(JSON.parse(e.data)); });
   app.source.addEventListener("approval", () => loadApprovals());
   app.source.addEventListener("policy", () => { if (route().page === "policy") loadHistory(); });
   app.source.addEventListener("missed", (e) => setLiveState(`missed ${JSON.parse(e.data).missed} events (too many to show)`));
