@@ -190,8 +190,9 @@ fn egress_with(
         .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
     let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
     let watch = name == "egress+console";
-    let (mut addr, mut admin) = (None, None);
-    while addr.is_none() || (watch && admin.is_none()) {
+    let (mut addr, mut admin, mut token_ready) = (None, None, false);
+    // The token file exists once the login link is logged.
+    while addr.is_none() || (watch && !(admin.is_some() && token_ready)) {
         let line = lines
             .next()
             .context("egress-proxy exited before listening")??;
@@ -202,6 +203,9 @@ fn egress_with(
         if event["message"] == "admin listening" {
             admin = event["address"].as_str().map(str::to_string);
         }
+        token_ready |= event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("admin console login link"));
     }
     // Keep draining the log, as a supervisor would, so the proxy never blocks on it.
     std::thread::spawn(move || lines.for_each(drop));

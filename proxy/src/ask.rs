@@ -198,8 +198,13 @@ impl Asks {
             key: &key,
             done: false,
         };
-        let answered =
-            tokio::time::timeout_at(deadline.into(), answer.wait_for(|a| a.is_some())).await;
+        let stopping = self.shutdown.get().cloned().unwrap_or_default();
+        let answered = tokio::select! {
+            answered = tokio::time::timeout_at(deadline.into(), answer.wait_for(|a| a.is_some())) => answered,
+            () = stopping.cancelled() => {
+                return refuse(DenyReason::ShuttingDown, "the proxy is shutting down");
+            }
+        };
         waiting.done = true;
         match answered {
             Ok(Ok(a)) if *a == Some(Answer::Allow) => Decision::Proceed,

@@ -420,3 +420,27 @@ fn the_approvals_command_lists_and_answers_through_the_api() {
         "{err}"
     );
 }
+
+#[test]
+fn a_held_request_is_refused_when_shutdown_begins_not_held_through_the_drain() {
+    let servers = Servers::new();
+    let origin = servers.http_origin();
+    let (mut proxy, admin) = ask_proxy("60s", "");
+    let _stream = Stream::open(&admin, "", &[]);
+    let curl = held(&proxy, "forward", &format!("http://{origin}/hello"), None);
+    pending_when(&admin, "asked", |l| l.len() == 1);
+    let started = std::time::Instant::now();
+    proxy.signal("TERM");
+    let out = curl.output();
+    assert!(
+        out.contains("X-Egress-Error: shutting-down"),
+        "{out}\n{}",
+        proxy.log_text()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    proxy.wait_exit();
+}
