@@ -15,6 +15,8 @@ pub enum Contender {
         addr: SocketAddr,
         child: Child,
         _dir: tempfile::TempDir,
+        /// A reader of the admin event stream, as an open console page is (`--console`).
+        watcher: Option<Child>,
     },
     /// egress-proxy as a library, on a runtime of its own in this process.
     Embedded {
@@ -37,7 +39,11 @@ impl Drop for Contender {
     /// SIGTERM first, so a proxy run under a profiler (callgrind writes its counts at exit)
     /// ends cleanly; SIGKILL when it has not ended within a few seconds.
     fn drop(&mut self) {
-        if let Contender::Proxy { child, .. } = self {
+        if let Contender::Proxy { child, watcher, .. } = self {
+            if let Some(watcher) = watcher {
+                let _ = watcher.kill();
+                let _ = watcher.wait();
+            }
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
@@ -131,6 +137,7 @@ pub fn embedded(
                         SubscriberWork::Count => seen += 1,
                         SubscriberWork::Json => seen += record.audit_line().len(),
                     },
+                    Next::Event(Event::Notice(_)) => {}
                     Next::Missed(n) => eprintln!("subscriber missed {n} events"),
                 }
             }
@@ -182,23 +189,61 @@ fn egress_with(
         .spawn()
         .with_context(|| format!("starting {binary} (build it with cargo build --release)"))?;
     let mut lines = BufReader::new(child.stderr.take().context("stderr")?).lines();
-    let addr = loop {
+    let watch = name == "egress+console";
+    let (mut addr, mut admin, mut token_ready) = (None, None, false);
+    // The token file exists once the login link is logged.
+    while addr.is_none() || (watch && !(admin.is_some() && token_ready)) {
         let line = lines
             .next()
             .context("egress-proxy exited before listening")??;
         let event: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if event["message"] == "listening" {
-            break event["address"].as_str().context("address")?.parse()?;
+            addr = Some(event["address"].as_str().context("address")?.parse()?);
         }
-    };
+        if event["message"] == "admin listening" {
+            admin = event["address"].as_str().map(str::to_string);
+        }
+        token_ready |= event["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("admin console login link"));
+    }
     // Keep draining the log, as a supervisor would, so the proxy never blocks on it.
     std::thread::spawn(move || lines.for_each(drop));
+    let watcher = match admin.filter(|_| watch) {
+        Some(admin) => Some(watch_events(&admin, &dir.path().join("admin.token"))?),
+        None => None,
+    };
     Ok(Contender::Proxy {
         name,
-        addr,
+        addr: addr.context("address")?,
         child,
         _dir: dir,
+        watcher,
     })
+}
+
+/// egress with metrics, audit and an open console: one admin-role reader of the event stream
+/// taking every event as the console page does (the browser's own rendering not included).
+pub fn egress_console(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    let extra = "admin: 127.0.0.1:0\naudit: { path: \"{dir}/audit.jsonl\" }\n";
+    egress_with(binary, targets, extra, "egress+console")
+}
+
+/// `curl -N` on the admin event stream with the token file's token, its output read and
+/// dropped.
+fn watch_events(admin: &str, token_file: &std::path::Path) -> anyhow::Result<Child> {
+    let token = std::fs::read_to_string(token_file)?;
+    let mut child = Command::new("curl")
+        .args(["-sN", "--noproxy", "*", "-H"])
+        .arg(format!("Authorization: Bearer {}", token.trim()))
+        .arg(format!("http://{admin}/api/v1/events"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = child.stdout.take().context("stdout")?;
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    Ok(child)
 }
 
 impl Contender {
@@ -242,6 +287,7 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
         addr,
         child,
         _dir: dir,
+        watcher: None,
     };
     wait_listening(addr, "squid")?;
     Ok(Some(contender))
@@ -278,6 +324,7 @@ pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
         addr,
         child,
         _dir: dir,
+        watcher: None,
     };
     wait_listening(addr, "tinyproxy")?;
     Ok(Some(contender))

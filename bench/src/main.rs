@@ -44,6 +44,9 @@ struct Args {
     /// Leave out Squid and tinyproxy even when installed.
     #[arg(long)]
     egress_only: bool,
+    /// Also run egress with an open console (a reader of its admin event stream).
+    #[arg(long)]
+    console: bool,
     /// Only direct and egress embedded in this process, without and with one subscriber to its
     /// event stream: the cost of the stream.
     #[arg(long)]
@@ -80,6 +83,9 @@ fn main() -> anyhow::Result<()> {
         ];
         if let Some(previous) = &args.previous {
             list.push(contenders::egress_previous(previous, &[source, echo])?);
+        }
+        if args.console {
+            list.push(contenders::egress_console(&args.egress, &[source, echo])?);
         }
         list
     };

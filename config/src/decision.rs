@@ -72,6 +72,9 @@ pub enum Action {
     Deny(DenyReason),
     /// `report` mode: the policy would have denied this, but lets it through and says so.
     Report(DenyReason),
+    /// `ask` mode: no entry decides this; a person is asked (the proxy's decider holds the
+    /// request, and refuses it when nobody can answer). The reason is what enforce would say.
+    Ask(DenyReason),
 }
 
 /// An action plus the rule that produced it, as written in the policy file, for logs and audit.
@@ -88,17 +91,24 @@ pub struct Verdict<'p> {
 }
 
 impl Verdict<'_> {
-    /// Whether the connection may proceed (allowed, or reported in report mode).
+    /// Whether the connection may go on to the decider (allowed, reported in report mode, or
+    /// to be asked in ask mode).
     pub fn permits(&self) -> bool {
         !matches!(self.action, Action::Deny(_))
     }
 
-    /// The decision label: `allow`, `deny` or `report`.
+    /// Whether a person must answer before the connection may proceed.
+    pub fn asks(&self) -> bool {
+        matches!(self.action, Action::Ask(_))
+    }
+
+    /// The decision label: `allow`, `deny`, `report` or `ask`.
     pub fn decision(&self) -> &'static str {
         match self.action {
             Action::Allow => "allow",
             Action::Deny(_) => "deny",
             Action::Report(_) => "report",
+            Action::Ask(_) => "ask",
         }
     }
 
@@ -106,7 +116,7 @@ impl Verdict<'_> {
     pub fn reason(&self) -> Option<DenyReason> {
         match self.action {
             Action::Allow => None,
-            Action::Deny(r) | Action::Report(r) => Some(r),
+            Action::Deny(r) | Action::Report(r) | Action::Ask(r) => Some(r),
         }
     }
 }

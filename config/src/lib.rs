@@ -30,7 +30,7 @@ pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};
 pub use settings::{
-    AddressGuardSettings, Admin, Audit, Config, Dns, DnsServer, Limits, Listener,
+    AddressGuardSettings, Admin, Ask, Audit, Config, Dns, DnsServer, Limits, Listener,
     ListenerProtocols, SniCheck, Timeouts, TlsInspection, WithoutSni,
 };
 pub use upstream::{

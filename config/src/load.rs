@@ -329,6 +329,12 @@ fn compile(raw: RawFile, mut secrets: Secrets, origin: &str) -> Config {
             buffer: a.buffer.map_or(8192, |b| b.0),
         }),
         identities: crate::identity::Identities::default(),
+        ask: crate::settings::Ask {
+            timeout: raw
+                .ask
+                .timeout
+                .map_or(crate::settings::Ask::default().timeout, |d| d.0),
+        },
     }
 }
 

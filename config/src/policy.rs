@@ -9,6 +9,8 @@
 //! 4. anything else is refused (`not-allowlisted`).
 //!
 //! In `report` mode each refusal becomes `Action::Report`: a dry run of the whole policy.
+//! In `ask` mode what steps 3 and 4 would refuse becomes `Action::Ask`: held for a person's
+//! answer (the proxy's `ask` decider); a deny entry still refuses at once.
 
 use std::sync::Arc;
 
@@ -20,21 +22,25 @@ use crate::{Action, DenyReason, Protocol, Request, Verdict};
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Enforce,
+    /// Hold what no entry decides until a person answers (see the proxy's `ask`).
+    Ask,
     Report,
 }
 
 impl Mode {
-    /// The stricter of two modes: `enforce` over `report`.
+    /// The stricter of two modes: `enforce` over `ask` over `report`.
     pub const fn strictest(self, other: Mode) -> Mode {
         match (self, other) {
+            (Mode::Enforce, _) | (_, Mode::Enforce) => Mode::Enforce,
+            (Mode::Ask, _) | (_, Mode::Ask) => Mode::Ask,
             (Mode::Report, Mode::Report) => Mode::Report,
-            _ => Mode::Enforce,
         }
     }
 
     pub const fn as_str(self) -> &'static str {
         match self {
             Mode::Enforce => "enforce",
+            Mode::Ask => "ask",
             Mode::Report => "report",
         }
     }
@@ -162,8 +168,14 @@ impl Policy {
     }
 
     fn refuse<'p>(&'p self, reason: DenyReason, rule: Option<&'p str>) -> Verdict<'p> {
+        let undecided = matches!(
+            reason,
+            DenyReason::NotAllowlisted | DenyReason::PortNotAllowed
+        );
         let action = match self.inner.mode {
             Mode::Enforce => Action::Deny(reason),
+            Mode::Ask if undecided => Action::Ask(reason),
+            Mode::Ask => Action::Deny(reason),
             Mode::Report => Action::Report(reason),
         };
         Verdict {

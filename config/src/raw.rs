@@ -61,6 +61,16 @@ pub struct RawFile {
     pub identities: BTreeMap<identity::IdentityName, identity::RawIdentity>,
     #[serde(default)]
     pub groups: BTreeMap<UpstreamName, identity::RawGroup>,
+    #[serde(default)]
+    pub ask: RawAsk,
+}
+
+/// `ask: { timeout: 60s }`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAsk {
+    #[serde(default)]
+    pub timeout: Option<DurationEntry>,
 }
 
 /// `audit: { path: FILE }`; `path: "-"` is standard output.

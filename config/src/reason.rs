@@ -20,6 +20,15 @@ pub enum DenyReason {
     SniMismatch,
     /// The `Host` header disagrees with the absolute-form request target.
     HostMismatch,
+    /// `ask` mode: nobody answered the request's approval in time.
+    ApprovalTimeout,
+    /// `ask` mode: a person denied the request's approval.
+    ApprovalDenied,
+    /// `ask` mode: nobody able to answer (an approver or admin with the console or event
+    /// stream open) is there, so the request is refused at once rather than held.
+    ApprovalUnattended,
+    /// `ask` mode: this client has too many approvals pending or asked too often.
+    ApprovalRateLimited,
     // --- client: the request could not be understood ---
     /// Malformed request line, header, or SOCKS5 message.
     BadRequest,
@@ -72,13 +81,17 @@ pub enum Fault {
 
 impl DenyReason {
     /// Every value, for tests and for registering metric label values up front.
-    pub const ALL: [DenyReason; 23] = [
+    pub const ALL: [DenyReason; 27] = [
         Self::BlockedByDenylist,
         Self::NotAllowlisted,
         Self::PortNotAllowed,
         Self::PrivateAddress,
         Self::SniMismatch,
         Self::HostMismatch,
+        Self::ApprovalTimeout,
+        Self::ApprovalDenied,
+        Self::ApprovalUnattended,
+        Self::ApprovalRateLimited,
         Self::BadRequest,
         Self::HeaderTooLarge,
         Self::RequestTimeout,
@@ -107,6 +120,10 @@ impl DenyReason {
             Self::PrivateAddress => "private-address",
             Self::SniMismatch => "sni-mismatch",
             Self::HostMismatch => "host-mismatch",
+            Self::ApprovalTimeout => "approval-timeout",
+            Self::ApprovalDenied => "approval-denied",
+            Self::ApprovalUnattended => "approval-unattended",
+            Self::ApprovalRateLimited => "approval-rate-limited",
             Self::BadRequest => "bad-request",
             Self::HeaderTooLarge => "header-too-large",
             Self::RequestTimeout => "request-timeout",
@@ -135,6 +152,9 @@ impl DenyReason {
             | Self::PrivateAddress
             | Self::SniMismatch
             | Self::HostMismatch
+            | Self::ApprovalTimeout
+            | Self::ApprovalDenied
+            | Self::ApprovalUnattended
             | Self::UpstreamDenied => Fault::Policy,
             Self::BadRequest
             | Self::HeaderTooLarge
@@ -143,7 +163,9 @@ impl DenyReason {
             | Self::UnsupportedMethod
             | Self::AuthRequired
             | Self::AuthFailed => Fault::Client,
-            Self::TooManyConnections | Self::ShuttingDown => Fault::Capacity,
+            Self::TooManyConnections | Self::ShuttingDown | Self::ApprovalRateLimited => {
+                Fault::Capacity
+            }
             Self::DnsFailed
             | Self::UpstreamRefused
             | Self::UpstreamUnreachable
@@ -165,6 +187,16 @@ impl DenyReason {
             }
             Self::SniMismatch => "the TLS server name does not match the CONNECT host",
             Self::HostMismatch => "the Host header does not match the request target",
+            Self::ApprovalTimeout => {
+                "the destination needs a person's approval, and nobody answered in time"
+            }
+            Self::ApprovalDenied => "a person denied the approval for this destination",
+            Self::ApprovalUnattended => {
+                "the destination needs a person's approval, and nobody is watching the admin console to give it"
+            }
+            Self::ApprovalRateLimited => {
+                "this client has asked for too many approvals; wait for the pending ones to be answered"
+            }
             Self::BadRequest => "the request is malformed",
             Self::HeaderTooLarge => "the request head is larger than the proxy accepts",
             Self::RequestTimeout => "the request head did not arrive in time",

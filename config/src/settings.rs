@@ -32,6 +32,23 @@ pub struct Config {
     pub audit: Option<Audit>,
     /// Who clients are (proxy login, source networks) and each identity's policy.
     pub identities: Identities,
+    /// `ask` mode's settings.
+    pub ask: Ask,
+}
+
+/// `ask: { timeout }`: how long a request of `ask` mode waits for a person's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    /// Beyond it the request is refused once, `approval-timeout`.
+    pub timeout: Duration,
+}
+
+impl Default for Ask {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Config {

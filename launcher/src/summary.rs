@@ -76,6 +76,7 @@ impl Blocked {
     fn take(&self, next: Next) {
         match next {
             Next::Event(Event::Outcome(record)) => self.count(&record),
+            Next::Event(Event::Notice(_)) => {}
             Next::Missed(n) => self.lock().missed += n,
         }
     }

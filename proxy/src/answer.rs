@@ -61,7 +61,10 @@ pub const fn http_status(reason: DenyReason) -> (u16, &'static str) {
     use DenyReason::*;
     match reason {
         BlockedByDenylist | NotAllowlisted | PortNotAllowed | PrivateAddress | SniMismatch
-        | UpstreamDenied => (403, "Forbidden"),
+        | UpstreamDenied | ApprovalTimeout | ApprovalDenied | ApprovalUnattended => {
+            (403, "Forbidden")
+        }
+        ApprovalRateLimited => (429, "Too Many Requests"),
         HostMismatch | BadRequest | NotAProxyRequest => (400, "Bad Request"),
         AuthRequired | AuthFailed => (407, "Proxy Authentication Required"),
         HeaderTooLarge => (431, "Request Header Fields Too Large"),

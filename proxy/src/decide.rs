@@ -87,6 +87,9 @@ pub async fn ask<'s>(
         host,
         port,
         verdict: &verdict,
+        resolver: &ctx.snapshot.resolver,
+        guard: &ctx.snapshot.guard,
+        ask: ctx.snapshot.ask,
     };
     match ctx.decider.decide(asking).await {
         Decision::Proceed => Ok(verdict),

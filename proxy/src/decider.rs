@@ -11,7 +11,10 @@ use std::pin::Pin;
 
 use egress_config::{Host, Protocol, Verdict};
 
+use egress_config::guard::AddressGuard;
+
 use crate::answer::Refusal;
+use crate::resolve::Resolver;
 
 /// What is being decided: a request the policy let through.
 #[derive(Debug, Clone, Copy)]
@@ -23,6 +26,12 @@ pub struct Asking<'a> {
     pub host: &'a Host,
     pub port: u16,
     pub verdict: &'a Verdict<'a>,
+    /// The connection snapshot's resolver and address guard: a decider checks what the dial
+    /// would refuse before it holds anything.
+    pub resolver: &'a Resolver,
+    pub guard: &'a AddressGuard,
+    /// The snapshot's `ask` settings.
+    pub ask: egress_config::Ask,
 }
 
 /// The decider's answer.
@@ -44,13 +53,22 @@ pub trait Decider: Send + Sync + fmt::Debug {
     fn decide<'a>(&'a self, asking: Asking<'a>) -> Deciding<'a>;
 }
 
-/// The default: the verdict stands.
+/// The default: the verdict stands. A verdict that asks a person (ask mode) is refused, as
+/// nobody can answer here: a decider that cannot ask never lets an unknown destination through.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PassThrough;
 
 impl Decider for PassThrough {
-    fn decide<'a>(&'a self, _asking: Asking<'a>) -> Deciding<'a> {
-        Box::pin(std::future::ready(Decision::Proceed))
+    fn decide<'a>(&'a self, asking: Asking<'a>) -> Deciding<'a> {
+        let decision = if asking.verdict.asks() {
+            Decision::Refuse(Refusal::new(
+                egress_config::DenyReason::ApprovalUnattended,
+                "this proxy has no admin listener to ask a person",
+            ))
+        } else {
+            Decision::Proceed
+        };
+        Box::pin(std::future::ready(decision))
     }
 }
 
@@ -62,6 +80,9 @@ mod tests {
     #[tokio::test]
     async fn pass_through_lets_the_verdict_stand() {
         let host = Host::parse("example.com").unwrap();
+        let config = egress_config::default_config();
+        let snapshot =
+            crate::state::Snapshot::from_config(&config, &crate::parent::HealthTable::new(None));
         let verdict = Verdict {
             action: Action::Allow,
             rule: Some("example.com"),
@@ -75,10 +96,30 @@ mod tests {
             host: &host,
             port: 443,
             verdict: &verdict,
+            resolver: &snapshot.resolver,
+            guard: &snapshot.guard,
+            ask: snapshot.ask,
         };
         assert!(matches!(
             PassThrough.decide(asking).await,
             Decision::Proceed
         ));
+        // Nobody can be asked here: an ask verdict is refused, never let through.
+        let asks = Verdict {
+            action: Action::Ask(egress_config::DenyReason::NotAllowlisted),
+            rule: None,
+            ..verdict
+        };
+        let asking = Asking {
+            verdict: &asks,
+            ..asking
+        };
+        match PassThrough.decide(asking).await {
+            Decision::Refuse(refusal) => assert_eq!(
+                refusal.reason,
+                egress_config::DenyReason::ApprovalUnattended
+            ),
+            Decision::Proceed => panic!("an ask verdict went through"),
+        }
     }
 }

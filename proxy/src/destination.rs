@@ -8,7 +8,10 @@ use egress_config::guard::SpecialKind;
 use egress_config::{DenyReason, Host};
 use tracing::warn;
 
+use egress_config::guard::AddressGuard;
+
 use crate::answer::Refusal;
+use crate::resolve::Resolver;
 use crate::state::Snapshot;
 
 /// Resolves `host:port` once and checks every address. `explicit_address`: the allow entry
@@ -19,9 +22,27 @@ pub async fn resolve_checked(
     port: u16,
     explicit_address: bool,
 ) -> Result<Vec<SocketAddr>, Refusal> {
-    let addrs = snapshot.resolver.resolve(host, port).await?;
+    resolve_with(
+        &snapshot.resolver,
+        &snapshot.guard,
+        host,
+        port,
+        explicit_address,
+    )
+    .await
+}
+
+/// `resolve_checked` with the resolver and guard given apart (ask mode checks before it asks).
+pub async fn resolve_with(
+    resolver: &Resolver,
+    guard: &AddressGuard,
+    host: &Host,
+    port: u16,
+    explicit_address: bool,
+) -> Result<Vec<SocketAddr>, Refusal> {
+    let addrs = resolver.resolve(host, port).await?;
     let ips: Vec<IpAddr> = addrs.iter().map(SocketAddr::ip).collect();
-    check_all(snapshot, host, &ips, explicit_address)?;
+    check_all(guard, host, &ips, explicit_address)?;
     Ok(addrs)
 }
 
@@ -29,13 +50,13 @@ pub async fn resolve_checked(
 /// refuses the whole answer (`private-address`). Also what the DNS responder applies before it
 /// hands an answer out.
 pub fn check_all(
-    snapshot: &Snapshot,
+    guard: &AddressGuard,
     host: &Host,
     addresses: &[IpAddr],
     explicit_address: bool,
 ) -> Result<(), Refusal> {
     for &ip in addresses {
-        let Err(special) = snapshot.guard.check(ip) else {
+        let Err(special) = guard.check(ip) else {
             continue;
         };
         if exempt(host, explicit_address, special.kind) {

@@ -9,13 +9,11 @@ use std::time::Duration;
 use egress_config::{DenyReason, ListenerProtocols, Protocol};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
-use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::account::{self, Ledger};
 use crate::answer::{self, Asked, Refusal};
 use crate::context::{ConnContext, Shared};
-use crate::decider::Decider;
 use crate::state::Snapshot;
 use crate::transparent::original::Diverted;
 use crate::{http, socks5};
@@ -48,16 +46,16 @@ pub async fn serve(
         ListenerProtocols::Mixed | ListenerProtocols::Http => Protocol::HttpForward,
     };
     let ledger = Ledger::new(client, guess, stop.observer.clone());
-    let served = ledger.scope(serve_until_done(
-        stream,
+    let ctx = ConnContext {
         client,
-        protocols,
         snapshot,
-        stop.shutdown,
-        stop.decider,
-        stop.handed,
-        stop.stand_ins,
-    ));
+        shutdown: stop.shutdown,
+        decider: stop.decider,
+        intercepted: None,
+        handed: stop.handed,
+        stand_ins: stop.stand_ins,
+    };
+    let served = ledger.scope(serve_until_done(stream, protocols, ctx));
     // The connection's future is dropped at the end of this statement when the cut wins: its
     // sockets close, and nothing of it runs again.
     let cut = tokio::select! {
@@ -73,25 +71,7 @@ pub async fn serve(
     ledger
 }
 
-async fn serve_until_done(
-    stream: TcpStream,
-    client: SocketAddr,
-    protocols: ListenerProtocols,
-    snapshot: Arc<Snapshot>,
-    shutdown: CancellationToken,
-    decider: Arc<dyn Decider>,
-    handed: Arc<crate::handed::Handed>,
-    stand_ins: Option<Arc<dyn crate::stand_ins::StandIns>>,
-) {
-    let ctx = ConnContext {
-        client,
-        snapshot,
-        shutdown,
-        decider,
-        intercepted: None,
-        handed,
-        stand_ins,
-    };
+async fn serve_until_done(stream: TcpStream, protocols: ListenerProtocols, ctx: ConnContext) {
     // Not proxy clients: these connections are named by what they send (see `transparent`).
     // Boxed, as the protocols below are (why: there).
     match protocols {

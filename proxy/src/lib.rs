@@ -39,6 +39,7 @@
 pub mod account;
 pub mod admin;
 pub mod answer;
+pub mod ask;
 pub mod audit;
 pub mod client_hello;
 pub mod context;

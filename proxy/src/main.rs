@@ -16,6 +16,7 @@ use egress_proxy::{BoundListener, ProxyState};
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+mod approvals_cli;
 mod check;
 mod passwd;
 
@@ -92,6 +93,14 @@ enum Command {
         #[arg(long)]
         dns: bool,
     },
+    /// Ask mode's pending approvals, through the admin API: list them, allow or deny one. The
+    /// token is read from EGRESS_ADMIN_TOKEN or the admin token file, never from the arguments.
+    Approvals {
+        #[command(flatten)]
+        target: approvals_cli::Target,
+        #[command(subcommand)]
+        what: approvals_cli::Approvals,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -135,6 +144,7 @@ fn main() -> ExitCode {
             ports,
             dns,
         }) => transparent_rules(gateway, user, port, tproxy, ports, dns),
+        Some(Command::Approvals { target, what }) => approvals_cli::run(&target, &what),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
     }
@@ -328,10 +338,14 @@ async fn serve_config(
         metrics.loaded_now();
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
-    let state = ProxyState::with_observer(&config, observer);
+    // Ask mode's approvals are the decider: without an admin listener nobody can attend to
+    // them, and an ask is refused at once (approval-unattended).
+    let asks = egress_proxy::ask::Asks::new(observer.clone());
+    let state = ProxyState::assemble(&config, observer, asks.clone());
+    asks.stop_on(state.shutdown.clone());
     if let Some((socket, settings)) = admin {
         let listening =
-            egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone())?;
+            egress_proxy::admin::prepare(socket, &settings, policy_path, state.clone(), asks)?;
         tokio::spawn(egress_proxy::admin::serve(listening));
     }
     if let Some(bound) = dns_server {

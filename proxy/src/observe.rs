@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::metrics::Metrics;
 use crate::outcome::Record;
 
-pub use events::{Event, Events, Next, Subscription};
+pub use events::{Event, Events, Next, Notice, Subscription};
 
 /// The proxy's observability: each part optional but the event stream.
 #[derive(Debug)]
@@ -68,5 +68,14 @@ impl Observer {
         if self.events.wanted() {
             self.events.send(Event::Outcome(Arc::new(record)));
         }
+    }
+
+    /// Writes `notice`'s audit line and sends it to subscribers (always: the admin console's
+    /// ring keeps it even before anybody watches).
+    pub fn notice(&self, notice: Notice) {
+        if let Some(audit) = &self.audit {
+            audit.write(notice.json.clone());
+        }
+        self.events.send(Event::Notice(Arc::new(notice)));
     }
 }

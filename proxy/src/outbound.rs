@@ -72,7 +72,7 @@ pub async fn pin(
     let original = pinned.original;
     let wanted = original.ip().to_canonical();
     let agrees = if pinned.handed && original.port() == port {
-        destination::check_all(snapshot, host, &[wanted], verdict.explicit_address)?;
+        destination::check_all(&snapshot.guard, host, &[wanted], verdict.explicit_address)?;
         true
     } else {
         let resolved = match &way {

@@ -39,6 +39,8 @@ pub struct Snapshot {
     pub parents: Parents,
     /// Who clients are, and each identity's policy.
     pub identities: Identities,
+    /// `ask` mode's settings.
+    pub ask: egress_config::Ask,
     /// Password checks, their cache and the failed-login delays (fresh with each snapshot, so
     /// a changed users file is never answered from the old one's cache).
     pub verifier: Verifier,
@@ -57,6 +59,7 @@ impl Snapshot {
             tls: config.tls.clone(),
             parents: Parents::new(&config.routing, health),
             identities: config.identities.clone(),
+            ask: config.ask,
             verifier: Verifier::default(),
         }
     }

@@ -9,10 +9,13 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod approvals;
 mod auth;
 mod client;
+mod console;
 mod events;
 mod policy;
+mod revise;
 
 use support::{message, Proxy};
 

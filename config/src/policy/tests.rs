@@ -217,3 +217,44 @@ fn many_entries_still_decide_by_the_rules() {
         Action::Allow
     );
 }
+
+#[test]
+fn ask_mode_holds_only_what_no_entry_decides() {
+    let p = policy(Mode::Ask, &["github.com"], &["evil.example.com"]);
+    assert_eq!(ask(&p, "github.com", 443, CONNECT).0, Action::Allow);
+    assert_eq!(
+        ask(&p, "example.org", 443, CONNECT).0,
+        Action::Ask(DenyReason::NotAllowlisted)
+    );
+    assert_eq!(
+        ask(&p, "github.com", 22, SOCKS).0,
+        Action::Ask(DenyReason::PortNotAllowed)
+    );
+    assert_eq!(
+        ask(&p, "evil.example.com", 443, CONNECT).0,
+        Action::Deny(DenyReason::BlockedByDenylist),
+        "a deny entry is never asked"
+    );
+    let asked = Host::parse("example.org").unwrap();
+    let verdict = p.decide(&Request {
+        host: &asked,
+        port: 443,
+        protocol: CONNECT,
+    });
+    assert!(verdict.permits() && verdict.asks());
+    assert_eq!(verdict.decision(), "ask");
+}
+
+#[test]
+fn the_strictest_mode_is_enforce_then_ask_then_report() {
+    use Mode::*;
+    for (a, b, s) in [
+        (Enforce, Ask, Enforce),
+        (Ask, Report, Ask),
+        (Report, Ask, Ask),
+        (Report, Report, Report),
+        (Ask, Ask, Ask),
+    ] {
+        assert_eq!(a.strictest(b), s, "{a:?} {b:?}");
+    }
+}

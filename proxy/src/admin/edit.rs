@@ -5,27 +5,32 @@
 //! the reloader applies it as it applies any change of the file.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
 use super::access::Principal;
 use super::error::ApiError;
-use super::policy::etag_of;
+use super::history::diff;
+use super::policy::{etag_of, mask_url_passwords};
 use super::token_file::random_hex;
 use super::Console;
+use crate::observe::Notice;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewPolicy {
     /// The whole YAML text.
     text: String,
+    /// Why, for the history and the audit.
+    #[serde(default)]
+    note: Option<String>,
 }
 
 pub async fn put_policy(
@@ -42,12 +47,7 @@ pub async fn put_policy(
         .ok_or(ApiError::IfMatchRequired)?
         .trim()
         .to_string();
-    let Some(path) = console.policy_path.clone() else {
-        return Err(ApiError::Conflict {
-            code: "no-policy-file",
-            message: "the proxy runs the embedded default policy; there is no file to write (start it with --config FILE)".into(),
-        });
-    };
+    let path = policy_file(&console)?;
     if asked.text.contains(":***@") {
         return Err(ApiError::Unprocessable {
             code: "masked-password",
@@ -56,9 +56,7 @@ pub async fn put_policy(
     }
     // One edit at a time: the check of the ETag and the write are one step.
     let _one_writer = console.edit_lock.lock().await;
-    let current = tokio::fs::read_to_string(&path)
-        .await
-        .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", path.display())))?;
+    let current = read(&path).await?;
     if if_match != etag_of(&console, &current) {
         return Err(ApiError::Conflict {
             code: "etag-stale",
@@ -67,55 +65,98 @@ pub async fn put_policy(
                     .into(),
         });
     }
-    let origin = path.display().to_string();
-    let text = asked.text;
-    let checked = tokio::task::spawn_blocking(move || {
-        egress_config::load_str(&text, &origin)
-            .map(|_| text)
-            .map_err(Box::new)
+    let note = asked.note.unwrap_or_else(|| "edited".to_string());
+    let applied = apply(&console, &who, &current, asked.text, &note, "edit").await?;
+    Ok(applied.response())
+}
+
+/// The policy file, or `409` when the proxy runs the embedded default.
+pub fn policy_file(console: &Console) -> Result<PathBuf, ApiError> {
+    console.policy_path.clone().ok_or_else(|| ApiError::Conflict {
+        code: "no-policy-file",
+        message: "the proxy runs the embedded default policy; there is no file to write (start it with --config FILE)".into(),
     })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let text = match checked {
-        Ok(text) => text,
-        Err(e) => return Ok(invalid(&e)),
+}
+
+pub async fn read(path: &Path) -> Result<String, ApiError> {
+    tokio::fs::read_to_string(path)
+        .await
+        .map_err(|e| ApiError::Internal(format!("cannot read {}: {e}", path.display())))
+}
+
+/// A text the API applied.
+pub struct Applied {
+    pub etag: String,
+    pub version: u64,
+    /// The configuration the text loads to (what the reload will put in force).
+    pub config: egress_config::Config,
+}
+
+impl Applied {
+    pub fn response(&self) -> Response {
+        let mut response =
+            Json(serde_json::json!({"etag": self.etag, "version": self.version})).into_response();
+        if let Ok(value) = HeaderValue::from_str(&self.etag) {
+            response.headers_mut().insert(header::ETAG, value);
+        }
+        response
+    }
+}
+
+/// Applies `text` in place of `current` (the caller holds the edit lock and read `current`
+/// under it): loads it with the reload's loader (else `422` with where it is wrong), writes it
+/// atomically, keeps it in the history, and reports it — one audit line and one `policy` event
+/// with the diff (passwords masked). Every change of the API goes through here: the editor, a
+/// revert, an entry added from the console, an "always" answer to an approval.
+pub async fn apply(
+    console: &Console,
+    who: &Principal,
+    current: &str,
+    text: String,
+    note: &str,
+    how: &str,
+) -> Result<Applied, ApiError> {
+    let path = policy_file(console)?;
+    let origin = path.display().to_string();
+    let checked = {
+        let text = text.clone();
+        tokio::task::spawn_blocking(move || {
+            egress_config::load_str(&text, &origin).map_err(Box::new)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
     };
+    let config = checked.map_err(|e| ApiError::PolicyInvalid {
+        message: e.to_string(),
+        line: e.line,
+        column: e.column,
+        path: e.path.clone(),
+    })?;
     let written = path.clone();
     let body = text.clone();
     tokio::task::spawn_blocking(move || write_atomically(&written, &body))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
         .map_err(|e| ApiError::Internal(format!("cannot write {}: {e}", path.display())))?;
-    tracing::info!(name = %who.name, path = %path.display(), "policy written through the admin API");
-    let etag = etag_of(&console, &text);
-    let mut response = Json(serde_json::json!({"etag": etag})).into_response();
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(header::ETAG, value);
-    }
-    Ok(response)
-}
-
-/// `422` with where the text is wrong.
-fn invalid(e: &egress_config::ConfigError) -> Response {
-    let body = serde_json::json!({
-        "error": "policy-invalid",
-        "message": e.to_string(),
-        "line": e.line,
-        "column": e.column,
-        "path": e.path,
-    });
-    (
-        StatusCode::UNPROCESSABLE_ENTITY,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (
-                header::HeaderName::from_static("x-egress-error"),
-                "policy-invalid",
-            ),
-        ],
-        format!("{body}\n"),
-    )
-        .into_response()
+    tracing::info!(name = %who.name, path = %path.display(), how, "policy written through the admin API");
+    let version = console.history.push(&who.name, note, &text);
+    let (diff, _) = mask_url_passwords(&diff(current, &text));
+    console.state.observer.notice(Notice::new(
+        "policy",
+        serde_json::json!({
+            "action": how,
+            "who": who.name,
+            "role": who.role.as_str(),
+            "note": note,
+            "version": version,
+            "diff": diff,
+        }),
+    ));
+    Ok(Applied {
+        etag: etag_of(console, &text),
+        version,
+        config,
+    })
 }
 
 /// Writes `text` to a new file beside `path` with `path`'s permissions, syncs it, and renames it

@@ -52,6 +52,18 @@ pub enum ApiError {
     /// Something on the proxy's side (a file it cannot read).
     Internal(String),
     NotFound,
+    /// A thing the path names does not exist (an approval, a history version).
+    Missing {
+        code: &'static str,
+        message: String,
+    },
+    /// A policy text the loader refuses: where, as file:line:column.
+    PolicyInvalid {
+        message: String,
+        line: Option<usize>,
+        column: Option<usize>,
+        path: String,
+    },
 }
 
 impl ApiError {
@@ -73,6 +85,8 @@ impl ApiError {
             ApiError::IfMatchRequired => "if-match-required",
             ApiError::Internal(_) => "internal",
             ApiError::NotFound => "not-found",
+            ApiError::Missing { code, .. } => code,
+            ApiError::PolicyInvalid { .. } => "policy-invalid",
         }
     }
 
@@ -88,7 +102,10 @@ impl ApiError {
             }
             ApiError::ContentTypeNotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BadJson(_) | ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unprocessable { .. } | ApiError::PolicyInvalid { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Missing { .. } => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::IfMatchRequired => StatusCode::PRECONDITION_REQUIRED,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -113,6 +130,8 @@ impl ApiError {
             | ApiError::BadRequest { message, .. }
             | ApiError::Unprocessable { message, .. }
             | ApiError::Conflict { message, .. }
+            | ApiError::Missing { message, .. }
+            | ApiError::PolicyInvalid { message, .. }
             | ApiError::Internal(message) => message.clone(),
             ApiError::IfMatchRequired => "send If-Match with the ETag of the text you edited (GET /api/v1/policy)".into(),
             ApiError::NotFound => "no such endpoint".into(),
@@ -122,7 +141,15 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({"error": self.code(), "message": self.message()});
+        let mut body = serde_json::json!({"error": self.code(), "message": self.message()});
+        if let ApiError::PolicyInvalid {
+            line, column, path, ..
+        } = &self
+        {
+            body["line"] = (*line).into();
+            body["column"] = (*column).into();
+            body["path"] = path.as_str().into();
+        }
         let mut response = (
             self.status(),
             [(header::CONTENT_TYPE, "application/json")],

@@ -13,9 +13,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::IntoResponse;
+use axum::Extension;
+use egress_config::admin::Role;
 use egress_config::Protocol;
 use futures_util::stream;
 
+use super::access::Principal;
 use super::error::ApiError;
 use super::ring::{Entry, Ring, What};
 use super::Console;
@@ -166,6 +169,8 @@ struct Reader {
     ready: VecDeque<SseEvent>,
     /// A fresh (not resumed) stream does not count the events before its start as missed.
     fresh: bool,
+    /// An approver's or admin's stream: somebody is there to answer asks while it is open.
+    _attending: Option<crate::ask::Attending>,
 }
 
 impl Reader {
@@ -203,6 +208,12 @@ impl Reader {
                     .event("outcome")
                     .data(&*json)
             }),
+            What::Notice(notice) => Some(
+                SseEvent::default()
+                    .id(entry.id.to_string())
+                    .event(notice.kind)
+                    .data(&notice.json),
+            ),
             What::Lost(n) => Some(missed(n)),
         }
     }
@@ -216,6 +227,7 @@ fn missed(n: u64) -> SseEvent {
 
 pub async fn stream_events(
     State(console): State<Arc<Console>>,
+    Extension(who): Extension<Principal>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
@@ -240,6 +252,7 @@ pub async fn stream_events(
         fresh: headers.get("last-event-id").is_none() || restarted,
         filter,
         ready,
+        _attending: (who.role >= Role::Approver).then(|| console.asks.attend()),
     };
     let events = stream::unfold(reader, |mut reader| async move {
         let event = reader.next().await?;

@@ -189,6 +189,13 @@ pub async fn gate(State(gate): State<Gate>, mut request: Request, next: Next) ->
             request.extensions_mut().insert(principal);
             next.run(request).await
         }
+        // A browser opening the console without a session gets the page, which asks it to
+        // log in; the page holds no data.
+        Err(ApiError::TokenMissing | ApiError::SessionInvalid)
+            if super::console::wants_page(request.uri().path(), request.headers()) =>
+        {
+            super::console::index(axum::http::StatusCode::UNAUTHORIZED)
+        }
         Err(refusal) => refusal.into_response(),
     };
     harden(response)
@@ -211,11 +218,16 @@ pub async fn site_only(
 /// framing by others, no referrer (a login URL must never leak), never cached.
 pub fn harden(mut response: Response) -> Response {
     let headers = response.headers_mut();
-    for (name, value) in [
-        (
+    // The console's page and assets set their own (still strict) policy.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
-        ),
+            HeaderValue::from_static(
+                "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        );
+    }
+    for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "no-referrer"),

@@ -33,6 +33,10 @@ fn open(console: &Console, who: &Principal, how: &str) -> Result<HeaderValue, Ap
         .open_session(who)
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     tracing::info!(name = %who.name, role = who.role.as_str(), how, "admin login");
+    console.state.observer.notice(crate::observe::Notice::new(
+        "login",
+        serde_json::json!({"who": who.name, "role": who.role.as_str(), "how": how}),
+    ));
     Ok(session_cookie_header(&id))
 }
 
@@ -106,16 +110,4 @@ pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> 
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
-}
-
-/// `GET /`: the console's place. Its pages are not built yet; say where the API is.
-pub async fn home(Extension(who): Extension<Principal>) -> Response {
-    let page = format!(
-        "<!doctype html><meta charset=utf-8><title>egress</title>\
-         <p>Logged in as {} ({}). The console pages are not built yet; \
-         the API is described at <a href=/api/v1/openapi.json>/api/v1/openapi.json</a>.</p>\n",
-        who.name,
-        who.role.as_str()
-    );
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }

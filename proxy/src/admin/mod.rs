@@ -7,21 +7,33 @@
 //! - `token_file`: the admin token's file, created private when missing.
 //! - `guard`: Host, Origin, token, CSRF, content type and role checks; security headers.
 //! - `login`: the login link and token login, the session, logout.
-//! - `ring`, `events`: recent events and the Server-Sent Events stream.
-//! - `policy`: the policy's text and a destination test; `edit`: writing a new text.
+//! - `ring`, `events`: recent events and the Server-Sent Events stream; `stats`: totals and
+//!   top lists over 5 minutes, an hour and a day.
+//! - `policy`: the policy's text and a destination test; `edit`: writing a new text (every
+//!   change goes through its `apply`); `entries`: adding one entry to the text as written;
+//!   `history`, `revise`: the applied versions, revert, and the console's "allow this" entries.
+//! - `approvals`: ask mode's pending asks and their answers (the decider is `crate::ask`).
+//! - `console`: the console's page and assets; `status`: the status page's facts.
 //! - `openapi`: the API's description.
 //! - `error`: every refusal's code, status and message.
 
 mod access;
+mod approvals;
+mod console;
 mod edit;
+mod entries;
 mod error;
 mod events;
 mod guard;
+mod history;
 mod login;
 mod openapi;
 mod policy;
 mod probe;
+mod revise;
 mod ring;
+mod stats;
+mod status;
 mod token_file;
 
 use std::collections::hash_map::RandomState;
@@ -37,6 +49,7 @@ use egress_config::admin::Role;
 use egress_config::Admin;
 use tokio::net::TcpListener;
 
+use crate::ask::Asks;
 use crate::state::ProxyState;
 use access::Access;
 use guard::{Gate, Site};
@@ -44,6 +57,7 @@ use ring::Ring;
 
 pub use error::ApiError;
 pub use openapi::API_ROUTES;
+pub use token_file::location as token_location;
 
 /// What the API's handlers share.
 #[derive(Debug)]
@@ -58,6 +72,12 @@ pub struct Console {
     etag_key: RandomState,
     /// Held by a policy edit from its `If-Match` check to its write.
     edit_lock: tokio::sync::Mutex<()>,
+    /// The policy versions applied (and the one at start).
+    history: history::History,
+    /// Ask mode's approvals (the same value is the proxy's decider).
+    asks: Arc<Asks>,
+    /// Totals and top lists for `GET /api/v1/stats`.
+    stats: Arc<stats::Stats>,
 }
 
 /// The admin listener, ready to serve.
@@ -75,6 +95,7 @@ pub fn prepare(
     settings: &Admin,
     policy_path: Option<PathBuf>,
     state: Arc<ProxyState>,
+    asks: Arc<Asks>,
 ) -> anyhow::Result<Listening> {
     let address = listener.local_addr()?;
     let token_path = token_file::location(settings.token_file.as_deref(), policy_path.as_deref())?;
@@ -84,6 +105,14 @@ pub fn prepare(
     }
     let ring = Ring::new(settings.events_ring);
     ring.feed_from(&state.observer);
+    let stats = stats::Stats::new();
+    stats.feed_from(&state.observer);
+    let history = history::History::default();
+    let at_start = match &policy_path {
+        Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+        None => egress_config::DEFAULT_POLICY_YAML.to_string(),
+    };
+    history.push("startup", "the policy at start", &at_start);
     let console = Arc::new(Console {
         access: Access::new(token, &settings.tokens),
         ring,
@@ -91,6 +120,9 @@ pub fn prepare(
         policy_path,
         etag_key: RandomState::new(),
         edit_lock: tokio::sync::Mutex::new(()),
+        history,
+        asks,
+        stats,
         state,
     });
     let code = console.access.new_login_code()?;
@@ -126,6 +158,7 @@ fn router(console: Arc<Console>) -> Router {
         .with_state(console.state.clone());
     let login = Router::new()
         .route("/login", get(login::login_link).post(login::login_token))
+        .route("/assets/{name}", get(console::asset))
         .route_layer(from_fn_with_state(console.clone(), guard::site_only))
         .with_state(console.clone());
     let viewer = Gate {
@@ -133,14 +166,26 @@ fn router(console: Arc<Console>) -> Router {
         needs: Role::Viewer,
     };
     let read = Router::new()
-        .route("/", get(login::home))
+        .route("/", get(console::page))
         .route("/api/v1/session", get(login::session))
         .route("/api/v1/logout", post(login::logout))
         .route("/api/v1/events", get(events::stream_events))
         .route("/api/v1/policy", get(policy::get_policy))
         .route("/api/v1/policy/test", post(policy::test_destination))
+        .route("/api/v1/policy/history", get(revise::history))
+        .route("/api/v1/approvals", get(approvals::list))
+        .route("/api/v1/stats", get(stats::stats))
+        .route("/api/v1/status", get(status::status))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route_layer(from_fn_with_state(viewer, guard::gate))
+        .with_state(console.clone());
+    let approver = Gate {
+        console: console.clone(),
+        needs: Role::Approver,
+    };
+    let answer = Router::new()
+        .route("/api/v1/approvals/{id}", post(approvals::answer))
+        .route_layer(from_fn_with_state(approver, guard::gate))
         .with_state(console.clone());
     let admin = Gate {
         console: console.clone(),
@@ -148,10 +193,13 @@ fn router(console: Arc<Console>) -> Router {
     };
     let change = Router::new()
         .route("/api/v1/policy", put(edit::put_policy))
+        .route("/api/v1/policy/revert", post(revise::revert))
+        .route("/api/v1/policy/entries", post(revise::entries))
         .route_layer(from_fn_with_state(admin, guard::gate))
         .with_state(console.clone());
     probes
         .merge(change)
+        .merge(answer)
         .merge(login)
         .merge(read)
         .fallback(|| async { guard::harden(ApiError::NotFound.into_response()) })

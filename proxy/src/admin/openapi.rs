@@ -17,6 +17,13 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/policy"),
     ("put", "/api/v1/policy"),
     ("post", "/api/v1/policy/test"),
+    ("get", "/api/v1/policy/history"),
+    ("post", "/api/v1/policy/revert"),
+    ("post", "/api/v1/policy/entries"),
+    ("get", "/api/v1/approvals"),
+    ("get", "/api/v1/stats"),
+    ("get", "/api/v1/status"),
+    ("post", "/api/v1/approvals/{id}"),
     ("get", "/api/v1/openapi.json"),
 ];
 

@@ -23,6 +23,8 @@ pub struct Entry {
 pub enum What {
     /// An outcome record and its JSON (the audit line's fields), made once for all streams.
     Outcome { record: Arc<Record>, json: Arc<str> },
+    /// An approval, policy or login event: its stream event name and JSON.
+    Notice(Arc<crate::observe::Notice>),
     /// The ring's own feed fell behind the broadcast and this many events were lost to all.
     Lost(u64),
 }
@@ -71,6 +73,7 @@ impl Ring {
             while let Some(next) = subscription.next().await {
                 match next {
                     Next::Event(Event::Outcome(record)) => ring.push_outcome(record),
+                    Next::Event(Event::Notice(notice)) => ring.push(What::Notice(notice)),
                     Next::Missed(n) => ring.push(What::Lost(n)),
                 }
             }

@@ -162,8 +162,13 @@ async fn decided(
                 .lookup(name)
                 .await
                 .map_err(|r| refused(ResponseCode::ServFail, r))?;
-            destination::check_all(&snapshot, &host, &found.addresses, verdict.explicit_address)
-                .map_err(|r| refused(ResponseCode::Refused, r))?;
+            destination::check_all(
+                &snapshot.guard,
+                &host,
+                &found.addresses,
+                verdict.explicit_address,
+            )
+            .map_err(|r| refused(ResponseCode::Refused, r))?;
             let ttl = found.ttl.unwrap_or(HOSTS_TTL).clamp(MIN_TTL, MAX_TTL);
             let seconds = ttl.as_secs() as u32;
             if kind == RecordType::CNAME {

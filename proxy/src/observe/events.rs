@@ -17,6 +17,37 @@ pub const DEFAULT_CAPACITY: usize = 4096;
 pub enum Event {
     /// A request ended (or a connection was cut before any request of it was decided).
     Outcome(Arc<Record>),
+    /// Something a person did or must do: an approval, a policy change, a login.
+    Notice(Arc<Notice>),
+}
+
+/// An event that is not an outcome: its kind (the stream's event name: `approval`, `policy`,
+/// `login`) and its JSON, the same text as its audit line.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub kind: &'static str,
+    pub json: String,
+}
+
+impl Notice {
+    /// `fields` (a JSON object) with `time` and `event` first.
+    pub fn new(kind: &'static str, fields: serde_json::Value) -> Notice {
+        let mut line = serde_json::Map::new();
+        line.insert(
+            "time".into(),
+            humantime::format_rfc3339_millis(std::time::SystemTime::now())
+                .to_string()
+                .into(),
+        );
+        line.insert("event".into(), kind.into());
+        if let serde_json::Value::Object(fields) = fields {
+            line.extend(fields);
+        }
+        Notice {
+            kind,
+            json: serde_json::Value::Object(line).to_string(),
+        }
+    }
 }
 
 /// The sending side, owned by the proxy's [`Observer`](super::Observer).
