@@ -27,6 +27,7 @@ mod lifecycle;
 mod network;
 mod planting;
 mod secrets;
+mod shared;
 mod terminal;
 
 use std::path::Path;
