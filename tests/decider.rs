@@ -72,6 +72,7 @@ fn embedded(policy: &str, gate: Arc<Gate>) -> (tokio::runtime::Runtime, SocketAd
         let bound = BoundListener {
             listener,
             protocols: ListenerProtocols::Mixed,
+            proxy_protocol: None,
         };
         tokio::spawn(egress_proxy::run(
             vec![bound],

@@ -142,6 +142,7 @@ pub fn embedded(
     let bound = vec![egress_proxy::BoundListener {
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
+        proxy_protocol: None,
     }];
     runtime.spawn(egress_proxy::run(bound, state, std::future::pending()));
     let name = match subscribers {

@@ -30,8 +30,8 @@ pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};
 pub use settings::{
-    AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols, SniCheck,
-    Timeouts, TlsInspection, WithoutSni,
+    AddressGuardSettings, Admin, Audit, Config, Dns, Limits, Listener, ListenerProtocols,
+    ProxyProtocol, SniCheck, Timeouts, TlsInspection, WithoutSni,
 };
 pub use upstream::{
     AuthScheme, Negotiate, ParentTls, RouteChoice, Routing, Secret, Upstream, UpstreamKind,

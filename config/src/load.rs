@@ -356,12 +356,7 @@ fn admin(raw: crate::raw::AdminEntry, secrets: &mut Secrets) -> Admin {
 
 fn listeners(listen: Option<ListenList>) -> Vec<Listener> {
     listen.map_or_else(
-        || {
-            vec![Listener {
-                address: DEFAULT_LISTEN,
-                protocols: ListenerProtocols::Mixed,
-            }]
-        },
+        || vec![Listener::plain(DEFAULT_LISTEN, ListenerProtocols::Mixed)],
         |l| l.0,
     )
 }

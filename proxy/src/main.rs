@@ -125,9 +125,8 @@ fn serve(args: RunArgs) -> ExitCode {
         config.listeners = args
             .listen
             .iter()
-            .map(|&address| egress_config::Listener {
-                address,
-                protocols: egress_config::ListenerProtocols::Mixed,
+            .map(|&address| {
+                egress_config::Listener::plain(address, egress_config::ListenerProtocols::Mixed)
             })
             .collect();
     }
@@ -185,6 +184,7 @@ async fn serve_config(
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
     let policy_path = path.clone();
+    let policy_text = loaded_text.clone().into_bytes();
     let reloader = path.map(|path| {
         egress_proxy::reload::Reloader::start(path, file_listeners, loaded_text.into_bytes())
     });
@@ -201,6 +201,7 @@ async fn serve_config(
         bound.push(BoundListener {
             listener: socket,
             protocols: listener.protocols,
+            proxy_protocol: listener.proxy_protocol.clone(),
         });
     }
     let policy = &config.policy;
@@ -242,6 +243,7 @@ async fn serve_config(
     };
     if let Some(metrics) = &metrics {
         metrics.loaded_now();
+        metrics.policy_loaded(&policy_text);
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
     let state = ProxyState::with_observer(&config, observer);

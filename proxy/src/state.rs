@@ -102,6 +102,8 @@ fn address_guard(config: &Config) -> AddressGuard {
 pub struct BoundListener {
     pub listener: TcpListener,
     pub protocols: ListenerProtocols,
+    /// Connections start with a PROXY protocol header (`None`: they do not).
+    pub proxy_protocol: Option<egress_config::ProxyProtocol>,
 }
 
 /// Shared by the accept loops, every connection task and the reloader.

@@ -129,6 +129,7 @@ fn start_proxy(runtime: &tokio::runtime::Runtime, policy: &Path) -> SocketAddr {
         let bound = vec![BoundListener {
             listener,
             protocols: ListenerProtocols::Mixed,
+            proxy_protocol: None,
         }];
         let state: Arc<ProxyState> = ProxyState::new(&config);
         tokio::spawn(egress_proxy::run(

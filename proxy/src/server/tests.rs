@@ -45,6 +45,7 @@ async fn serving(
     let bound = vec![BoundListener {
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
+        proxy_protocol: None,
     }];
     let run = tokio::spawn(run(bound, state.clone(), stop));
     (addr, state, run)
