@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 mod check;
+mod health;
 mod passwd;
 
 /// Exit status after a shutdown that had to cut connections still open at the end of
@@ -67,6 +68,13 @@ enum Command {
     },
     /// Print the embedded default policy, as a starting point for your own file.
     DefaultPolicy,
+    /// Exit 0 when the proxy whose admin listener is at ADDR answers `/livez` (for container
+    /// health checks).
+    Health {
+        /// The admin listener's address.
+        #[arg(default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -101,6 +109,7 @@ fn main() -> ExitCode {
             print!("{}", egress_config::DEFAULT_POLICY_YAML);
             ExitCode::SUCCESS
         }
+        Some(Command::Health { admin }) => health::run(admin),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
     }
@@ -255,6 +264,25 @@ async fn serve_config(
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));
     }
+    // Listeners bound, policy in force, admin serving: ready, for systemd's Type=notify. The
+    // watchdog pings until the process exits (through the drain too, which may be long).
+    let notifier = egress_proxy::notify::Notifier::from_env();
+    if let Some(notifier) = &notifier {
+        notifier.tell("READY=1\nSTATUS=serving");
+        if let Some(interval) = egress_proxy::notify::watchdog_interval() {
+            tokio::spawn(egress_proxy::notify::watchdog(
+                notifier.clone(),
+                interval,
+                tokio_util::sync::CancellationToken::new(),
+            ));
+        }
+    }
+    let stop = async move {
+        stop.await;
+        if let Some(notifier) = &notifier {
+            notifier.tell("STOPPING=1");
+        }
+    };
     if egress_proxy::run(bound, state, stop).await {
         Ok((Stopped::Drained, audit))
     } else {
