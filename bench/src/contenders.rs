@@ -15,6 +15,8 @@ pub enum Contender {
         addr: SocketAddr,
         child: Child,
         _dir: tempfile::TempDir,
+        /// `Proxy-Authorization` value sent on every CONNECT (a proxy requiring a login).
+        login: Option<String>,
     },
     /// egress-proxy as a library, on a runtime of its own in this process.
     Embedded {
@@ -81,6 +83,36 @@ pub fn egress_via(
 pub fn egress_observed(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
     let extra = "admin: 127.0.0.1:0\naudit: { path: \"{dir}/audit.jsonl\" }\n";
     egress_with(binary, targets, extra, "egress+metrics+audit")
+}
+
+/// egress-proxy requiring a login (`auth.required: true`, a users file with one bcrypt user at
+/// `egress-proxy passwd`'s cost), every tunnel logging in: against plain `egress`, the cost of
+/// authentication per new tunnel (after the first check, the proxy's cache of verified logins
+/// answers; a wrong password would pay the hash every time).
+pub fn egress_auth(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    use base64::Engine as _;
+    let users = tempfile::NamedTempFile::new()?;
+    let hash = egress_config::identity::hash_password(
+        b"bench-pass",
+        egress_config::identity::DEFAULT_COST,
+    )
+    .map_err(anyhow::Error::msg)?;
+    std::fs::write(users.path(), format!("bench:{hash}\n"))?;
+    let extra = format!(
+        "auth: {{users_file: \"{}\", required: true}}\n",
+        users.path().display()
+    );
+    let token = base64::engine::general_purpose::STANDARD.encode("bench:bench-pass");
+    let contender = egress_logged_in(
+        binary,
+        targets,
+        &extra,
+        "egress+auth",
+        Some(format!("Basic {token}")),
+    )?;
+    // The file is read at start (and at reloads, none here): it may go now.
+    drop(users);
+    Ok(contender)
 }
 
 /// What a benchmark subscriber does with each record.
@@ -163,6 +195,17 @@ fn egress_with(
     extra: &str,
     name: &'static str,
 ) -> anyhow::Result<Contender> {
+    egress_logged_in(binary, targets, extra, name, None)
+}
+
+/// `egress_with`, each CONNECT sending `login` (a `Proxy-Authorization` value).
+fn egress_logged_in(
+    binary: &str,
+    targets: &[SocketAddr],
+    extra: &str,
+    name: &'static str,
+    login: Option<String>,
+) -> anyhow::Result<Contender> {
     let dir = tempfile::tempdir()?;
     let extra = extra.replace("{dir}", &dir.path().display().to_string());
     let allow: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
@@ -199,6 +242,7 @@ fn egress_with(
         addr,
         child,
         _dir: dir,
+        login,
     })
 }
 
@@ -208,6 +252,14 @@ impl Contender {
         match self {
             Contender::Direct => None,
             Contender::Proxy { addr, .. } | Contender::Embedded { addr, .. } => Some(*addr),
+        }
+    }
+
+    /// The `Proxy-Authorization` value its CONNECTs carry, if it requires a login.
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Contender::Proxy { login, .. } => login.as_deref(),
+            _ => None,
         }
     }
 }
@@ -243,6 +295,7 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
         addr,
         child,
         _dir: dir,
+        login: None,
     };
     wait_listening(addr, "squid")?;
     Ok(Some(contender))
@@ -279,6 +332,7 @@ pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
         addr,
         child,
         _dir: dir,
+        login: None,
     };
     wait_listening(addr, "tinyproxy")?;
     Ok(Some(contender))
