@@ -73,6 +73,7 @@ fn embedded(policy: &str, gate: Arc<Gate>) -> (tokio::runtime::Runtime, SocketAd
             listener,
             protocols: ListenerProtocols::Mixed,
             proxy_protocol: None,
+            identity: None,
         };
         tokio::spawn(egress_proxy::run(
             vec![bound],

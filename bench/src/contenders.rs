@@ -175,6 +175,7 @@ pub fn embedded(
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
         proxy_protocol: None,
+        identity: None,
     }];
     runtime.spawn(egress_proxy::run(bound, state, std::future::pending()));
     let name = match subscribers {

@@ -479,7 +479,9 @@ impl<'de> Deserialize<'de> for ListenEntry {
         impl<'de> Visitor<'de> for EntryVisitor {
             type Value = ListenEntry;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an address like 127.0.0.1:3128, or {address, proxy_protocol, trusted}")
+                f.write_str(
+                    "an address like 127.0.0.1:3128, or {address, proxy_protocol, trusted, identity}",
+                )
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<ListenEntry, E> {
                 parse_listener(text).map(ListenEntry).map_err(E::custom)
@@ -502,11 +504,14 @@ struct RawListener {
     proxy_protocol: bool,
     #[serde(default)]
     trusted: Vec<NetworkEntry>,
+    #[serde(default)]
+    identity: Option<identity::IdentityName>,
 }
 
 impl RawListener {
     fn compile(self) -> Result<Listener, String> {
         let mut listener = parse_listener(&self.address)?;
+        listener.identity = self.identity.map(|name| name.0);
         match (self.proxy_protocol, self.trusted.is_empty()) {
             (true, true) => {
                 return Err(hinted(

@@ -162,6 +162,9 @@ pub struct Listener {
     /// Connections start with a PROXY protocol header (v1 or v2) from a load balancer in one
     /// of these networks, naming the real client; `None`: no header is read.
     pub proxy_protocol: Option<ProxyProtocol>,
+    /// Clients of this listener recognised by neither login nor network are this identity
+    /// (an `identities` key; checked at load).
+    pub identity: Option<String>,
 }
 
 impl Listener {
@@ -171,6 +174,7 @@ impl Listener {
             address,
             protocols,
             proxy_protocol: None,
+            identity: None,
         }
     }
 }

@@ -38,6 +38,7 @@ pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     protocols: ListenerProtocols,
+    listener_identity: Option<Arc<str>>,
     snapshot: Arc<Snapshot>,
     stop: Shared,
 ) -> Arc<Ledger> {
@@ -50,6 +51,7 @@ pub async fn serve(
         stream,
         client,
         protocols,
+        listener_identity,
         snapshot,
         stop.shutdown,
         stop.decider,
@@ -73,6 +75,7 @@ async fn serve_until_done(
     stream: TcpStream,
     client: SocketAddr,
     protocols: ListenerProtocols,
+    listener_identity: Option<Arc<str>>,
     snapshot: Arc<Snapshot>,
     shutdown: CancellationToken,
     decider: Arc<dyn Decider>,
@@ -91,6 +94,7 @@ async fn serve_until_done(
     };
     let ctx = ConnContext {
         client,
+        listener_identity,
         snapshot,
         shutdown,
         decider,

@@ -27,10 +27,12 @@ pub async fn accept_loop(
     listener: TcpListener,
     protocols: ListenerProtocols,
     proxy_protocol: Option<ProxyProtocol>,
+    identity: Option<String>,
     state: Arc<ProxyState>,
 ) {
     let admission = Admission::new(state.clone(), protocols, listener.local_addr().ok())
-        .with_proxy_protocol(proxy_protocol);
+        .with_proxy_protocol(proxy_protocol)
+        .with_identity(identity);
     let mut backoff = BACKOFF_START;
     loop {
         let accepted = tokio::select! {
@@ -69,6 +71,8 @@ pub struct Admission {
     local: Option<SocketAddr>,
     /// Connections start with a PROXY protocol header from one of these peers.
     proxy_protocol: Option<Arc<ProxyProtocol>>,
+    /// The identity of clients recognised by neither login nor network (`listen[].identity`).
+    identity: Option<Arc<str>>,
 }
 
 impl Admission {
@@ -82,7 +86,14 @@ impl Admission {
             protocols,
             local,
             proxy_protocol: None,
+            identity: None,
         }
+    }
+
+    /// Clients recognised by neither login nor network are `identity`.
+    pub fn with_identity(mut self, identity: Option<String>) -> Self {
+        self.identity = identity.map(Arc::from);
+        self
     }
 
     /// Reads a PROXY protocol header first on each connection, from `trusted` peers only.
@@ -148,9 +159,11 @@ impl Admission {
             Some((slot, Ok(permit))) => {
                 span.in_scope(|| debug!("accepted"));
                 let stop = crate::context::Shared::of(state);
+                let identity = self.identity.clone();
                 state.tracker.spawn(
                     async move {
-                        let ledger = detect::serve(stream, peer, protocols, snapshot, stop).await;
+                        let ledger =
+                            detect::serve(stream, peer, protocols, identity, snapshot, stop).await;
                         drop(permit);
                         drop(slot);
                         // Counted as active until now: when the gauge reads 0, the room is free.

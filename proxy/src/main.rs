@@ -211,6 +211,7 @@ async fn serve_config(
             listener: socket,
             protocols: listener.protocols,
             proxy_protocol: listener.proxy_protocol.clone(),
+            identity: listener.identity.clone(),
         });
     }
     let policy = &config.policy;

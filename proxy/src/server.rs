@@ -29,6 +29,7 @@ pub async fn run(
             bound.listener,
             bound.protocols,
             bound.proxy_protocol,
+            bound.identity,
             state.clone(),
         )));
     }

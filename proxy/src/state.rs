@@ -104,6 +104,8 @@ pub struct BoundListener {
     pub protocols: ListenerProtocols,
     /// Connections start with a PROXY protocol header (`None`: they do not).
     pub proxy_protocol: Option<egress_config::ProxyProtocol>,
+    /// The identity of this listener's clients recognised by neither login nor network.
+    pub identity: Option<String>,
 }
 
 /// Shared by the accept loops, every connection task and the reloader.

@@ -130,6 +130,7 @@ fn start_proxy(runtime: &tokio::runtime::Runtime, policy: &Path) -> SocketAddr {
             listener,
             protocols: ListenerProtocols::Mixed,
             proxy_protocol: None,
+            identity: None,
         }];
         let state: Arc<ProxyState> = ProxyState::new(&config);
         tokio::spawn(egress_proxy::run(

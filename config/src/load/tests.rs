@@ -231,6 +231,24 @@ fn a_listener_written_out_takes_the_proxy_protocol_from_trusted_peers_only() {
 }
 
 #[test]
+fn a_listeners_identity_must_be_configured() {
+    let config = load_str(
+        "listen:\n  - {address: \"127.0.0.1:1\", identity: build}\nidentities:\n  build: {}\n",
+        "p",
+    )
+    .unwrap();
+    assert_eq!(config.listeners[0].identity.as_deref(), Some("build"));
+    let e = err("listen:\n  - {address: \"127.0.0.1:1\", identity: build}\n");
+    assert!(
+        e.to_string()
+            .contains("identity \"build\" is not configured"),
+        "{e}"
+    );
+    let e = err("listen:\n  - {address: \"127.0.0.1:1\", identity: anonymous}\n");
+    assert!(e.to_string().contains("reserved"), "{e}");
+}
+
+#[test]
 fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");

@@ -116,8 +116,14 @@ async fn identify(req: &RequestHead, ctx: &ConnContext) -> Result<Arc<str>, Refu
     } else {
         None
     };
-    let identity =
-        identify::identify(identities, &ctx.snapshot.verifier, ctx.client.ip(), login).await?;
+    let identity = identify::identify(
+        identities,
+        &ctx.snapshot.verifier,
+        ctx.client.ip(),
+        ctx.listener_identity.as_deref(),
+        login,
+    )
+    .await?;
     crate::account::identified(&identity);
     Ok(identity)
 }
