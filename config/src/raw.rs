@@ -463,6 +463,12 @@ impl<'de> Deserialize<'de> for ListenList {
                     .map(|l| ListenList(vec![l]))
                     .map_err(E::custom)
             }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ListenList, A::Error> {
+                let raw = RawListener::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                raw.compile()
+                    .map(|l| ListenList(vec![l]))
+                    .map_err(de::Error::custom)
+            }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ListenList, A::Error> {
                 let mut out = Vec::new();
                 while let Some(ListenEntry(listener)) = seq.next_element()? {
@@ -488,9 +494,70 @@ struct ListenEntry(Listener);
 
 impl<'de> Deserialize<'de> for ListenEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_with(d, "an address like 127.0.0.1:3128", |text| {
-            parse_listener(text).map(ListenEntry)
-        })
+        struct EntryVisitor;
+        impl<'de> Visitor<'de> for EntryVisitor {
+            type Value = ListenEntry;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an address like 127.0.0.1:3128, or {address, proxy_protocol, trusted, identity}",
+                )
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<ListenEntry, E> {
+                parse_listener(text).map(ListenEntry).map_err(E::custom)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<ListenEntry, A::Error> {
+                let raw = RawListener::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                raw.compile().map(ListenEntry).map_err(de::Error::custom)
+            }
+        }
+        d.deserialize_any(EntryVisitor)
+    }
+}
+
+/// A listener written out: `{address: ADDR, proxy_protocol: true, trusted: [CIDR…]}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    address: String,
+    #[serde(default)]
+    proxy_protocol: bool,
+    #[serde(default)]
+    trusted: Vec<NetworkEntry>,
+    #[serde(default)]
+    identity: Option<identity::IdentityName>,
+}
+
+impl RawListener {
+    fn compile(self) -> Result<Listener, String> {
+        let mut listener = parse_listener(&self.address)?;
+        listener.identity = self.identity.map(|name| name.0);
+        match (self.proxy_protocol, self.trusted.is_empty()) {
+            (true, true) => {
+                return Err(hinted(
+                    format_args!("{}: proxy_protocol needs `trusted`", self.address),
+                    Some("list the load balancers' networks: whoever sends the header chooses the client's address"),
+                ))
+            }
+            (false, false) => {
+                return Err(hinted(
+                    format_args!("{}: `trusted` is only for proxy_protocol: true", self.address),
+                    None,
+                ))
+            }
+            (true, false) if listener.protocols.intercepts() => {
+                return Err(hinted(
+                    format_args!("{}: proxy_protocol is for listeners that proxy clients reach", self.address),
+                    Some("an intercepted connection's client and destination are the firewall's: a header must not restate them"),
+                ))
+            }
+            (true, false) => {
+                listener.proxy_protocol = Some(crate::ProxyProtocol {
+                    trusted: self.trusted.into_iter().map(|n| n.0).collect(),
+                })
+            }
+            (false, true) => {}
+        }
+        Ok(listener)
     }
 }
 
@@ -514,7 +581,7 @@ fn parse_listener(text: &str) -> Result<Listener, String> {
             Some("write IP:PORT, like 127.0.0.1:3128 or [::1]:3128"),
         )
     })?;
-    Ok(Listener { address, protocols })
+    Ok(Listener::plain(address, protocols))
 }
 
 /// A DNS server: `IP` (port 53) or `IP:PORT`.

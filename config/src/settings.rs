@@ -181,10 +181,37 @@ impl WithoutSni {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
     pub address: SocketAddr,
     pub protocols: ListenerProtocols,
+    /// Connections start with a PROXY protocol header (v1 or v2) from a load balancer in one
+    /// of these networks, naming the real client; `None`: no header is read.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// Clients of this listener recognised by neither login nor network are this identity
+    /// (an `identities` key; checked at load).
+    pub identity: Option<String>,
+}
+
+impl Listener {
+    /// A listener speaking `protocols` on `address`, without the PROXY protocol.
+    pub fn plain(address: SocketAddr, protocols: ListenerProtocols) -> Self {
+        Self {
+            address,
+            protocols,
+            proxy_protocol: None,
+            identity: None,
+        }
+    }
+}
+
+/// `proxy_protocol: true` on a listener: whom the header is believed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyProtocol {
+    /// Peers allowed to speak for clients (the load balancers); any other peer is closed
+    /// before a byte is read, since whoever sends the header chooses the client's address,
+    /// and with it its network identity.
+    pub trusted: Vec<ipnet::IpNet>,
 }
 
 /// What a listener speaks. `Mixed` tells SOCKS5 from HTTP by the first byte (0x05).

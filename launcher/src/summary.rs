@@ -11,8 +11,8 @@ use tokio::runtime::{Handle, Runtime};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Host, port and reason of a denial or failure.
-type Key = (String, u16, &'static str);
+/// Host, port and reason of a denial or failure (with a parent's own reason, when it gave one).
+type Key = (String, u16, String);
 
 #[derive(Debug, Default, Clone)]
 pub struct Blocked {
@@ -91,6 +91,14 @@ impl Blocked {
             .as_ref()
             .map_or(("?".to_string(), 0), |(h, p)| (h.to_string(), *p));
         let reason = record.reason.map_or("denied", |r| r.as_str());
+        // A shared egress says whose rule refused (`parent NAME: not-allowlisted for identity
+        // alice`): worth telling, since another user of the same proxy may be allowed.
+        let reason = match (&record.rule, record.reason) {
+            (Some(rule), Some(egress_config::DenyReason::UpstreamDenied)) => {
+                format!("{reason}: {rule}")
+            }
+            _ => reason.to_string(),
+        };
         let mut seen = self.lock();
         let list = if kind == Kind::Denied {
             &mut seen.denied

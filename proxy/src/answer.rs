@@ -39,6 +39,30 @@ impl Refusal {
         self.passed_on = headers;
         self
     }
+
+    /// The policy refusal of a recognised client names whom it was refused for: in the detail,
+    /// and in a `Proxy-Status` header (RFC 9209) whose `details` a proxy in front of this one
+    /// (egress-run's `--proxy`) passes on, so a user of a shared proxy learns that the rule is
+    /// theirs, not everyone's. `identity` is a configured name (a closed alphabet: safe in a
+    /// quoted header value); `anonymous` is not named, as it is nobody's policy in particular.
+    pub fn for_identity(mut self, identity: &str) -> Self {
+        if identity == egress_config::ANONYMOUS {
+            return self;
+        }
+        self.detail = if self.detail.is_empty() {
+            format!("for identity {identity}").into()
+        } else {
+            format!("{} for identity {identity}", self.detail).into()
+        };
+        self.passed_on.push((
+            "Proxy-Status".into(),
+            format!(
+                "egress; error=http_request_denied; details=\"{} for identity {identity}\"",
+                self.reason.as_str()
+            ),
+        ));
+        self
+    }
 }
 
 impl From<DenyReason> for Refusal {

@@ -18,6 +18,8 @@ use crate::state::{ProxyState, Snapshot};
 #[derive(Debug, Clone)]
 pub struct ConnContext {
     pub client: SocketAddr,
+    /// The listener's identity for clients recognised by neither login nor network.
+    pub listener_identity: Option<Arc<str>>,
     pub snapshot: Arc<Snapshot>,
     /// Cancelled when shutdown begins: keep-alive loops end after the current exchange.
     pub shutdown: CancellationToken,

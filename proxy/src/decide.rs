@@ -53,7 +53,8 @@ pub fn check<'s>(
             Some(rule) => Refusal::new(reason, format!("matched rule \"{rule}\"")),
             None => Refusal::from(reason),
         }
-        .with_rule(verdict.rule))
+        .with_rule(verdict.rule)
+        .for_identity(identity))
     }
 }
 

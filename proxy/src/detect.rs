@@ -37,6 +37,7 @@ pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     protocols: ListenerProtocols,
+    listener_identity: Option<Arc<str>>,
     snapshot: Arc<Snapshot>,
     stop: Shared,
 ) -> Arc<Ledger> {
@@ -48,6 +49,7 @@ pub async fn serve(
     let ledger = Ledger::new(client, guess, stop.observer.clone());
     let ctx = ConnContext {
         client,
+        listener_identity,
         snapshot,
         shutdown: stop.shutdown,
         decider: stop.decider,

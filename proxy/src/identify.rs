@@ -1,8 +1,8 @@
 //! The "identify" step, after a request is parsed and before its verdict: who the client is.
 //!
 //! In this order: a proxy login (`Proxy-Authorization: Basic` on HTTP, RFC 1929 user/password
-//! on SOCKS5) checked against the users file; else the client's source network; else
-//! `anonymous`, or, with `auth.required`, a refusal (`auth-required`). A login that does not
+//! on SOCKS5) checked against the users file; else the client's source network; else the
+//! identity of the listener it came in on; else `anonymous`, or, with `auth.required`, a refusal (`auth-required`). A login that does not
 //! check out is refused (`auth-failed`) whatever `required` says: the client meant to be
 //! someone. Without a users file logins are not read at all (as before identities existed).
 //!
@@ -86,6 +86,7 @@ pub async fn identify(
     identities: &Identities,
     verifier: &Verifier,
     source: IpAddr,
+    listener: Option<&str>,
     login: Option<Login>,
 ) -> Result<Arc<str>, Refusal> {
     let login = login.filter(|_| identities.logins());
@@ -102,6 +103,10 @@ pub async fn identify(
     if let Some(identity) = identities.by_network(source) {
         return Ok(identity);
     }
+    // A listener's identity that a reload removed falls through to `anonymous`.
+    if let Some(identity) = listener.and_then(|name| identities.known(name)) {
+        return Ok(identity);
+    }
     if identities.auth.required {
         return Err(challenge(
             identities,
@@ -113,10 +118,18 @@ pub async fn identify(
 }
 
 /// The identity of an intercepted client from `source`: it cannot log in (it does not know a
-/// proxy is there), so its source network names it, else it is `anonymous` — unless
+/// proxy is there), so its source network names it, else its listener's identity, else it is `anonymous` — unless
 /// `auth.required`, which no anonymous client gets past, here either (`auth-required`).
-pub fn intercepted(identities: &Identities, source: IpAddr) -> Result<Arc<str>, Refusal> {
+pub fn intercepted(
+    identities: &Identities,
+    source: IpAddr,
+    listener: Option<&str>,
+) -> Result<Arc<str>, Refusal> {
     if let Some(identity) = identities.by_network(source) {
+        return Ok(identity);
+    }
+    // As for proxy clients: a removed identity falls through.
+    if let Some(identity) = listener.and_then(|name| identities.known(name)) {
         return Ok(identity);
     }
     if identities.auth.required {

@@ -60,6 +60,7 @@ pub mod logging;
 pub mod metrics;
 #[cfg(test)]
 mod module_graph;
+pub mod notify;
 pub mod observe;
 pub mod outbound;
 pub mod outcome;

@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 mod approvals_cli;
 mod check;
+mod health;
 mod passwd;
 
 /// Exit status after a shutdown that had to cut connections still open at the end of
@@ -101,6 +102,13 @@ enum Command {
         #[command(subcommand)]
         what: approvals_cli::Approvals,
     },
+    /// Exit 0 when the proxy whose admin listener is at ADDR answers `/livez` (for container
+    /// health checks).
+    Health {
+        /// The admin listener's address.
+        #[arg(default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+    },
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -145,6 +153,7 @@ fn main() -> ExitCode {
             dns,
         }) => transparent_rules(gateway, user, port, tproxy, ports, dns),
         Some(Command::Approvals { target, what }) => approvals_cli::run(&target, &what),
+        Some(Command::Health { admin }) => health::run(admin),
         Some(Command::Run(args)) => serve(args),
         None => serve(cli.run),
     }
@@ -207,9 +216,8 @@ fn serve(args: RunArgs) -> ExitCode {
         config.listeners = args
             .listen
             .iter()
-            .map(|&address| egress_config::Listener {
-                address,
-                protocols: egress_config::ListenerProtocols::Mixed,
+            .map(|&address| {
+                egress_config::Listener::plain(address, egress_config::ListenerProtocols::Mixed)
             })
             .collect();
     }
@@ -267,6 +275,7 @@ async fn serve_config(
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
     let policy_path = path.clone();
+    let policy_text = loaded_text.clone().into_bytes();
     let reloader = path.map(|path| {
         egress_proxy::reload::Reloader::start(path, file_listeners, loaded_text.into_bytes())
     });
@@ -287,6 +296,8 @@ async fn serve_config(
         bound.push(BoundListener {
             listener: socket,
             protocols: listener.protocols,
+            proxy_protocol: listener.proxy_protocol.clone(),
+            identity: listener.identity.clone(),
         });
     }
     let dns_server = match &config.dns_server {
@@ -336,6 +347,7 @@ async fn serve_config(
     };
     if let Some(metrics) = &metrics {
         metrics.loaded_now();
+        metrics.policy_loaded(&policy_text);
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
     // Ask mode's approvals are the decider: without an admin listener nobody can attend to
@@ -354,6 +366,25 @@ async fn serve_config(
     if let Some(reloader) = reloader {
         tokio::spawn(reloader.run(state.clone()));
     }
+    // Listeners bound, policy in force, admin serving: ready, for systemd's Type=notify. The
+    // watchdog pings until the process exits (through the drain too, which may be long).
+    let notifier = egress_proxy::notify::Notifier::from_env();
+    if let Some(notifier) = &notifier {
+        notifier.tell("READY=1\nSTATUS=serving");
+        if let Some(interval) = egress_proxy::notify::watchdog_interval() {
+            tokio::spawn(egress_proxy::notify::watchdog(
+                notifier.clone(),
+                interval,
+                tokio_util::sync::CancellationToken::new(),
+            ));
+        }
+    }
+    let stop = async move {
+        stop.await;
+        if let Some(notifier) = &notifier {
+            notifier.tell("STOPPING=1");
+        }
+    };
     if egress_proxy::run(bound, state, stop).await {
         Ok((Stopped::Drained, audit))
     } else {

@@ -16,6 +16,7 @@
 //! | `egress_config_last_reload_success_timestamp_seconds` | gauge | – |
 //! | `egress_config_last_reload_failure_timestamp_seconds` | gauge | – (0 until a reload fails) |
 //! | `egress_build_info` | gauge (1) | `version` |
+//! | `egress_policy_info` | gauge (1) | `sha256`: of the policy file's bytes in force (one series at a time; replicas running the same file show the same value) |
 //! | `egress_audit_lines_dropped_total` | counter | – (queue full, or the file refused the line: disk full) |
 //! | `egress_connections_cut_total` | counter | `protocol` (connections still open at the end of the shutdown grace period, closed by the proxy) |
 //!
@@ -87,6 +88,11 @@ struct VersionLabel {
     version: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    sha256: String,
+}
+
 /// The label value for domains (and identities) beyond the cap.
 pub const OTHER: &str = egress_config::identity::OTHER;
 /// Identities with series of their own; more are counted as `other`.
@@ -114,6 +120,9 @@ pub struct Metrics {
     last_reload_failure: Gauge<f64, AtomicU64>,
     audit_dropped: Counter,
     connections_cut: Family<ProtocolLabel, Counter>,
+    /// One series: the digest of the policy in force (the previous one is removed).
+    policy_info: Family<PolicyLabel, Gauge>,
+    policy_sha256: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -148,6 +157,8 @@ impl Metrics {
             last_reload_failure: Gauge::default(),
             audit_dropped: Counter::default(),
             connections_cut: Family::default(),
+            policy_info: Family::default(),
+            policy_sha256: Mutex::new(None),
         };
         let mut metrics = metrics;
         metrics.register();
@@ -225,6 +236,11 @@ impl Metrics {
             })
             .set(1);
         r.register("build_info", "The running build", build_info);
+        r.register(
+            "policy_info",
+            "The policy in force: sha256 of its file's bytes (compare replicas)",
+            self.policy_info.clone(),
+        );
         r.register(
             "audit_lines_dropped",
             "Audit log lines lost: dropped because the writer fell behind, or refused by the file (disk full)",
@@ -520,6 +536,25 @@ impl Metrics {
         } else {
             self.last_reload_failure.set(unix_now());
         }
+    }
+
+    /// The policy file `text` is in force: `egress_policy_info{sha256}` names it, alone.
+    pub fn policy_loaded(&self, text: &[u8]) {
+        use sha2::Digest as _;
+        let sha256: String = sha2::Sha256::digest(text)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let mut current = self.policy_sha256.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = current.take() {
+            self.policy_info.remove(&PolicyLabel { sha256: previous });
+        }
+        self.policy_info
+            .get_or_create(&PolicyLabel {
+                sha256: sha256.clone(),
+            })
+            .set(1);
+        *current = Some(sha256);
     }
 
     /// Sets the last-successful-load time to now.

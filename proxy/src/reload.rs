@@ -308,6 +308,9 @@ impl Reloader {
         // then connects gets the new policy.
         state.replace(Snapshot::from_config(&config, &state.parent_health));
         self.counted(true);
+        if let Some(metrics) = &self.metrics {
+            metrics.policy_loaded(&self.last.text);
+        }
         let policy = &config.policy;
         info!(
             source = %config.source,

@@ -28,6 +28,8 @@ pub async fn run(
         accepting.push(tokio::spawn(listener::accept_loop(
             bound.listener,
             bound.protocols,
+            bound.proxy_protocol,
+            bound.identity,
             state.clone(),
         )));
     }

@@ -107,8 +107,16 @@ async fn negotiate(stream: &mut TcpStream, ctx: &ConnContext) -> Option<(Arc<str
     let protocol = Protocol::Socks5;
     let deadline = Instant::now() + ctx.snapshot.timeouts.handshake;
     let identities = &ctx.snapshot.identities;
-    let identify =
-        |login| identify::identify(identities, &ctx.snapshot.verifier, ctx.client.ip(), login);
+    let listener = ctx.listener_identity.as_deref();
+    let identify = |login| {
+        identify::identify(
+            identities,
+            &ctx.snapshot.verifier,
+            ctx.client.ip(),
+            listener,
+            login,
+        )
+    };
     let request =
         tokio::time::timeout_at(deadline, handshake(stream, identities.logins(), identify)).await;
     match request {

@@ -105,6 +105,10 @@ fn address_guard(config: &Config) -> AddressGuard {
 pub struct BoundListener {
     pub listener: TcpListener,
     pub protocols: ListenerProtocols,
+    /// Connections start with a PROXY protocol header (`None`: they do not).
+    pub proxy_protocol: Option<egress_config::ProxyProtocol>,
+    /// The identity of this listener's clients recognised by neither login nor network.
+    pub identity: Option<String>,
 }
 
 /// Shared by the accept loops, every connection task and the reloader.

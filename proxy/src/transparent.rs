@@ -91,7 +91,11 @@ pub async fn serve(mut stream: TcpStream, mut ctx: ConnContext, how: Diverted) {
             Some(_) => {}
         }
     }
-    let identity = match identify::intercepted(&ctx.snapshot.identities, ctx.client.ip()) {
+    let identity = match identify::intercepted(
+        &ctx.snapshot.identities,
+        ctx.client.ip(),
+        ctx.listener_identity.as_deref(),
+    ) {
         Ok(identity) => identity,
         Err(refusal) => {
             let host = sni.unwrap_or(Host::Ip(original.ip()));

@@ -138,6 +138,8 @@ fn start_proxy(runtime: &tokio::runtime::Runtime, policy: &Path) -> SocketAddr {
         let bound = vec![BoundListener {
             listener,
             protocols: ListenerProtocols::Mixed,
+            proxy_protocol: None,
+            identity: None,
         }];
         let state: Arc<ProxyState> = ProxyState::new(&config);
         tokio::spawn(egress_proxy::run(

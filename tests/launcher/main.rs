@@ -29,6 +29,7 @@ mod lifecycle;
 mod network;
 mod planting;
 mod secrets;
+mod shared;
 mod terminal;
 
 use std::path::Path;

@@ -22,6 +22,13 @@ pub struct Prometheus {
 impl Prometheus {
     /// Scrapes `target` every second as job `egress`, evaluating `rules` every second.
     pub fn start(target: SocketAddr, rules: &Path) -> Prometheus {
+        Self::start_scraping(&[target], rules)
+    }
+
+    /// Scrapes every one of `targets` (replicas) every second as job `egress`.
+    pub fn start_scraping(targets: &[SocketAddr], rules: &Path) -> Prometheus {
+        let targets: Vec<String> = targets.iter().map(|t| format!("\"{t}\"")).collect();
+        let targets = targets.join(", ");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -34,7 +41,7 @@ impl Prometheus {
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
                  rule_files: [\"{rules}\"]\n\
-                 scrape_configs:\n  - job_name: egress\n    static_configs:\n      - targets: [\"{target}\"]\n",
+                 scrape_configs:\n  - job_name: egress\n    static_configs:\n      - targets: [{targets}]\n",
                 rules = rules.display()
             ),
         )

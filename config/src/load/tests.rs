@@ -183,6 +183,83 @@ fn schema_keys(node: &serde_json::Value) -> Vec<String> {
 }
 
 #[test]
+fn a_listener_written_out_takes_the_proxy_protocol_from_trusted_peers_only() {
+    let config = load_str(
+        "listen:\n  - 127.0.0.1:3128\n  - {address: \"socks5://127.0.0.1:1080\", proxy_protocol: true, trusted: [10.0.0.0/8, 192.0.2.7]}\n",
+        "policy.yaml",
+    )
+    .unwrap();
+    assert_eq!(config.listeners[0].proxy_protocol, None);
+    assert_eq!(config.listeners[1].protocols, ListenerProtocols::Socks5);
+    let trusted = &config.listeners[1].proxy_protocol.as_ref().unwrap().trusted;
+    assert_eq!(
+        trusted,
+        &[
+            "10.0.0.0/8".parse().unwrap(),
+            "192.0.2.7/32".parse().unwrap()
+        ]
+    );
+    // Alone, not in a list.
+    let config = load_str(
+        "listen: {address: 127.0.0.1:3128, proxy_protocol: true, trusted: [127.0.0.1]}\n",
+        "p",
+    )
+    .unwrap();
+    assert!(config.listeners[0].proxy_protocol.is_some());
+    // Refused: believing anyone, a list of trusted peers for nothing, a bad network, an unknown
+    // key, a bad address; each at its line.
+    for (text, says) in [
+        (
+            "{address: 127.0.0.1:1, proxy_protocol: true}",
+            "needs `trusted`",
+        ),
+        (
+            "{address: 127.0.0.1:1, trusted: [10.0.0.0/8]}",
+            "only for proxy_protocol",
+        ),
+        (
+            "{address: 127.0.0.1:1, proxy_protocol: true, trusted: [nope]}",
+            "invalid network",
+        ),
+        (
+            "{address: \"redirect://127.0.0.1:1\", proxy_protocol: true, trusted: [10.0.0.0/8]}",
+            "proxy_protocol is for listeners that proxy clients reach",
+        ),
+        (
+            "{address: \"tproxy://127.0.0.1:1\", proxy_protocol: true, trusted: [10.0.0.0/8]}",
+            "proxy_protocol is for listeners that proxy clients reach",
+        ),
+        ("{address: 127.0.0.1:1, proxy: true}", "unknown field"),
+        (
+            "{address: ftp://x, proxy_protocol: false}",
+            "unknown listener scheme",
+        ),
+    ] {
+        let e = err(&format!("listen:\n  - 127.0.0.1:3128\n  - {text}\n"));
+        assert!(e.to_string().contains(says), "{text}: {e}");
+        assert_eq!(e.line, Some(3), "{text}: {e}");
+    }
+}
+
+#[test]
+fn a_listeners_identity_must_be_configured() {
+    let config = load_str(
+        "listen:\n  - {address: \"127.0.0.1:1\", identity: build}\nidentities:\n  build: {}\n",
+        "p",
+    )
+    .unwrap();
+    assert_eq!(config.listeners[0].identity.as_deref(), Some("build"));
+    let e = err("listen:\n  - {address: \"127.0.0.1:1\", identity: build}\n");
+    assert!(
+        e.to_string()
+            .contains("identity \"build\" is not configured"),
+        "{e}"
+    );
+    let e = err("listen:\n  - {address: \"127.0.0.1:1\", identity: anonymous}\n");
+    assert!(e.to_string().contains("reserved"), "{e}");
+}
+
+#[test]
 fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
     let schema: serde_json::Value =
         serde_json::from_str(include_str!("../../policy.schema.json")).expect("schema is JSON");
@@ -206,6 +283,12 @@ fn the_json_schema_names_exactly_the_keys_the_loader_accepts() {
             "{section}"
         );
     }
+    let listener = &schema["$defs"]["listener"]["oneOf"][1];
+    assert_eq!(listener["additionalProperties"], false);
+    assert_eq!(
+        schema_keys(listener),
+        loader_keys("listen:\n  - address: 127.0.0.1:1\n    ")
+    );
     let upstream = &schema["properties"]["upstreams"]["additionalProperties"];
     assert_eq!(
         schema_keys(upstream),

@@ -150,7 +150,7 @@ async fn decided(
         refusal,
         host: Some(host.clone()),
     };
-    let identity = identify::intercepted(&snapshot.identities, client.ip())
+    let identity = identify::intercepted(&snapshot.identities, client.ip(), None)
         .map_err(|r| refused(ResponseCode::Refused, r))?;
     account::identified(&identity);
     let verdict = decide::check(&snapshot, &identity, &host, PORT, PROTOCOL)

@@ -116,7 +116,11 @@ async fn identify(req: &RequestHead, ctx: &ConnContext) -> Result<Arc<str>, Refu
     if ctx.intercepted.is_some() {
         // The client does not know a proxy is there: its Proxy-Authorization, if any, was not
         // meant for this proxy.
-        let identity = identify::intercepted(identities, ctx.client.ip())?;
+        let identity = identify::intercepted(
+            identities,
+            ctx.client.ip(),
+            ctx.listener_identity.as_deref(),
+        )?;
         crate::account::identified(&identity);
         return Ok(identity);
     }
@@ -129,8 +133,14 @@ async fn identify(req: &RequestHead, ctx: &ConnContext) -> Result<Arc<str>, Refu
     } else {
         None
     };
-    let identity =
-        identify::identify(identities, &ctx.snapshot.verifier, ctx.client.ip(), login).await?;
+    let identity = identify::identify(
+        identities,
+        &ctx.snapshot.verifier,
+        ctx.client.ip(),
+        ctx.listener_identity.as_deref(),
+        login,
+    )
+    .await?;
     crate::account::identified(&identity);
     Ok(identity)
 }

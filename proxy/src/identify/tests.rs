@@ -39,7 +39,35 @@ async fn who(
     login: Option<(&str, &str)>,
 ) -> Result<String, Refusal> {
     let login = login.map(|(u, p)| Login::new(u.as_bytes(), p.as_bytes()));
-    identify(ids, v, src, login).await.map(|s| s.to_string())
+    identify(ids, v, src, None, login)
+        .await
+        .map(|s| s.to_string())
+}
+
+#[tokio::test]
+async fn the_listeners_identity_comes_after_login_and_network() {
+    let (_dir, ids) = identities("  build: {}\n");
+    let v = Verifier::default();
+    let ci: IpAddr = "10.9.3.4".parse().unwrap();
+    let on = |listener: &'static str, src: IpAddr, login: Option<(&'static str, &'static str)>| {
+        let login = login.map(|(u, p)| Login::new(u.as_bytes(), p.as_bytes()));
+        let (ids, v) = (&ids, &v);
+        async move {
+            identify(ids, v, src, Some(listener), login)
+                .await
+                .map(|s| s.to_string())
+        }
+    };
+    assert_eq!(on("build", HOME, None).await.unwrap(), "build");
+    assert_eq!(on("build", ci, None).await.unwrap(), "ci");
+    assert_eq!(
+        on("build", HOME, Some(("alice", "alice-pw")))
+            .await
+            .unwrap(),
+        "alice"
+    );
+    // A listener identity a reload removed: nobody in particular.
+    assert_eq!(on("gone", HOME, None).await.unwrap(), "anonymous");
 }
 
 #[tokio::test]
@@ -254,13 +282,21 @@ async fn logins_arriving_together_are_checked_once() {
 }
 
 #[test]
-fn an_intercepted_client_is_its_network_or_anonymous_and_never_passes_required() {
+fn an_intercepted_client_is_its_network_its_listeners_or_anonymous_and_never_passes_required() {
     let ci: IpAddr = "10.9.3.4".parse().unwrap();
     let (_dir, mut ids) = identities("");
-    assert_eq!(&*intercepted(&ids, ci).unwrap(), "ci");
-    assert_eq!(&*intercepted(&ids, HOME).unwrap(), "anonymous");
+    assert_eq!(&*intercepted(&ids, ci, None).unwrap(), "ci");
+    assert_eq!(&*intercepted(&ids, HOME, None).unwrap(), "anonymous");
+    // A listener's identity names whoever is not in an identity's network…
+    assert_eq!(&*intercepted(&ids, HOME, Some("ci")).unwrap(), "ci");
+    // …but not one that a reload removed.
+    assert_eq!(
+        &*intercepted(&ids, HOME, Some("gone")).unwrap(),
+        "anonymous"
+    );
     ids.auth.required = true;
-    assert_eq!(&*intercepted(&ids, ci).unwrap(), "ci");
-    let refusal = intercepted(&ids, HOME).unwrap_err();
+    assert_eq!(&*intercepted(&ids, ci, None).unwrap(), "ci");
+    let refusal = intercepted(&ids, HOME, None).unwrap_err();
     assert_eq!(refusal.reason, DenyReason::AuthRequired);
+    assert_eq!(&*intercepted(&ids, HOME, Some("ci")).unwrap(), "ci");
 }

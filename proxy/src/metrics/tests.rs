@@ -16,6 +16,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             upstream: "corp".into(),
         })
         .set(1);
+    m.policy_loaded(b"");
     let text = m.encode();
     let mut exported = names(&text);
     exported.sort_unstable();
@@ -36,6 +37,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             "egress_decisions",
             "egress_dns_lookup_duration_seconds",
             "egress_failures",
+            "egress_policy_info",
             "egress_upstream_up",
         ]
     );
@@ -122,4 +124,29 @@ fn identity_labels_are_configured_names_anonymous_or_other_past_the_cap() {
     assert_eq!(&*m.identity_label(&record(Some("late".into()))), OTHER);
     assert_eq!(&*m.identity_label(&record(Some("alice".into()))), "alice");
     assert_eq!(m.labelled_identities.lock().unwrap().len(), IDENTITY_CAP);
+}
+
+#[test]
+fn policy_info_names_the_policy_in_force_alone() {
+    let m = Metrics::new(10);
+    m.policy_loaded(b"allow: [a.example]\n");
+    m.policy_loaded(b"allow: [b.example]\n");
+    let text = m.encode();
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("egress_policy_info{"))
+        .collect();
+    // sha256 of "allow: [b.example]\n", as `sha256sum` prints it.
+    let expected = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"allow: [b.example]\n")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert_eq!(
+        series,
+        [format!("egress_policy_info{{sha256=\"{expected}\"}} 1")]
+    );
+    assert_eq!(expected.len(), 64);
 }

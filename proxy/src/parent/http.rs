@@ -92,7 +92,13 @@ pub fn refusal_for(upstream: &Upstream, code: u16, headers: &[Header], target: &
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("x-squid-error"))
         .map(|(_, value)| value.as_str());
-    let said = match error {
+    // An egress parent says why in `Proxy-Status` (RFC 9209) `details`, naming the identity it
+    // refused: the client's summary and audit line carry it as the deciding rule.
+    let details = passed_on
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case("proxy-status"))
+        .and_then(|(_, value)| status_details(value));
+    let said = match error.or(details) {
         Some(error) => format!("{code} ({error})"),
         None => code.to_string(),
     };
@@ -123,7 +129,23 @@ pub fn refusal_for(upstream: &Upstream, code: u16, headers: &[Header], target: &
             format!("parent {parent} did not open {target}: {said}"),
         ),
     };
-    Refusal::new(reason, detail).passing_on(passed_on)
+    let rule = (code == 403)
+        .then_some(details)
+        .flatten()
+        .map(|d| format!("parent {parent}: {d}"));
+    let details_rule = rule.as_deref();
+    Refusal::new(reason, detail)
+        .with_rule(details_rule)
+        .passing_on(passed_on)
+}
+
+/// The `details` parameter of a `Proxy-Status` value (`name; error=…; details="…"`), already
+/// checked to be printable ASCII by `passed_on`; `None` when it has none.
+fn status_details(value: &str) -> Option<&str> {
+    let start = value.find("details=\"")? + "details=\"".len();
+    let rest = &value[start..];
+    let end = rest.find('"')?;
+    Some(&rest[..end]).filter(|d| !d.is_empty())
 }
 
 /// The parent's own error headers, when they are safe to repeat in ours.

@@ -45,6 +45,8 @@ async fn serving(
     let bound = vec![BoundListener {
         listener,
         protocols: egress_config::ListenerProtocols::Mixed,
+        proxy_protocol: None,
+        identity: None,
     }];
     let run = tokio::spawn(run(bound, state.clone(), stop));
     (addr, state, run)
@@ -206,6 +208,7 @@ async fn a_connections_future_stays_small() {
         stream,
         peer,
         egress_config::ListenerProtocols::Mixed,
+        None,
         state.snapshot(),
         crate::context::Shared::of(&state),
     );

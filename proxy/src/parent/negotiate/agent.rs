@@ -12,8 +12,11 @@
 use std::io::{BufRead, Write};
 
 use base64::Engine as _;
+#[cfg(feature = "kerberos")]
 use libgssapi::context::{ClientCtx, CtxFlags};
+#[cfg(feature = "kerberos")]
 use libgssapi::name::Name;
+#[cfg(feature = "kerberos")]
 use libgssapi::oid::{GSS_MECH_SPNEGO, GSS_NT_HOSTBASED_SERVICE};
 
 /// The argument that turns an egress executable into the agent.
@@ -52,6 +55,7 @@ fn serve() {
 /// The first SPNEGO token for `service` (`HTTP@host`), as curl's `--proxy-negotiate` sends.
 /// A fresh context each time: every token carries a new authenticator, so a parent's replay
 /// cache never sees one twice.
+#[cfg(feature = "kerberos")]
 fn token(service: &str) -> Result<Vec<u8>, String> {
     let name = Name::new(service.as_bytes(), Some(GSS_NT_HOSTBASED_SERVICE))
         .map_err(|e| format!("service name {service:?}: {e}"))?;
@@ -63,8 +67,16 @@ fn token(service: &str) -> Result<Vec<u8>, String> {
     }
 }
 
+/// A build without the system's GSSAPI library (the static binary of deploy/container): a
+/// parent asking for `negotiate` gets this answer, never a crash.
+#[cfg(not(feature = "kerberos"))]
+fn token(_service: &str) -> Result<Vec<u8>, String> {
+    Err("this egress-proxy was built without Kerberos (the `kerberos` feature)".into())
+}
+
 /// MIT krb5 says only "no credentials" when it cannot read the client keytab; the operator
 /// needs to know which file and why.
+#[cfg(feature = "kerberos")]
 fn keytab_problem() -> String {
     let Some(path) = std::env::var_os("KRB5_CLIENT_KTNAME") else {
         return String::new();
