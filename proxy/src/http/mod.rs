@@ -83,9 +83,7 @@ async fn requests(stream: TcpStream, ctx: &ConnContext) -> Option<Connect> {
                 return None;
             };
         }
-        let Some(head) = read_request_head(&mut client, ctx, first).await else {
-            return None;
-        };
+        let head = read_request_head(&mut client, ctx, first).await?;
         first = false;
         let req = match head::parse_request(&head) {
             Ok(req) => req,
