@@ -221,7 +221,10 @@ fn egress_logged_in(
     std::fs::write(
         &path,
         format!(
-            "listen: 127.0.0.1:0\nallow: [{}]\n{extra}",
+            // Limits raised so that the idle-memory mode can hold its thousands of tunnels from
+            // one client address.
+            "listen: 127.0.0.1:0\nallow: [{}]\n\
+             limits: {{ max_connections: 30000, max_connections_per_client: 30000 }}\n{extra}",
             allow.join(", ")
         ),
     )?;
@@ -293,6 +296,14 @@ fn watch_events(admin: &str, token_file: &std::path::Path) -> anyhow::Result<Chi
 }
 
 impl Contender {
+    /// The proxy's process, when it has one of its own (for its resident set).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Contender::Proxy { child, .. } => Some(child.id()),
+            _ => None,
+        }
+    }
+
     /// The proxy's address, for chaining another proxy to it.
     pub fn addr(&self) -> Option<SocketAddr> {
         match self {
@@ -325,7 +336,7 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
         format!(
             "http_port 127.0.0.1:{port}\nhttp_access allow all\ncache deny all\ncache_mem 8 MB\n\
              access_log none\ncache_log {d}/cache.log\npid_filename {d}/squid.pid\ncoredump_dir {d}\n\
-             shutdown_lifetime 0 seconds\nmax_filedescriptors 16384\n"
+             shutdown_lifetime 0 seconds\nmax_filedescriptors 20000\n"
         ),
     )?;
     let child = Command::new("squid")
@@ -360,7 +371,7 @@ pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
     std::fs::write(
         &conf,
         format!(
-            "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 1000\n\
+            "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 10000\n\
              LogLevel Critical\nPidFile \"{}/tinyproxy.pid\"\nDisableViaHeader Yes\n",
             dir.path().display()
         ),

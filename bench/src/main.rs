@@ -10,6 +10,7 @@
 //! to Squid alone is printed: the cost of filtering in front of a corporate parent.
 
 mod contenders;
+mod idle;
 mod servers;
 mod workloads;
 
@@ -59,6 +60,11 @@ struct Args {
     /// authentication on the new-tunnel rate.
     #[arg(long)]
     auth: bool,
+    /// Only the idle-memory mode: hold this many CONNECT tunnels (each having carried a byte
+    /// each way) through egress (and egress-previous), Squid and tinyproxy in turn, and report
+    /// the growth of each proxy's resident set per tunnel.
+    #[arg(long, value_name = "TUNNELS")]
+    idle: Option<usize>,
     /// What the subscribers of --subscriber and --embedded-only do with each record.
     #[arg(long, value_enum, default_value_t = contenders::SubscriberWork::Json)]
     subscriber_work: contenders::SubscriberWork,
@@ -66,6 +72,9 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(count) = args.idle {
+        return idle_memory(&args, count);
+    }
     let source = servers::source(args.bytes)?;
     let echo = servers::echo()?;
     let mut contenders = if let Some(subscribers) = args.embedded_only {
@@ -183,6 +192,52 @@ fn main() -> anyhow::Result<()> {
     compare("egress→squid vs squid alone", "egress→squid", "squid");
     compare("auth.required true vs false", "egress+auth", "egress");
     drop(contenders);
+    Ok(())
+}
+
+/// `--idle`: bytes of RSS per idle tunnel, contenders interleaved in a rotated order each run.
+fn idle_memory(args: &Args, count: usize) -> anyhow::Result<()> {
+    let origin = idle::HoldOrigin::start()?;
+    let mut contenders = vec![contenders::egress(&args.egress, &[origin.addr])?];
+    if let Some(previous) = &args.previous {
+        contenders.push(contenders::egress_previous(previous, &[origin.addr])?);
+    }
+    if !args.egress_only {
+        contenders.extend(contenders::squid()?);
+        contenders.extend(contenders::tinyproxy()?);
+    }
+    let mut bytes: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    // One run only: a proxy's allocator keeps the memory its closed tunnels freed, so a second
+    // run in the same process would reuse it and show almost no growth.
+    for run in 0..1 {
+        for k in 0..contenders.len() {
+            let i = (k + run) % contenders.len();
+            let per = idle::per_tunnel(&contenders[i], origin.addr, count)?;
+            // Every tunnel of this contender closed at both ends before the next one.
+            origin.release();
+            eprintln!(
+                "run {}: {:<16} {:>8.0} bytes per idle tunnel",
+                run + 1,
+                contenders[i].name(),
+                per
+            );
+            bytes[i].push(per);
+        }
+    }
+    println!("\n{count} idle tunnels held, one run per proxy process\n");
+    println!("| proxy | RSS per idle tunnel |");
+    println!("|---|---:|");
+    for (i, contender) in contenders.iter().enumerate() {
+        let mut sorted = bytes[i].clone();
+        sorted.sort_by(f64::total_cmp);
+        println!(
+            "| {} | {:.1} KB ({:.1}–{:.1}) |",
+            contender.name(),
+            median(&bytes[i]) / 1000.0,
+            sorted[0] / 1000.0,
+            sorted[sorted.len() - 1] / 1000.0
+        );
+    }
     Ok(())
 }
 

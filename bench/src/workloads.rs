@@ -10,7 +10,7 @@ use crate::contenders::Contender;
 use crate::IO_TIMEOUT;
 
 /// A connection to `target`, through the contender's CONNECT when it is a proxy.
-fn open(contender: &Contender, target: SocketAddr) -> anyhow::Result<TcpStream> {
+pub fn open(contender: &Contender, target: SocketAddr) -> anyhow::Result<TcpStream> {
     let via = contender.addr();
     let mut stream = TcpStream::connect(via.unwrap_or(target))?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;

@@ -101,6 +101,9 @@ where
     E: FnOnce(Option<SocketAddr>) -> F,
     F: std::future::Future<Output = io::Result<()>>,
 {
+    // The request head's read buffer (16 KiB) is shared with what follows the head: let it go
+    // now, keeping only the bytes, so a tunnel does not hold it for its whole life.
+    let early = shed(early);
     let mut way = outbound::choose(snapshot, target.host, target.port, &target.verdict).await?;
     if let Some(pinned) = target.pinned {
         way = outbound::pin(
@@ -115,7 +118,17 @@ where
     }
     let addrs = match way {
         Way::Parent(route) => {
-            return open_via(client, early, target, snapshot, &route, established).await
+            // Boxed: the parent handshakes (TLS, Kerberos) would otherwise make every direct
+            // tunnel's state as large as theirs.
+            return Box::pin(open_via(
+                client,
+                early,
+                target,
+                snapshot,
+                &route,
+                established,
+            ))
+            .await;
         }
         Way::Direct(addrs) => addrs,
     };
@@ -141,7 +154,7 @@ where
             }
         };
         let counts = account::moved();
-        let moved = tunnel::relay(client, &upstream, &buf, snapshot.timeouts.idle, &counts).await;
+        let moved = tunnel::relay(client, &upstream, buf, snapshot.timeouts.idle, &counts).await;
         log_end(target, moved, &counts, started);
         return Ok(());
     }
@@ -151,6 +164,16 @@ where
     }
     relay_checked(client, &upstream, early, target, snapshot, started).await;
     Ok(())
+}
+
+/// `early`'s bytes in a buffer of their own size (none when there are none), releasing the
+/// larger buffer they were read into once nothing else shares it.
+fn shed(early: BytesMut) -> BytesMut {
+    if early.is_empty() {
+        BytesMut::new()
+    } else {
+        BytesMut::from(&early[..])
+    }
 }
 
 /// Through a parent proxy. The parent is asked first, on every port, because its answer (a

@@ -32,6 +32,10 @@ pub enum FirstBytes {
 /// refused, so TLS clients report "access denied" rather than a bare connection reset.
 pub const TLS_ACCESS_DENIED_ALERT: [u8; 7] = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x31];
 
+/// Room made for a read of the client's first bytes when the buffer has none (a ClientHello
+/// that needs more asks for it).
+const FIRST_READ: usize = 4 * 1024;
+
 /// Reads into `buf` until its first bytes can be judged, or until `deadline`. `buf` may hold
 /// bytes already; each byte is given to the reader once, as it arrives.
 pub async fn read_first(
@@ -60,6 +64,11 @@ pub async fn read_first(
         let read = tokio::time::timeout_at(deadline, async {
             loop {
                 client.readable().await?;
+                // The buffer is allocated only once the client has sent something: a tunnel
+                // waiting for its first bytes holds none.
+                if buf.capacity() == buf.len() {
+                    buf.reserve(FIRST_READ);
+                }
                 match client.try_read_buf(buf) {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                     other => return other,

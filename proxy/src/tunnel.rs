@@ -47,11 +47,12 @@ impl Moved {
 
 /// Relays until both sides have closed their sending half (each EOF is passed on as a
 /// half-close), an error occurs, or the tunnel idles for `idle`. `early` holds bytes the client
-/// sent before the tunnel was established; they go first. `moved` counts as bytes go.
-pub async fn relay(
+/// sent before the tunnel was established; they go first (and their buffer is freed once they
+/// are sent). `moved` counts as bytes go.
+pub async fn relay<B: AsRef<[u8]>>(
     client: &TcpStream,
     upstream: &TcpStream,
-    early: &[u8],
+    early: B,
     idle: Duration,
     moved: &Moved,
 ) -> io::Result<Transferred> {
@@ -72,15 +73,20 @@ pub async fn relay_gated<'a, B: AsRef<[u8]>>(
     let activity = Activity::default();
     let up_count = &moved.client_to_upstream;
     let up = async {
-        let early = first.await?;
-        let early = early.as_ref();
-        one_way::write_all(upstream, early, idle).await?;
-        if !early.is_empty() {
+        // In a block of its own: the early bytes' buffer is freed once they are sent, not kept
+        // for the life of the tunnel.
+        let sent = {
+            let early = first.await?;
+            let early = early.as_ref();
+            one_way::write_all(upstream, early, idle).await?;
+            early.len()
+        };
+        if sent > 0 {
             activity.touch();
-            up_count.fetch_add(early.len() as u64, Ordering::Relaxed);
+            up_count.fetch_add(sent as u64, Ordering::Relaxed);
         }
         let rest = one_way(client, upstream, &activity, idle, up_count).await?;
-        Ok::<u64, io::Error>(rest + early.len() as u64)
+        Ok::<u64, io::Error>(rest + sent as u64)
     };
     let down = one_way(upstream, client, &activity, idle, &moved.upstream_to_client);
     let (up, down) = tokio::try_join!(up, down)?;

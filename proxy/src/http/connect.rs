@@ -29,6 +29,9 @@ pub async fn handle(
         Ok(target) => target,
         Err(refusal) => return refuse(&mut client, &refusal, protocol, None, None).await,
     };
+    // The head shares its read buffer with `early`; nothing below needs it, and a tunnel should
+    // not keep it alive.
+    drop(req);
     let authority = host.authority(port);
     span.record("target", authority.as_str());
     let snapshot = &ctx.snapshot;

@@ -19,8 +19,33 @@ use crate::context::ConnContext;
 use crate::h1::head::{self, Buffered, HeadError, RequestHead};
 use crate::identify;
 
+/// A `CONNECT` request read on the connection: the tunnel that takes the connection over.
+struct Connect {
+    client: Buffered<TcpStream>,
+    req: RequestHead,
+    identity: Arc<str>,
+}
+
 /// Serves HTTP requests on one client connection until either side closes.
+///
+/// Two boxed steps, one after the other: the request loop (forwarding's state machine is
+/// several KiB), then, when a `CONNECT` ends it, the tunnel. The loop's box is freed before the
+/// tunnel's is made, so a tunnel held open for hours holds only its own state.
 pub async fn serve(stream: TcpStream, ctx: ConnContext) {
+    let Some(Connect {
+        client,
+        req,
+        identity,
+    }) = Box::pin(requests(stream, &ctx)).await
+    else {
+        return;
+    };
+    Box::pin(connect::handle(client, req, &ctx, &identity)).await
+}
+
+/// The keep-alive loop: forwards requests until either side closes (`None`), or hands over a
+/// `CONNECT`.
+async fn requests(stream: TcpStream, ctx: &ConnContext) -> Option<Connect> {
     let protocol = ctx.http_protocol();
     let mut client = Buffered::new(stream);
     let mut upstream: Option<forward::Upstream> = None;
@@ -35,28 +60,34 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
             "the bytes sent are not an HTTP request"
         };
         let refusal = Refusal::new(DenyReason::BadRequest, detail);
-        return refuse(&mut client.io, &refusal, protocol, None, None).await;
+        refuse(&mut client.io, &refusal, protocol, None, None).await;
+        return None;
     }
     loop {
         if !first && client.buf.is_empty() {
-            match wait_for_next_request(&client.io, &ctx).await {
+            match wait_for_next_request(&client.io, ctx).await {
                 Waited::Request => {}
-                Waited::Close => return,
-                Waited::Draining => return answer_draining(client, &ctx).await,
+                Waited::Close => return None,
+                Waited::Draining => {
+                    answer_draining(client, ctx).await;
+                    return None;
+                }
             }
         }
         if !first && ctx.shutdown.is_cancelled() {
             // Pipelined requests after shutdown began: the one in progress was answered with
             // `Connection: close`; the next is told why rather than cut off.
-            return answer_draining(client, &ctx).await;
+            answer_draining(client, ctx).await;
+            return None;
         }
-        let Some(head) = read_request_head(&mut client, &ctx, first).await else {
-            return;
-        };
+        let head = read_request_head(&mut client, ctx, first).await?;
         first = false;
         let req = match head::parse_request(&head) {
             Ok(req) => req,
-            Err(refusal) => return refuse(&mut client.io, &refusal, protocol, None, None).await,
+            Err(refusal) => {
+                refuse(&mut client.io, &refusal, protocol, None, None).await;
+                return None;
+            }
         };
         let is_connect = req.method.eq_ignore_ascii_case(b"CONNECT");
         if is_connect && ctx.intercepted.is_some() {
@@ -64,9 +95,10 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
                 DenyReason::UnsupportedMethod,
                 "CONNECT sent to a web server: this connection was intercepted, not proxied",
             );
-            return refuse(&mut client.io, &refusal, protocol, None, None).await;
+            refuse(&mut client.io, &refusal, protocol, None, None).await;
+            return None;
         }
-        let identity = match identify(&req, &ctx).await {
+        let identity = match identify(&req, ctx).await {
             Ok(identity) => identity,
             Err(refusal) => {
                 let protocol = if is_connect {
@@ -74,36 +106,46 @@ pub async fn serve(stream: TcpStream, ctx: ConnContext) {
                 } else {
                     protocol
                 };
-                return refuse(&mut client.io, &refusal, protocol, None, None).await;
+                refuse(&mut client.io, &refusal, protocol, None, None).await;
+                return None;
             }
         };
         if is_connect {
-            return connect::handle(client, req, &ctx, &identity).await;
+            // `req` and `head` share the read buffer; the tunnel keeps neither (connect drops
+            // `req` once it has the target).
+            drop(head);
+            return Some(Connect {
+                client,
+                req,
+                identity,
+            });
         }
         tracing::Span::current().record("protocol", protocol.as_str());
         // Counted as an open http-forward connection from its first forwarded request on.
         crate::account::open_as(protocol);
-        match forward::exchange(&mut client, &req, &mut upstream, &ctx, &identity).await {
+        match forward::exchange(&mut client, &req, &mut upstream, ctx, &identity).await {
             Ok(forward::Next::KeepAlive) => {}
             Ok(forward::Next::Close) => {
                 // A request body the destination did not wait for may still be arriving: a
                 // lingering close keeps the answer from being destroyed by a reset.
                 let _ = client.io.shutdown().await;
-                return linger(&mut client.io).await;
+                linger(&mut client.io).await;
+                return None;
             }
             Err(forward::Failure::Refused(refusal, target, rule)) => {
-                return refuse(
+                refuse(
                     &mut client.io,
                     &refusal,
                     protocol,
                     target.as_deref(),
                     rule.as_deref(),
                 )
-                .await
+                .await;
+                return None;
             }
             Err(forward::Failure::Broken(error)) => {
                 info!(%error, "exchange broken after the response started");
-                return;
+                return None;
             }
         }
     }

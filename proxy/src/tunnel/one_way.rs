@@ -1,8 +1,8 @@
 //! One direction of a tunnel, on shared `&TcpStream`s (tokio's readiness API), so both
 //! directions and the first-bytes inspection can run at once without splitting the sockets.
 //!
-//! Small exchanges are copied through a small buffer. On Linux, once a read fills that buffer the
-//! direction is a bulk transfer and switches to splice(2) (`splice.rs`).
+//! Small exchanges are copied through a buffer on the stack. On Linux, once a read fills that
+//! buffer the direction is a bulk transfer and switches to splice(2) (`splice.rs`).
 //!
 //! Written here rather than taken from a crate: it is the hottest loop of the proxy, it must keep
 //! the tunnel's shared idle clock and half-close semantics, and a would-block result must clear
@@ -20,8 +20,23 @@ use super::Activity;
 /// Reads below this size are copied; on Linux a read that fills it marks the direction as bulk.
 const SMALL_BUFFER: usize = 16 * 1024;
 
+/// What one read-and-forward step did.
+enum Step {
+    /// `from` reached EOF.
+    Eof,
+    /// `n` bytes were read and all of them written.
+    Passed(usize),
+    /// `n` bytes were read; `to` took only part of them and the rest must be written later.
+    Partly(usize, Vec<u8>),
+}
+
 /// Relays `from` → `to` until EOF (passed on as a half-close of `to`), an error, or idleness.
 /// Returns the bytes relayed, also added to `count` as they go.
+///
+/// No buffer lives in the tunnel between reads: bytes are read into a buffer on the worker's
+/// stack and written on at once, and only what `to` cannot take right away is copied to the
+/// heap until it is written. An idle tunnel (the usual state of thousands of held ones) holds no
+/// relay buffer at all.
 pub async fn one_way(
     from: &TcpStream,
     to: &TcpStream,
@@ -30,22 +45,26 @@ pub async fn one_way(
     count: &AtomicU64,
 ) -> io::Result<u64> {
     let mut total = 0u64;
-    let mut buf = vec![0u8; SMALL_BUFFER];
     // Only Linux switches to splice(2): elsewhere there is nothing to try.
     #[cfg(target_os = "linux")]
     let mut bulk_tried = false;
     loop {
-        let n = read(from, &mut buf, activity, idle).await?;
-        if n == 0 {
-            half_close(to);
-            return Ok(total);
-        }
-        write_all(to, &buf[..n], idle).await?;
+        let n = match wait_for(from, Interest::READABLE, activity, idle, || pass(from, to)).await? {
+            Step::Eof => {
+                half_close(to);
+                return Ok(total);
+            }
+            Step::Passed(n) => n,
+            Step::Partly(n, rest) => {
+                write_all(to, &rest, idle).await?;
+                n
+            }
+        };
         activity.touch();
         total += n as u64;
         count.fetch_add(n as u64, Ordering::Relaxed);
         #[cfg(target_os = "linux")]
-        if n == buf.len() && !bulk_tried {
+        if n == SMALL_BUFFER && !bulk_tried {
             bulk_tried = true;
             // Without a pipe (out of descriptors) keep copying rather than failing the tunnel.
             if let Some(rest) = super::splice::try_rest(from, to, activity, idle, count).await {
@@ -55,16 +74,26 @@ pub async fn one_way(
     }
 }
 
-async fn read(
-    from: &TcpStream,
-    buf: &mut [u8],
-    activity: &Activity,
-    idle: Duration,
-) -> io::Result<usize> {
-    wait_for(from, Interest::READABLE, activity, idle, || {
-        from.try_read(buf)
-    })
-    .await
+/// One read of `from` into a stack buffer, written on to `to` as far as it takes it without
+/// waiting. A plain function, not async: the buffer is on the worker thread's stack and never
+/// part of the tunnel's future. Would-block comes only from the read (so `wait_for` clears the
+/// right readiness); a write that would block is `Partly`.
+fn pass(from: &TcpStream, to: &TcpStream) -> io::Result<Step> {
+    let mut buf = [0u8; SMALL_BUFFER];
+    let n = from.try_read(&mut buf)?;
+    if n == 0 {
+        return Ok(Step::Eof);
+    }
+    let written = match to.try_write(&buf[..n]) {
+        Ok(written) => written,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+        Err(e) => return Err(e),
+    };
+    if written == n {
+        Ok(Step::Passed(n))
+    } else {
+        Ok(Step::Partly(n, buf[written..n].to_vec()))
+    }
 }
 
 /// Writes all of `bytes` to a shared socket; fails when the peer has not read for `idle`.
