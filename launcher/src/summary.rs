@@ -108,7 +108,8 @@ impl Blocked {
         *list.entry((host, port, reason)).or_default() += 1;
     }
 
-    /// Counts a name the DNS stub refused.
+    /// Counts a name the DNS stub refused (Linux: only capture has a stub).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub fn dns_refused(&self, name: &str, reason: &'static str) {
         *self
             .lock()
