@@ -1,34 +1,44 @@
 #!/usr/bin/env bash
-# The benchmark, not a test: new connections per second from a client namespace to an origin
-# namespace through a gateway namespace running egress, intercepted (nftables REDIRECT to a
-# redirect:// listener, the request named by its Host header) against explicit (curl -x to the
-# same egress on the same gateway), and direct (plain forwarding, no egress) for scale. Each
-# connection carries one plain-HTTP request with `Connection: close`.
+# The benchmark, not a test: a client namespace reaches an origin namespace through a gateway
+# namespace, and each way of getting there is measured in the same run, interleaved:
+#   direct       plain forwarding, no proxy (for scale)
+#   intercepted  nftables REDIRECT to egress's redirect:// listener, named by the Host header
+#   explicit     curl -x to the same egress on the same gateway
+#   squid-icpt   nftables REDIRECT to Squid's `http_port ... intercept` (the same rules, Squid's port)
+#   squid        curl -x to that Squid
+# Two figures each: new connections per second (one plain-HTTP request per connection, with
+# `Connection: close`) and bulk throughput (one large response on one connection). Squid's
+# ssl_bump peek/splice (its way to name intercepted TLS) needs Debian's squid-openssl build,
+# which conflicts with the squid package the suite installs: HTTP interception is compared.
 #
-# Needs root (it creates network namespaces, removed at exit), curl, python3, nft.
-# Usage: bench/transparent.sh [--binary PATH] [--connections N] [--parallel P] [--runs R]
+# Needs root (it creates network namespaces, removed at exit), curl, python3, nft, squid, bc.
+# Usage: bench/transparent.sh [--binary PATH] [--connections N] [--parallel P] [--runs R] [--bulk-mb M]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 binary=target/release/egress-proxy
 connections=2000
 parallel=8
 runs=3
+bulk_mb=256
 while [ $# -gt 0 ]; do
   case "$1" in
     --binary) binary=$2; shift 2 ;;
     --connections) connections=$2; shift 2 ;;
     --parallel) parallel=$2; shift 2 ;;
     --runs) runs=$2; shift 2 ;;
+    --bulk-mb) bulk_mb=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ -x "$binary" ] || cargo build --release -p egress-proxy
 # Bounded: at most 100,000 connections per measurement.
 [ "$connections" -le 100000 ] || { echo "--connections at most 100000" >&2; exit 2; }
+[ "$bulk_mb" -le 4096 ] || { echo "--bulk-mb at most 4096" >&2; exit 2; }
 
 id="egb$$"
 c="${id}c" g="${id}g" o="${id}o"
 work=$(mktemp -d)
+chmod 0777 "$work" # Squid drops root for its own user, which writes its log here
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -50,7 +60,7 @@ ip -n "$c" route add default via 198.18.1.1
 ip -n "$o" route add default via 198.18.2.1
 ip netns exec "$g" sysctl -qw net.ipv4.ip_forward=1
 
-ip netns exec "$o" python3 bench/transparent/origin.py > "$work/origin.out" &
+ip netns exec "$o" python3 bench/transparent/origin.py "$bulk_mb" > "$work/origin.out" &
 pids+=($!)
 for _ in $(seq 100); do grep -q ready "$work/origin.out" 2>/dev/null && break; sleep 0.1; done
 
@@ -69,6 +79,31 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# Squid on the same gateway: an explicit port and an intercepting one, same allowlist, no cache,
+# no access log (egress logs at warn).
+cat > "$work/squid.conf" <<CONF
+http_port 198.18.1.1:3138
+http_port 0.0.0.0:3139 intercept
+acl origin dstdomain origin.test
+http_access allow origin
+http_access deny all
+hosts_file $work/hosts
+cache deny all
+cache_mem 8 MB
+access_log none
+cache_log $work/squid-cache.log
+pid_filename $work/squid.pid
+coredump_dir $work
+shutdown_lifetime 0 seconds
+max_filedescriptors 20000
+CONF
+ip netns exec "$g" squid -N -f "$work/squid.conf" > "$work/squid.out" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+  ip netns exec "$c" curl -s -o /dev/null -x http://198.18.1.1:3138 http://origin.test/ && break
+  sleep 0.1
+done
+
 # One measurement: $connections requests, each on its own connection, $parallel at once.
 measure() {
   local start end
@@ -78,24 +113,48 @@ measure() {
   end=$(date +%s.%N)
   echo "$connections / ($end - $start)" | bc -l
 }
-direct() { measure --noproxy '*' --resolve origin.test:80:198.18.2.2; }
-intercepted() { measure --noproxy '*' --resolve origin.test:80:198.18.2.2; }
-explicit() { measure -x http://198.18.1.1:3128; }
-
-declare -A rates
-run_all() {
-  # Direct: no interception rule loaded yet (or flushed), so the gateway only forwards.
-  rates[direct]+="$(direct) "
-  ip netns exec "$g" "$binary" transparent-rules --gateway g0 --port 3129 --ports 80 \
+# One bulk transfer: $bulk_mb MiB in one response, in MiB/s.
+bulk() {
+  local speed
+  speed=$(ip netns exec "$c" curl -s -o /dev/null --max-time 120 -w '%{speed_download}' "$@" \
+    http://origin.test/bulk)
+  echo "$speed / 1048576" | bc -l
+}
+to_origin=(--noproxy '*' --resolve origin.test:80:198.18.2.2)
+# The interception rules, diverting to PORT (egress's redirect:// listener or Squid's).
+divert_to() {
+  ip netns exec "$g" "$binary" transparent-rules --gateway g0 --port "$1" --ports 80 \
     | ip netns exec "$g" nft -f -
-  rates[intercepted]+="$(intercepted) "
-  rates[explicit]+="$(explicit) "
-  ip netns exec "$g" nft delete table inet egress
+}
+undivert() { ip netns exec "$g" nft delete table inet egress; }
+
+declare -A rates speeds
+contenders=(direct intercepted explicit squid-icpt squid)
+run_all() {
+  # Direct: no interception rule loaded (or flushed), so the gateway only forwards.
+  rates[direct]+="$(measure "${to_origin[@]}") "
+  speeds[direct]+="$(bulk "${to_origin[@]}") "
+  divert_to 3129
+  rates[intercepted]+="$(measure "${to_origin[@]}") "
+  speeds[intercepted]+="$(bulk "${to_origin[@]}") "
+  rates[explicit]+="$(measure -x http://198.18.1.1:3128) "
+  speeds[explicit]+="$(bulk -x http://198.18.1.1:3128) "
+  undivert
+  divert_to 3139
+  rates[squid-icpt]+="$(measure "${to_origin[@]}") "
+  speeds[squid-icpt]+="$(bulk "${to_origin[@]}") "
+  rates[squid]+="$(measure -x http://198.18.1.1:3138) "
+  speeds[squid]+="$(bulk -x http://198.18.1.1:3138) "
+  undivert
 }
 for _ in $(seq "$runs"); do run_all; done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 echo "new connections/s (median of $runs runs of $connections, $parallel at once):"
-for k in direct intercepted explicit; do
+for k in "${contenders[@]}"; do
   printf '  %-12s %8.0f   (runs: %s)\n' "$k" "$(echo "${rates[$k]}" | median)" "${rates[$k]}"
+done
+echo "bulk MiB/s (median of $runs transfers of $bulk_mb MiB):"
+for k in "${contenders[@]}"; do
+  printf '  %-12s %8.0f   (runs: %s)\n' "$k" "$(echo "${speeds[$k]}" | median)" "${speeds[$k]}"
 done

@@ -1,10 +1,13 @@
 //! deploy/, each piece checked with the tool its platform uses: the systemd unit with
 //! `systemd-analyze verify` and `security --offline=yes`, and the proxy's side of it (readiness
 //! and watchdog over a real `$NOTIFY_SOCKET`); the Kubernetes base with `kubernetes-validate`;
-//! the Containerfile with `hadolint`; every YAML file with `yamllint`; every policy shipped
+//! the Containerfile with `hadolint`, and the image it builds with buildah (see `image`); every YAML file with `yamllint`; every policy shipped
 //! there with the proxy's own loader.
 
 mod support;
+
+#[path = "deploy/image.rs"]
+mod image;
 
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need, as "command:package".
-needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd wget:wget go:golang-go javac:default-jdk-headless keytool:default-jdk-headless node:nodejs npm:npm sha256sum:coreutils clang:clang stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:libclang-dev faketime:faketime nft:nftables chromium:chromium chromedriver:chromium-driver haproxy:haproxy yamllint:yamllint)
+needs=(curl:curl git:git squid:squid openssl:openssl prometheus:prometheus promtool:prometheus bwrap:bubblewrap python3:python3 unshare:util-linux mount:mount tmux:tmux ip:iproute2 setpriv:util-linux ssh:openssh-client ssh-keygen:openssh-client /usr/sbin/sshd:openssh-server keyctl:keyutils zsh:zsh systemd-analyze:systemd wget:wget go:golang-go javac:default-jdk-headless keytool:default-jdk-headless node:nodejs npm:npm sha256sum:coreutils clang:clang stunnel4:stunnel4 krb5kdc:krb5-kdc kdb5_util:krb5-kdc kadmin.local:krb5-admin-server kinit:krb5-user klist:krb5-user krb5-config:libkrb5-dev clang:libclang-dev faketime:faketime nft:nftables chromium:chromium chromedriver:chromium-driver haproxy:haproxy yamllint:yamllint buildah:buildah nsenter:util-linux)
 # Python modules the client suite (tests/clients) imports, into Debian's own python3, as "module:package".
 python_needs=(requests:python3-requests httpx:python3-httpx aiohttp:python3-aiohttp pip:python3-pip ensurepip:python3-venv)
 missing=()
@@ -40,4 +40,8 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The same lints as a Mac would build the workspace (no Mac here: see the script).
 tests/macos-clippy.sh
+# The container image's binary (tests/deploy/image.rs builds the image from it): static, without
+# Kerberos, as deploy/container/Containerfile builds it.
+RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=target/static \
+  cargo build --locked -p egress-proxy --no-default-features --target x86_64-unknown-linux-gnu
 cargo test --workspace --locked

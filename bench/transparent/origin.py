@@ -1,10 +1,22 @@
 """The benchmark's origin: a minimal HTTP/1.1 responder on [::]:80 (asyncio), answering every
-request with a short body and closing when asked. Prints "ready" once it listens."""
+request with a short body and closing when asked, and `GET /bulk` with BULK_MB MiB (the first
+argument, default 256) of zeros. Prints "ready" once it listens."""
 
 import asyncio
+import sys
+
+BULK_MB = int(sys.argv[1]) if len(sys.argv) > 1 else 256
+CHUNK = bytes(1 << 20)
 
 BODY = b"ok\n"
 RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+
+
+async def send_bulk(writer):
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (BULK_MB << 20))
+    for _ in range(BULK_MB):
+        writer.write(CHUNK)
+        await writer.drain()
 
 
 async def handle(reader, writer):
@@ -12,6 +24,9 @@ async def handle(reader, writer):
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             close = b"connection: close" in head.lower()
+            if head.startswith(b"GET /bulk "):
+                await send_bulk(writer)
+                continue
             writer.write(RESPONSE + (b"Connection: close\r\n" if close else b"") + b"\r\n" + BODY)
             await writer.drain()
             if close:

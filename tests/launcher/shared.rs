@@ -189,3 +189,88 @@ fn with_proxy_to_a_shared_egress_the_users_own_policy_applies_and_refusals_name_
         "{stdout}"
     );
 }
+
+/// A program that ignores the proxy variables (`curl --noproxy '*'`), captured inside the
+/// sandbox, under `--proxy` to a shared egress: the stub hands out a stand-in for every name,
+/// and each captured connection is asked of the shared proxy by its name, so the shared proxy
+/// decides it and records it — its log, audit log and metrics — with its own reason.
+#[test]
+fn with_proxy_captured_connections_are_decided_and_recorded_by_the_shared_proxy() {
+    let servers = Servers::new();
+    let port = servers.http_origin().port();
+    let loopback: [std::net::IpAddr; 1] = ["127.0.0.1".parse().unwrap()];
+    let dns = dns::DnsServer::start(&[
+        ("allowed.test", &loopback[..]),
+        ("denied.test", &loopback[..]),
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let audit = dir.path().join("audit.jsonl");
+    let mut shared = Shared::start(
+        dir.path(),
+        &format!(
+            "listen: 127.0.0.1:0\nallow: [\"allowed.test:{port}\"]\n\
+             dns: {{nameservers: [\"{}\"]}}\n\
+             address_guard: {{allow_networks: [127.0.0.1/32]}}\n\
+             audit: {{path: {}}}\nadmin: 127.0.0.1:0\n",
+            dns.addr,
+            audit.display()
+        ),
+    );
+    let admin = shared.wait_for("admin listening", |_| true)["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let work = tempfile::tempdir().unwrap();
+    let script = format!(
+        "curl -sS --noproxy '*' http://allowed.test:{port}/hello; \
+         curl -s --noproxy '*' -o /dev/null -w '%{{http_code}}\\n' http://denied.test:{port}/hello"
+    );
+    let out = Command::new(egress_run())
+        .args(["--proxy", &format!("http://{}", shared.addr)])
+        .args(["--require-capture", "--", "sh", "-c", &script])
+        .current_dir(work.path())
+        .env("HOME", no_home())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(text(&out.stdout), "hello from origin\n403\n", "{out:?}");
+    // The shared proxy decided both, by name.
+    shared.wait_for("decision", |f| {
+        f["host"] == "allowed.test" && f["decision"] == "allow"
+    });
+    shared.wait_for("decision", |f| {
+        f["host"] == "denied.test" && f["reason"] == "not-allowlisted"
+    });
+    // Its audit log has both (written in batches: waited for, bounded).
+    let read = || -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&audit).unwrap_or_default();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    wait::until("two audit lines", || read().len() >= 2);
+    let lines = read();
+    let line = |host: &str| lines.iter().find(|l| l["host"] == host).cloned().unwrap();
+    assert_eq!(line("allowed.test")["decision"], "allow", "{lines:?}");
+    let denied = line("denied.test");
+    assert_eq!(
+        (&denied["decision"], &denied["reason"], &denied["port"]),
+        (&"deny".into(), &"not-allowlisted".into(), &port.into()),
+        "{lines:?}"
+    );
+    // And its metrics.
+    let metrics = Command::new("curl")
+        .args(["-sS", &format!("http://{admin}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = text(&metrics.stdout);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("egress_decisions_total{")
+                && l.contains("decision=\"deny\"")
+                && l.contains("reason=\"not-allowlisted\"")
+                && l.ends_with(" 1")),
+        "{metrics}"
+    );
+}

@@ -270,6 +270,12 @@ impl Gateway {
         std::fs::read_to_string(self._dir.path().join("outside-dns.log")).unwrap_or_default()
     }
 
+    /// The origin's self-signed certificate (names allowed.test and denied.test), for clients
+    /// that verify.
+    pub fn origin_cert(&self) -> std::path::PathBuf {
+        self._dir.path().join("origin.pem")
+    }
+
     /// The private key sshd outside lets in as root.
     pub fn ssh_key(&self) -> std::path::PathBuf {
         self._dir.path().join("client_key")
@@ -387,7 +393,8 @@ fn start_origin(dir: &Path, ns: &str) -> Child {
     let (cert, key) = (dir.join("origin.pem"), dir.join("origin.key"));
     sh(&format!(
         "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
-         -keyout {} -out {} -subj /CN=origin -days 1 2>/dev/null",
+         -keyout {} -out {} -subj /CN=origin -days 1 \
+         -addext subjectAltName=DNS:allowed.test,DNS:denied.test 2>/dev/null",
         key.display(),
         cert.display()
     ));

@@ -1,6 +1,6 @@
 //! Transparent mode on a real gateway made of network namespaces (see `gateway`): programs in
 //! the client namespace that know nothing of a proxy (`curl --noproxy '*'`, `openssl
-//! s_client`, a raw socket) are redirected by nftables to egress's `redirect://` listener,
+//! s_client`, Python's urllib, a static Go binary, `ssh`, a raw socket) are redirected by nftables to egress's `redirect://` listener,
 //! named by their SNI or `Host` header, decided by the policy, and held to the address they
 //! were really going to. Every case names what the client sees and the reason egress counted.
 
@@ -174,6 +174,68 @@ fn allowed_names_are_served_over_https_and_http_on_both_families() {
         let r = s_client(gw, ORIGIN, "ALLOWED.Test.");
         assert!(r.stdout.contains(&format!("origin at={ORIGIN} ")), "{r:?}");
         wait_counted(gw, "allow", "none", 8.0);
+    });
+}
+
+/// tests/clients/programs/direct.go built with CGO_ENABLED=0 into `dir`: a statically linked Go
+/// program with its own transport (`Proxy: nil`) and its own resolver, which reads /etc/hosts
+/// and never looks at a proxy variable.
+fn static_go_client(dir: &std::path::Path) -> std::path::PathBuf {
+    let binary = dir.join("direct");
+    let source = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/clients/programs/direct.go"
+    );
+    let out = std::process::Command::new("go")
+        .args(["build", "-o"])
+        .arg(&binary)
+        .arg(source)
+        .env("CGO_ENABLED", "0")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.join("gocache"))
+        .env("GOPATH", dir.join("gopath"))
+        .output()
+        .expect("go (tests/run.sh installs golang-go)");
+    assert!(out.status.success(), "go build: {out:?}");
+    let linked = std::process::Command::new("ldd")
+        .arg(&binary)
+        .output()
+        .unwrap();
+    let linked = String::from_utf8_lossy(&linked.stdout).into_owned()
+        + &String::from_utf8_lossy(&linked.stderr);
+    assert!(linked.contains("not a dynamic executable"), "{linked}");
+    binary
+}
+
+#[test]
+fn a_static_go_program_with_its_own_transport_is_filtered_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = static_go_client(dir.path());
+    let go = go.to_str().unwrap();
+    let hosts = "198.18.2.2 allowed.test\n198.18.2.2 denied.test\n";
+    on_both(|gw| {
+        // Go verifies the origin's certificate (SSL_CERT_FILE: its own trust store, no C library).
+        let trust = format!("SSL_CERT_FILE={}", gw.origin_cert().display());
+        let get = |url: &str| gw.run_in_client_with_hosts(hosts, &["env", &trust, go, url]);
+        let r = get("https://allowed.test/");
+        assert_origin_answered(&r, ORIGIN, "allowed.test");
+        let r = get("http://allowed.test/");
+        assert_origin_answered(&r, ORIGIN, "None");
+        assert!(r.stdout.contains("host=allowed.test"), "{r:?}");
+        let r = get("https://denied.test/");
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stdout.contains("remote error: tls: access denied"),
+            "{r:?}"
+        );
+        let r = get("http://denied.test/");
+        assert_eq!(
+            (r.code, r.stdout.as_str()),
+            (1, "403 Forbidden by egress: not-allowlisted\n"),
+            "{r:?}"
+        );
+        wait_counted(gw, "allow", "none", 2.0);
+        wait_counted(gw, "deny", "not-allowlisted", 2.0);
     });
 }
 
