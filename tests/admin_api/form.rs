@@ -97,6 +97,10 @@ fn a_bad_entry_or_list_is_refused_with_a_message() {
         assert!(message.contains(says), "{body}: {message}");
     }
     post_json(&admin, PREVIEW, r#"{"text":"","list":"allow","extra":1}"#).refused(400, "bad-json");
+    // A text that is not YAML has no lists to show: said so, not shown as empty ones.
+    let broken = serde_json::json!({"text": "allow: [a.example\n", "list": "allow"});
+    let message = post_json(&admin, PREVIEW, &broken.to_string()).refused(422, "policy-unreadable");
+    assert!(message.starts_with("not YAML"), "{message}");
 }
 
 #[test]

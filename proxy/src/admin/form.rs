@@ -23,7 +23,7 @@ pub async fn current(State(console): State<Arc<Console>>) -> Result<Json<Value>,
         Some(path) => edit::read(path).await?,
         None => egress_config::DEFAULT_POLICY_YAML.to_string(),
     };
-    Ok(Json(lists(&mask_url_passwords(&text).0)))
+    Ok(Json(lists(&mask_url_passwords(&text).0)?))
 }
 
 #[derive(Deserialize)]
@@ -78,15 +78,17 @@ pub async fn edit_preview(body: Bytes) -> Result<Json<Value>, ApiError> {
         }
     }
     .map_err(|message| unprocessable("policy-layout", message))?;
-    let mut answer = lists(&text);
+    let mut answer = lists(&text)?;
     answer["text"] = Value::String(text);
     Ok(Json(answer))
 }
 
 /// The top-level `allow` and `deny` items of `text`, each as written when it is a plain entry
-/// (an item with options shows as its JSON); `[]` for a text that does not parse.
-fn lists(text: &str) -> Value {
-    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).unwrap_or_default();
+/// (an item with options shows as its JSON); `422` for a text that is not YAML, rather than
+/// lists that look empty.
+fn lists(text: &str) -> Result<Value, ApiError> {
+    let document: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| unprocessable("policy-unreadable", format!("not YAML: {e}")))?;
     let items = |key: &str| -> Vec<Value> {
         document
             .get(key)
@@ -104,5 +106,5 @@ fn lists(text: &str) -> Value {
             })
             .unwrap_or_default()
     };
-    json!({"allow": items("allow"), "deny": items("deny")})
+    Ok(json!({"allow": items("allow"), "deny": items("deny")}))
 }

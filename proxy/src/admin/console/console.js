@@ -324,7 +324,11 @@ async function loadForm() {
   const r = isAdmin()
     ? await api("POST", "/api/v1/policy/edit-preview", { text: $("policy-text").value, list: "allow" })
     : await api("GET", "/api/v1/policy/entries");
-  if (!r.ok) { $("policy-message").textContent = problem(r); return; }
+  if (!r.ok) {
+    $("policy-message").textContent = `The form cannot show this text: ${problem(r)}`;
+    $("policy-message").className = "error";
+    return;
+  }
   renderLists(r.data);
 }
 function renderLists(lists) {
