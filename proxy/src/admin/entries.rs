@@ -130,6 +130,8 @@ pub fn remove(text: &str, list: List, entry: &str) -> Result<String, String> {
         lines[at + 1..].iter().for_each(|l| out.push_str(l));
         return Ok(out);
     }
+    let mut found = None;
+    let mut others = 0;
     for (i, line) in lines.iter().enumerate().skip(at + 1) {
         let trimmed = line.trim_start();
         if trimmed.trim().is_empty() || trimmed.starts_with('#') {
@@ -139,14 +141,31 @@ pub fn remove(text: &str, list: List, entry: &str) -> Result<String, String> {
             break;
         }
         let item = trimmed.strip_prefix('-').map(|i| strip_comment(i).trim());
-        if item.is_some_and(|i| unquote(i) == entry) {
-            let mut out = String::with_capacity(text.len());
-            lines[..i].iter().for_each(|l| out.push_str(l));
-            lines[i + 1..].iter().for_each(|l| out.push_str(l));
-            return Ok(out);
+        if found.is_none() && item.is_some_and(|i| unquote(i) == entry) {
+            found = Some(i);
+        } else {
+            others += 1;
         }
     }
-    Err(missing())
+    let found = found.ok_or_else(missing)?;
+    let mut out = String::with_capacity(text.len());
+    lines[..at].iter().for_each(|l| out.push_str(l));
+    if others == 0 {
+        // The last item: an empty list, not a key without a value (which is no list at all).
+        let comment = &rest[strip_comment(rest).len()..];
+        let end = &lines[at][key.len() + rest.len()..];
+        out.push_str(&format!("{key} []"));
+        if !comment.is_empty() {
+            out.push(' ');
+            out.push_str(comment);
+        }
+        out.push_str(end);
+    } else {
+        out.push_str(lines[at]);
+    }
+    lines[at + 1..found].iter().for_each(|l| out.push_str(l));
+    lines[found + 1..].iter().for_each(|l| out.push_str(l));
+    Ok(out)
 }
 
 /// The items of a one-line flow list's inside, split at the commas outside quotes (a quoted
@@ -306,6 +325,12 @@ mod tests {
                 List::Deny,
                 "x.example",
                 "deny:\n- y.example\nmode: ask\n",
+            ),
+            (
+                "deny: # ours\n  - x.example\nmode: ask\n",
+                List::Deny,
+                "x.example",
+                "deny: [] # ours\nmode: ask\n",
             ),
         ];
         for (text, list, entry, want) in cases {
