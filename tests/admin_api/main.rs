@@ -14,6 +14,7 @@ mod auth;
 mod client;
 mod console;
 mod events;
+mod form;
 mod policy;
 mod revise;
 

@@ -48,10 +48,27 @@ fn violations(browser: &Browser, axe: &str) -> Vec<String> {
     serde_json::from_value(found["bad"].clone()).unwrap()
 }
 
-const PAGES: [&str; 5] = ["live", "top", "policy", "approvals", "status"];
+const PAGES: [&str; 6] = [
+    "live",
+    "top",
+    "policy",
+    "policy-form",
+    "approvals",
+    "status",
+];
 
 /// Shows `page` with something on it, and waits until it has rendered.
 fn show(browser: &Browser, console: &Console, page: &str) {
+    if page == "policy-form" {
+        // The policy page's form view, through its tab.
+        show(browser, console, "policy");
+        browser.click(&browser.wait_for("#policy-tab-form", super::support::WAIT));
+        browser.until(
+            page,
+            "return document.querySelectorAll('#policy-form:not([hidden]) #form-deny li code').length > 0",
+        );
+        return;
+    }
     browser.goto(&console.url(&format!("/#/{page}")));
     let ready = match page {
         "live" => "return document.querySelectorAll('#live-rows tr').length > 0",

@@ -2,7 +2,8 @@
 //! real binary, with real curl traffic through the proxy: what a person sees and what their
 //! clicks do to the policy file and to held requests.
 //!
-//! `browser`: the driver; `pages`: the live view, policy editing, approvals, roles;
+//! `browser`: the driver; `pages`: the live view, policy editing, approvals, roles; `form`:
+//! the policy page's form view;
 //! `access`: accessibility (axe-core, light and dark), phone width, screenshots.
 
 #[path = "../support/mod.rs"]
@@ -10,6 +11,7 @@ mod support;
 
 mod access;
 mod browser;
+mod form;
 mod load;
 mod pages;
 

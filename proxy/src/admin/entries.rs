@@ -92,6 +92,114 @@ pub fn add(text: &str, list: List, entry: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// `text` without the item `entry` of its top-level `list` (compared unquoted), the rest as
+/// written: its line goes from a block list, its item from a one-line flow list. `Err` when
+/// the list holds no such item, or is laid out in a way this does not edit.
+pub fn remove(text: &str, list: List, entry: &str) -> Result<String, String> {
+    let key = format!("{}:", list.key());
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let missing = || format!("the `{}` list holds no entry {entry:?}", list.key());
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with(&key))
+        .ok_or_else(missing)?;
+    let rest = lines[at][key.len()..].trim_end_matches(['\n', '\r']);
+    let value = strip_comment(rest).trim();
+    if value.starts_with('[') {
+        let (Some(open), Some(close)) = (rest.find('['), rest.rfind(']')) else {
+            return Err(format!(
+                "the `{}` list spans several lines; remove the entry in the editor",
+                list.key()
+            ));
+        };
+        let items: Vec<&str> = flow_items(&rest[open + 1..close]);
+        let kept: Vec<&str> = items
+            .iter()
+            .copied()
+            .filter(|i| unquote(i) != entry)
+            .collect();
+        if kept.len() == items.len() {
+            return Err(missing());
+        }
+        let mut out = String::with_capacity(text.len());
+        lines[..at].iter().for_each(|l| out.push_str(l));
+        out.push_str(&key);
+        out.push_str(&rest[..open + 1]);
+        out.push_str(&kept.join(", "));
+        out.push_str(&lines[at][key.len() + close..]);
+        lines[at + 1..].iter().for_each(|l| out.push_str(l));
+        return Ok(out);
+    }
+    let mut found = None;
+    let mut others = 0;
+    for (i, line) in lines.iter().enumerate().skip(at + 1) {
+        let trimmed = line.trim_start();
+        if trimmed.trim().is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if !line.starts_with([' ', '\t', '-']) {
+            break;
+        }
+        let item = trimmed.strip_prefix('-').map(|i| strip_comment(i).trim());
+        if found.is_none() && item.is_some_and(|i| unquote(i) == entry) {
+            found = Some(i);
+        } else {
+            others += 1;
+        }
+    }
+    let found = found.ok_or_else(missing)?;
+    let mut out = String::with_capacity(text.len());
+    lines[..at].iter().for_each(|l| out.push_str(l));
+    if others == 0 {
+        // The last item: an empty list, not a key without a value (which is no list at all).
+        let comment = &rest[strip_comment(rest).len()..];
+        let end = &lines[at][key.len() + rest.len()..];
+        out.push_str(&format!("{key} []"));
+        if !comment.is_empty() {
+            out.push(' ');
+            out.push_str(comment);
+        }
+        out.push_str(end);
+    } else {
+        out.push_str(lines[at]);
+    }
+    lines[at + 1..found].iter().for_each(|l| out.push_str(l));
+    lines[found + 1..].iter().for_each(|l| out.push_str(l));
+    Ok(out)
+}
+
+/// The items of a one-line flow list's inside, split at the commas outside quotes (a quoted
+/// entry may hold one: `"a.example:80,443"`).
+fn flow_items(inside: &str) -> Vec<&str> {
+    let mut items = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut start = 0;
+    for (i, c) in inside.char_indices() {
+        match (quote, c) {
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ',') => {
+                items.push(inside[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    items.push(inside[start..].trim());
+    items.retain(|i| !i.is_empty());
+    items
+}
+
+/// A list item as the loader reads it: without its surrounding quotes.
+fn unquote(item: &str) -> &str {
+    for q in ['"', '\''] {
+        if let Some(inner) = item.strip_prefix(q).and_then(|i| i.strip_suffix(q)) {
+            return inner;
+        }
+    }
+    item
+}
+
 /// The line without a trailing `# comment` (a `#` after a space, outside quotes).
 fn strip_comment(line: &str) -> &str {
     let mut quote: Option<char> = None;
@@ -195,6 +303,42 @@ mod tests {
         }
         assert!(add("allow: [a,\n  b]\n", List::Allow, "c").is_err());
         assert!(add("allow: a.example\n", List::Allow, "c").is_err());
+    }
+
+    #[test]
+    fn an_entry_leaves_the_list_and_nothing_else_moves() {
+        let cases = [
+            (
+                "allow: [a.example, \"b.example\", \"c:80,443\"] # ours\n",
+                List::Allow,
+                "b.example",
+                "allow: [a.example, \"c:80,443\"] # ours\n",
+            ),
+            (
+                "# top\nallow:\n  - a.example # why\n  # later\n  - 'b.example'\ndeny:\n  - b.example\n",
+                List::Allow,
+                "b.example",
+                "# top\nallow:\n  - a.example # why\n  # later\ndeny:\n  - b.example\n",
+            ),
+            (
+                "deny:\n- x.example\n- y.example\nmode: ask\n",
+                List::Deny,
+                "x.example",
+                "deny:\n- y.example\nmode: ask\n",
+            ),
+            (
+                "deny: # ours\n  - x.example\nmode: ask\n",
+                List::Deny,
+                "x.example",
+                "deny: [] # ours\nmode: ask\n",
+            ),
+        ];
+        for (text, list, entry, want) in cases {
+            assert_eq!(remove(text, list, entry).as_deref(), Ok(want), "{text}");
+        }
+        assert!(remove("allow: [a]\n", List::Allow, "b").is_err());
+        assert!(remove("allow: [a]\n", List::Deny, "a").is_err());
+        assert!(remove("allow:\n  - a\nmode: ask\n  - b\n", List::Allow, "b").is_err());
     }
 
     #[test]

@@ -24,6 +24,7 @@ mod edit;
 mod entries;
 mod error;
 mod events;
+mod form;
 mod guard;
 mod history;
 mod login;
@@ -173,6 +174,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/v1/policy", get(policy::get_policy))
         .route("/api/v1/policy/test", post(policy::test_destination))
         .route("/api/v1/policy/history", get(revise::history))
+        .route("/api/v1/policy/entries", get(form::current))
         .route("/api/v1/approvals", get(approvals::list))
         .route("/api/v1/stats", get(stats::stats))
         .route("/api/v1/status", get(status::status))
@@ -195,6 +197,7 @@ fn router(console: Arc<Console>) -> Router {
         .route("/api/v1/policy", put(edit::put_policy))
         .route("/api/v1/policy/revert", post(revise::revert))
         .route("/api/v1/policy/entries", post(revise::entries))
+        .route("/api/v1/policy/edit-preview", post(form::edit_preview))
         .route_layer(from_fn_with_state(admin, guard::gate))
         .with_state(console.clone());
     probes

@@ -20,6 +20,8 @@ pub const API_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/policy/history"),
     ("post", "/api/v1/policy/revert"),
     ("post", "/api/v1/policy/entries"),
+    ("get", "/api/v1/policy/entries"),
+    ("post", "/api/v1/policy/edit-preview"),
     ("get", "/api/v1/approvals"),
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/status"),

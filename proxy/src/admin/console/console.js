@@ -238,6 +238,7 @@ async function loadPolicy(force) {
   $("policy-text").value = r.data;
   $("policy-diff").hidden = true;
   if ($("policy-apply")) $("policy-apply").disabled = true;
+  if (!$("policy-form").hidden) loadForm();
   loadHistory();
 }
 function lineDiff(a, b) {
@@ -257,13 +258,14 @@ function lineDiff(a, b) {
   return out.join("\n");
 }
 const preview = $("policy-preview");
-if (preview) preview.addEventListener("click", () => {
+if (preview) preview.addEventListener("click", showDiff);
+function showDiff() {
   const diff = lineDiff(app.policyLoaded, $("policy-text").value);
   $("policy-diff").hidden = false;
   $("policy-diff").textContent = diff || "(no change)";
   $("policy-apply").disabled = !diff;
   $("policy-message").textContent = diff ? "Review the change, then apply it." : "Nothing changed.";
-});
+}
 const applyButton = $("policy-apply");
 if (applyButton) applyButton.addEventListener("click", async () => {
   const body = { text: $("policy-text").value, note: $("policy-note").value || "edited in the console" };
@@ -291,6 +293,93 @@ if (applyButton) applyButton.addEventListener("click", async () => {
 });
 const reloadButton = $("policy-reload");
 if (reloadButton) reloadButton.addEventListener("click", () => loadPolicy(true));
+
+// ---- policy: the form view ----
+// The form shows the allow and deny entries of the editor's text and changes that text through
+// the server (which keeps comments and other keys); preview and apply are then the editor's.
+const ENTRY_SHAPE = /^(\[[0-9A-Fa-f:.]+\](\/\d+)?|[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(\/\d+)?|(\*\.|\.)?[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(\/\d+)?)(:(\*|\d+(-\d+)?(,\d+(-\d+)?)*))?$/;
+function showTab(name, focus) {
+  for (const tab of ["form", "yaml"]) {
+    const on = tab === name;
+    const button = $(`policy-tab-${tab}`);
+    button.setAttribute("aria-selected", String(on));
+    button.tabIndex = on ? 0 : -1;
+    $(`policy-${tab}`).hidden = !on;
+    if (on && focus) button.focus();
+  }
+  if (name === "form") loadForm();
+}
+for (const tab of ["form", "yaml"]) {
+  $(`policy-tab-${tab}`).addEventListener("click", () => showTab(tab, false));
+  $(`policy-tab-${tab}`).addEventListener("keydown", (e) => {
+    if (["ArrowLeft", "ArrowRight", "Home", "End"].includes(e.key)) {
+      e.preventDefault();
+      showTab(tab === "form" ? "yaml" : "form", true);
+    }
+  });
+}
+async function loadForm() {
+  // An admin sees the lists of the editor's text (it may hold changes not applied yet); a
+  // viewer, who cannot change it, those of the file.
+  const r = isAdmin()
+    ? await api("POST", "/api/v1/policy/edit-preview", { text: $("policy-text").value, list: "allow" })
+    : await api("GET", "/api/v1/policy/entries");
+  if (!r.ok) {
+    $("policy-message").textContent = `The form cannot show this text: ${problem(r)}`;
+    $("policy-message").className = "error";
+    return;
+  }
+  renderLists(r.data);
+}
+function renderLists(lists) {
+  for (const key of ["allow", "deny"]) {
+    const items = (lists[key] || []).map((entry) => el("li", {},
+      el("code", { text: entry }),
+      isAdmin() ? el("button", { type: "button", class: "remove danger", "data-entry": entry,
+        "aria-label": `Remove ${entry} from ${key}`, onclick: () => changeList(key, { remove: entry }) }, "Remove") : null));
+    if (!items.length) items.push(el("li", { class: "muted", text: `No ${key} entries.` }));
+    $(`form-${key}`).replaceChildren(...items);
+  }
+}
+async function changeList(key, change) {
+  const r = await api("POST", "/api/v1/policy/edit-preview", Object.assign({ text: $("policy-text").value, list: key }, change));
+  const message = $("policy-message");
+  if (!r.ok) {
+    message.textContent = `Not changed: ${problem(r)}`;
+    message.className = "error";
+    return false;
+  }
+  message.className = "";
+  $("policy-text").value = r.data.text;
+  renderLists(r.data);
+  showDiff();
+  return true;
+}
+for (const key of ["allow", "deny"]) {
+  const form = $(`form-${key}-add`);
+  if (!form) continue;
+  const input = $(`form-${key}-entry`);
+  const hint = $(`form-${key}-hint`);
+  const usual = hint.textContent;
+  input.addEventListener("input", () => {
+    const value = input.value.trim();
+    const odd = value !== "" && !ENTRY_SHAPE.test(value);
+    input.setAttribute("aria-invalid", String(odd));
+    hint.textContent = odd ? `"${value}" does not look like an entry. ${usual}` : usual;
+    hint.className = odd ? "error admin-only" : "muted admin-only";
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const value = input.value.trim();
+    if (!value) { input.setAttribute("aria-invalid", "true"); input.focus(); return; }
+    if (await changeList(key, { add: value })) {
+      input.value = "";
+      input.setAttribute("aria-invalid", "false");
+      hint.textContent = usual;
+      hint.className = "muted admin-only";
+    }
+  });
+}
 $("test-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const body = { host: $("test-host").value.trim(), protocol: $("test-protocol").value };
