@@ -106,19 +106,23 @@ done
 
 # One measurement: $connections requests, each on its own connection, $parallel at once.
 measure() {
-  local start end
+  local start end ok
   start=$(date +%s.%N)
   ip netns exec "$c" curl -s --no-progress-meter -o /dev/null --max-time 120 --parallel --parallel-max "$parallel" \
-    -H 'Connection: close' "$@" "http://origin.test/[1-$connections]"
+    -w '%{http_code}\n' -H 'Connection: close' "$@" "http://origin.test/[1-$connections]" > "$work/codes"
   end=$(date +%s.%N)
+  # Every request must have been answered by the origin: a refusal is fast and would count.
+  ok=$(grep -c '^200$' "$work/codes" || true)
+  [ "$ok" -eq "$connections" ] || { echo "only $ok of $connections answered 200 ($*)" >&2; exit 1; }
   echo "$connections / ($end - $start)" | bc -l
 }
 # One bulk transfer: $bulk_mb MiB in one response, in MiB/s.
 bulk() {
-  local speed
-  speed=$(ip netns exec "$c" curl -s -o /dev/null --max-time 120 -w '%{speed_download}' "$@" \
-    http://origin.test/bulk)
-  echo "$speed / 1048576" | bc -l
+  local out
+  out=$(ip netns exec "$c" curl -sS -o /dev/null --max-time 120 \
+    -w '%{http_code} %{size_download} %{speed_download}' "$@" http://origin.test/bulk)
+  [ "${out% *}" = "200 $((bulk_mb << 20))" ] || { echo "bulk transfer failed: $out ($*)" >&2; exit 1; }
+  echo "${out##* } / 1048576" | bc -l
 }
 to_origin=(--noproxy '*' --resolve origin.test:80:198.18.2.2)
 # The interception rules, diverting to PORT (egress's redirect:// listener or Squid's).

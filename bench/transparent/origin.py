@@ -1,4 +1,4 @@
-"""The benchmark's origin: a minimal HTTP/1.1 responder on [::]:80 (asyncio), answering every
+"""The benchmark's origin: a minimal HTTP/1.1 responder on port 80 (IPv4 and IPv6) (asyncio), answering every
 request with a short body and closing when asked, and `GET /bulk` with BULK_MB MiB (the first
 argument, default 256) of zeros. Prints "ready" once it listens."""
 
@@ -37,7 +37,8 @@ async def handle(reader, writer):
 
 
 async def main():
-    server = await asyncio.start_server(handle, host="::", port=80, backlog=1024)
+    # host=None: every family (asyncio sets IPV6_V6ONLY on a "::" socket, which left IPv4 out).
+    server = await asyncio.start_server(handle, host=None, port=80, backlog=1024)
     print("ready", flush=True)
     async with server:
         await server.serve_forever()
