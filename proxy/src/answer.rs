@@ -156,6 +156,21 @@ pub fn http_response(refusal: &Refusal, asked: &Asked<'_>) -> Vec<u8> {
     for (name, value) in &refusal.passed_on {
         let _ = write!(out, "{name}: {value}\r\n");
     }
+    // Every policy refusal says so in `Proxy-Status` (RFC 9209), the identity's own (see
+    // `Refusal::for_identity`) or a parent's passed on when there is one: a proxy in front of
+    // this one (egress-run's `--proxy`, a captured connection forwarded in plain HTTP) tells the
+    // parent's refusal from a destination's own 403 by it. `reason` is a closed alphabet.
+    let says_why = refusal
+        .passed_on
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("proxy-status"));
+    if refusal.reason.fault() == Fault::Policy && !says_why {
+        let _ = write!(
+            out,
+            "Proxy-Status: egress; error=http_request_denied; details=\"{}\"\r\n",
+            refusal.reason.as_str()
+        );
+    }
     let _ = write!(
         out,
         "X-Egress-Error: {reason}\r\n\
@@ -276,5 +291,50 @@ mod tests {
         assert!(text.contains("will not work"));
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert!(head.contains(&format!("Content-Length: {}", body.len())));
+    }
+
+    #[test]
+    fn policy_refusals_say_why_in_one_proxy_status_and_other_failures_do_not() {
+        let asked = Asked {
+            protocol: Protocol::HttpForward,
+            target: Some("x.example:80"),
+            rule: None,
+        };
+        let statuses = |refusal: &Refusal| -> Vec<String> {
+            let text = String::from_utf8(http_response(refusal, &asked)).unwrap();
+            let (head, _) = text.split_once("\r\n\r\n").unwrap();
+            head.lines()
+                .filter(|l| l.to_ascii_lowercase().starts_with("proxy-status:"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(
+            statuses(&Refusal::from(DenyReason::PortNotAllowed)),
+            ["Proxy-Status: egress; error=http_request_denied; details=\"port-not-allowed\""]
+        );
+        // An identity's own replaces it; a parent's passed on is not doubled.
+        assert_eq!(
+            statuses(&Refusal::from(DenyReason::NotAllowlisted).for_identity("alice")),
+            ["Proxy-Status: egress; error=http_request_denied; details=\"not-allowlisted for identity alice\""]
+        );
+        let parents = Refusal::from(DenyReason::UpstreamDenied).passing_on(vec![(
+            "proxy-status".into(),
+            "squid; error=http_request_denied".into(),
+        )]);
+        assert_eq!(
+            statuses(&parents),
+            ["proxy-status: squid; error=http_request_denied"]
+        );
+        for reason in [
+            DenyReason::UpstreamTimeout,
+            DenyReason::TooManyConnections,
+            DenyReason::BadRequest,
+        ] {
+            assert_eq!(
+                statuses(&Refusal::from(reason)),
+                Vec::<String>::new(),
+                "{reason:?}"
+            );
+        }
     }
 }

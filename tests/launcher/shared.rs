@@ -234,6 +234,14 @@ fn with_proxy_captured_connections_are_decided_and_recorded_by_the_shared_proxy(
         .output()
         .unwrap();
     assert_eq!(text(&out.stdout), "hello from origin\n403\n", "{out:?}");
+    // egress-run's summary names the captured refusal with the shared proxy's reason, as it does
+    // for a request that came through the proxy variables.
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "egress-run: blocked denied.test:{port} (upstream-denied: parent proxy: not-allowlisted)."
+        )),
+        "{out:?}"
+    );
     // The shared proxy decided both, by name.
     shared.wait_for("decision", |f| {
         f["host"] == "allowed.test" && f["decision"] == "allow"
