@@ -153,3 +153,56 @@ fn sigterm_stops_accepting_and_drains_open_tunnels_then_exits_0() {
     drop(tunnel);
     assert_eq!(proxy.wait_exit(), Some(0));
 }
+
+/// The runtime's worker threads at start-up, as the log says (logged before it listens).
+fn workers_of(proxy: &Proxy) -> (u64, String) {
+    let logs = proxy.logs();
+    let event = logs
+        .iter()
+        .find(|v| message(v) == "runtime started")
+        .unwrap_or_else(|| panic!("no runtime line in {}", proxy.log_text()));
+    (
+        event["workers"].as_u64().unwrap(),
+        event["from"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Threads of `pid` named `egress-worker`: the runtime's workers (and its blocking pool's
+/// threads, named alike).
+fn runtime_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter(|task| {
+            let comm = task.as_ref().unwrap().path().join("comm");
+            std::fs::read_to_string(comm).is_ok_and(|c| c.starts_with("egress-worker"))
+        })
+        .count()
+}
+
+#[test]
+fn workers_follow_the_cpus_the_process_may_use_unless_fixed() {
+    let policy = "listen: 127.0.0.1:0\nallow: []\n";
+    // Pinned to one CPU (as `taskset`, a cpuset or a container's affinity would): one worker.
+    let pinned = Proxy::start_wrapped(policy, &["taskset", "-c", "0"]);
+    assert_eq!(workers_of(&pinned), (1, "available CPUs".to_string()));
+    assert!(runtime_threads(pinned.pid()) >= 1);
+    // Fixed: the setting wins over the affinity.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "p.yaml", policy);
+    let mut command = Command::new("taskset");
+    command
+        .args(["-c", "0", proxy_binary(), "--config"])
+        .arg(&file)
+        .args(["--log-format", "json", "--workers", "3"]);
+    let fixed = Proxy::spawn(command, dir);
+    assert_eq!(workers_of(&fixed), (3, "--workers".to_string()));
+    assert!(runtime_threads(fixed.pid()) >= 3);
+    // Unpinned: every CPU this test may use.
+    let free = Proxy::start_with(policy, &[]);
+    let cpus = std::thread::available_parallelism().unwrap().get() as u64;
+    assert_eq!(workers_of(&free), (cpus, "available CPUs".to_string()));
+    // Zero is no count.
+    let (code, _, stderr) = run(&["--workers", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--workers"), "{stderr}");
+}

@@ -20,6 +20,7 @@ mod approvals_cli;
 mod check;
 mod health;
 mod passwd;
+mod workers;
 
 /// Exit status after a shutdown that had to cut connections still open at the end of
 /// `timeouts.shutdown_grace` (each has an audit line with `"cut": true`). A clean drain exits 0;
@@ -126,6 +127,10 @@ struct RunArgs {
     /// Log level or filter (e.g. `info`, `debug`, `egress_proxy=debug`); RUST_LOG overrides.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// Worker threads (default: one per CPU this process may use, after its affinity and its
+    /// cgroup's CPU quota).
+    #[arg(long, value_name = "N")]
+    workers: Option<std::num::NonZeroUsize>,
 }
 
 fn main() -> ExitCode {
@@ -221,8 +226,16 @@ fn serve(args: RunArgs) -> ExitCode {
             })
             .collect();
     }
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
+    let workers = workers::choose(args.workers);
+    let runtime = match workers::runtime(workers) {
+        Ok(rt) => {
+            info!(
+                workers = workers.count,
+                from = workers.from,
+                "runtime started"
+            );
+            rt
+        }
         Err(e) => {
             eprintln!("egress-proxy: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
