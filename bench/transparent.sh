@@ -134,31 +134,40 @@ undivert() { ip netns exec "$g" nft delete table inet egress; }
 
 declare -A rates speeds
 contenders=(direct intercepted explicit squid-icpt squid)
-run_all() {
-  # Direct: no interception rule loaded (or flushed), so the gateway only forwards.
-  rates[direct]+="$(measure "${to_origin[@]}") "
-  speeds[direct]+="$(bulk "${to_origin[@]}") "
-  divert_to 3129
-  rates[intercepted]+="$(measure "${to_origin[@]}") "
-  speeds[intercepted]+="$(bulk "${to_origin[@]}") "
-  rates[explicit]+="$(measure -x http://198.18.1.1:3128) "
-  speeds[explicit]+="$(bulk -x http://198.18.1.1:3128) "
-  undivert
-  divert_to 3139
-  rates[squid-icpt]+="$(measure "${to_origin[@]}") "
-  speeds[squid-icpt]+="$(bulk "${to_origin[@]}") "
-  rates[squid]+="$(measure -x http://198.18.1.1:3138) "
-  speeds[squid]+="$(bulk -x http://198.18.1.1:3138) "
-  undivert
+# One contender, measured: its rule set loaded first (none for direct and the explicit ones).
+measure_one() {
+  case "$1" in
+    direct) set -- direct "${to_origin[@]}" ;;
+    intercepted) divert_to 3129; set -- intercepted "${to_origin[@]}" ;;
+    explicit) set -- explicit -x http://198.18.1.1:3128 ;;
+    squid-icpt) divert_to 3139; set -- squid-icpt "${to_origin[@]}" ;;
+    squid) set -- squid -x http://198.18.1.1:3138 ;;
+  esac
+  local name=$1; shift
+  rates[$name]+="$(measure "$@") "
+  speeds[$name]+="$(bulk "$@") "
+  case "$name" in intercepted | squid-icpt) undivert ;; esac
 }
-for _ in $(seq "$runs"); do run_all; done
+# A rotated order each run: no contender always follows the same one or runs first.
+for run in $(seq 0 $((runs - 1))); do
+  for k in $(seq 0 $((${#contenders[@]} - 1))); do
+    measure_one "${contenders[$(((k + run) % ${#contenders[@]}))]}"
+  done
+done
 
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+range() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1 {lo=$1} {hi=$1} END {printf "%.0f-%.0f", lo, hi}'; }
+# Median, the range of the runs, and the ratio of medians to Squid's intercept (the peer).
+table() {
+  local -n values=$1
+  local peer; peer=$(echo "${values[squid-icpt]}" | median)
+  for k in "${contenders[@]}"; do
+    local m; m=$(echo "${values[$k]}" | median)
+    printf '  %-12s %8.0f   range %-12s %5.2fx squid-icpt\n' "$k" "$m" \
+      "$(echo "${values[$k]}" | range)" "$(echo "$m / $peer" | bc -l)"
+  done
+}
 echo "new connections/s (median of $runs runs of $connections, $parallel at once):"
-for k in "${contenders[@]}"; do
-  printf '  %-12s %8.0f   (runs: %s)\n' "$k" "$(echo "${rates[$k]}" | median)" "${rates[$k]}"
-done
+table rates
 echo "bulk MiB/s (median of $runs transfers of $bulk_mb MiB):"
-for k in "${contenders[@]}"; do
-  printf '  %-12s %8.0f   (runs: %s)\n' "$k" "$(echo "${speeds[$k]}" | median)" "${speeds[$k]}"
-done
+table speeds
