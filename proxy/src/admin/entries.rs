@@ -68,18 +68,9 @@ pub fn add(text: &str, list: List, entry: &str) -> Result<String, String> {
     // between them); the entry goes after the last item, indented like the first.
     let mut last = at;
     let mut indent = "  ".to_string();
-    let mut first = true;
-    for (i, line) in lines.iter().enumerate().skip(at + 1) {
-        let trimmed = line.trim_start();
-        if trimmed.trim().is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if !line.starts_with([' ', '\t', '-']) {
-            break;
-        }
-        if first {
-            indent = line[..line.len() - trimmed.len()].to_string();
-            first = false;
+    for (n, (i, line)) in block_items(&lines, at).enumerate() {
+        if n == 0 {
+            indent = line[..line.len() - line.trim_start().len()].to_string();
         }
         last = i;
     }
@@ -90,6 +81,21 @@ pub fn add(text: &str, list: List, entry: &str) -> Result<String, String> {
     out.push_str(&format!("{indent}- {quoted}\n"));
     lines[last + 1..].iter().for_each(|l| out.push_str(l));
     Ok(out)
+}
+
+/// The lines of the block list whose key is on line `at`, with their positions: the indented
+/// lines that follow it, blank and comment lines skipped, up to the next top-level line.
+fn block_items<'a>(lines: &'a [&'a str], at: usize) -> impl Iterator<Item = (usize, &'a str)> {
+    lines
+        .iter()
+        .copied()
+        .enumerate()
+        .skip(at + 1)
+        .filter(|(_, line)| {
+            let trimmed = line.trim_start();
+            !(trimmed.trim().is_empty() || trimmed.starts_with('#'))
+        })
+        .take_while(|(_, line)| line.starts_with([' ', '\t', '-']))
 }
 
 /// `text` without the item `entry` of its top-level `list` (compared unquoted), the rest as
@@ -132,15 +138,8 @@ pub fn remove(text: &str, list: List, entry: &str) -> Result<String, String> {
     }
     let mut found = None;
     let mut others = 0;
-    for (i, line) in lines.iter().enumerate().skip(at + 1) {
-        let trimmed = line.trim_start();
-        if trimmed.trim().is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if !line.starts_with([' ', '\t', '-']) {
-            break;
-        }
-        let item = trimmed.strip_prefix('-').map(|i| strip_comment(i).trim());
+    for (i, line) in block_items(&lines, at) {
+        let item = line.trim_start().strip_prefix('-').map(|i| strip_comment(i).trim());
         if found.is_none() && item.is_some_and(|i| unquote(i) == entry) {
             found = Some(i);
         } else {
