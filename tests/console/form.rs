@@ -138,19 +138,9 @@ fn the_form_adds_and_removes_entries_through_the_diff_and_keeps_the_comments() {
 
 #[test]
 fn the_tabs_answer_the_arrow_keys_and_a_viewer_sees_the_lists_read_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let viewer = super::support::write_file(dir.path(), "viewer", "viewer-token-0123456789\n");
-    let tokens = format!(
-        "  tokens:\n    alice: {{ role: viewer, token_file: {} }}\n",
-        viewer.display()
-    );
-    let console = Console::start(&tokens, "allow: [a.example, \"b.example:8443\"]\n");
+    let (console, _dir) = Console::start_with_viewer("allow: [a.example, \"b.example:8443\"]\n");
     let browser = Browser::start(true);
-    browser.goto(&console.url("/"));
-    let field = browser.wait_for("#page-login:not([hidden]) #login-token", WAIT);
-    browser.type_into(&field, "viewer-token-0123456789");
-    browser.click(&browser.wait_for("#login-form button", WAIT));
-    browser.wait_for("#nav:not([hidden])", WAIT);
+    console.log_in_as(&browser, super::VIEWER_TOKEN);
     browser.goto(&console.url("/#/policy"));
     browser.until(
         "the policy is loaded",

@@ -20,6 +20,9 @@ use std::process::{Child, Command, Stdio};
 
 use support::{message, Proxy};
 
+/// The viewer token of `Console::start_with_viewer`.
+pub(crate) const VIEWER_TOKEN: &str = "viewer-token-0123456789";
+
 /// A proxy with the admin listener and an audit log; `rest` is the rest of the policy. The
 /// guard lets it reach the loopback origins (127.0.0.1 only).
 pub(crate) struct Console {
@@ -56,6 +59,18 @@ impl Console {
         }
     }
 
+    /// Like `start`, with a second admin token: `alice`, a viewer, whose token is
+    /// `VIEWER_TOKEN`. The directory holds its token file.
+    pub fn start_with_viewer(rest: &str) -> (Console, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let viewer = support::write_file(dir.path(), "viewer", &format!("{VIEWER_TOKEN}\n"));
+        let tokens = format!(
+            "  tokens:\n    alice: {{ role: viewer, token_file: {} }}\n",
+            viewer.display()
+        );
+        (Console::start(&tokens, rest), dir)
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.admin)
     }
@@ -83,9 +98,14 @@ impl Console {
 
     /// Logs `browser` in by typing the admin token into the login form (the link works once).
     pub fn log_in_with_token(&self, browser: &browser::Browser) {
+        self.log_in_as(browser, &self.token);
+    }
+
+    /// Logs `browser` in by typing `token` into the login form.
+    pub fn log_in_as(&self, browser: &browser::Browser, token: &str) {
         browser.goto(&self.url("/"));
         let field = browser.wait_for("#page-login:not([hidden]) #login-token", support::WAIT);
-        browser.type_into(&field, &self.token);
+        browser.type_into(&field, token);
         browser.click(&browser.wait_for("#login-form button", support::WAIT));
         browser.wait_for("#nav:not([hidden])", support::WAIT);
     }

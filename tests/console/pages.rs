@@ -270,13 +270,7 @@ fn a_broken_edit_shows_where_and_a_stale_one_the_conflict_and_nothing_is_lost() 
 
 #[test]
 fn without_a_login_the_page_asks_for_one_and_a_viewer_sees_no_change_buttons() {
-    let dir = tempfile::tempdir().unwrap();
-    let viewer = super::support::write_file(dir.path(), "viewer", "viewer-token-0123456789\n");
-    let tokens = format!(
-        "  tokens:\n    alice: {{ role: viewer, token_file: {} }}\n",
-        viewer.display()
-    );
-    let console = Console::start(&tokens, "mode: ask\n");
+    let (console, _dir) = Console::start_with_viewer("mode: ask\n");
     let browser = Browser::start(false);
     browser.goto(&console.url("/"));
     let field = browser.wait_for("#page-login:not([hidden]) #login-token", WAIT);
@@ -290,7 +284,7 @@ fn without_a_login_the_page_asks_for_one_and_a_viewer_sees_no_change_buttons() {
     );
     drop(error);
     let field = browser.wait_for("#login-token", WAIT);
-    browser.type_into(&field, "viewer-token-0123456789");
+    browser.type_into(&field, super::VIEWER_TOKEN);
     browser.click(&browser.wait_for("#login-form button", WAIT));
     browser.wait_for("#nav:not([hidden])", WAIT);
     assert_eq!(

@@ -139,7 +139,10 @@ pub fn remove(text: &str, list: List, entry: &str) -> Result<String, String> {
     let mut found = None;
     let mut others = 0;
     for (i, line) in block_items(&lines, at) {
-        let item = line.trim_start().strip_prefix('-').map(|i| strip_comment(i).trim());
+        let item = line
+            .trim_start()
+            .strip_prefix('-')
+            .map(|i| strip_comment(i).trim());
         if found.is_none() && item.is_some_and(|i| unquote(i) == entry) {
             found = Some(i);
         } else {
