@@ -1,8 +1,10 @@
 """The benchmark's origin: a minimal HTTP/1.1 responder on port 80 (IPv4 and IPv6) (asyncio), answering every
 request with a short body and closing when asked, and `GET /bulk` with BULK_MB MiB (the first
-argument, default 256) of zeros. Prints "ready" once it listens."""
+argument, default 256) of zeros. With a certificate and key (the second and third arguments),
+the same over TLS on port 443. Prints "ready" once it listens."""
 
 import asyncio
+import ssl
 import sys
 
 BULK_MB = int(sys.argv[1]) if len(sys.argv) > 1 else 256
@@ -39,9 +41,15 @@ async def handle(reader, writer):
 async def main():
     # host=None: every family (asyncio sets IPV6_V6ONLY on a "::" socket, which left IPv4 out).
     server = await asyncio.start_server(handle, host=None, port=80, backlog=1024)
+    servers = [server]
+    if len(sys.argv) > 3:
+        tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls.load_cert_chain(sys.argv[2], sys.argv[3])
+        servers.append(
+            await asyncio.start_server(handle, host=None, port=443, backlog=1024, ssl=tls)
+        )
     print("ready", flush=True)
-    async with server:
-        await server.serve_forever()
+    await asyncio.gather(*(s.serve_forever() for s in servers))
 
 
 asyncio.run(main())
