@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::raw::{
-    AllowEntry, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
+    AllowList, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
     RawLimits, RawRoute, RawTimeouts, RawTls, RawUpstream, UpstreamName, HINT_SEPARATOR,
 };
 use crate::secrets::{self, Secrets};
@@ -232,15 +232,13 @@ fn check_routes(raw: &RawFile, origin: &str) -> Result<(), ConfigError> {
             ));
         }
     }
-    for (i, entry) in raw.allow.iter().enumerate() {
-        if let Some(via) = &entry.via {
-            if !defined(via) {
-                return Err(fail(
-                    format!("allow[{i}].via"),
-                    format!("unknown upstream {:?}", via.0),
-                    Some(&known()),
-                ));
-            }
+    for (i, via) in &raw.allow.via {
+        if !defined(via) {
+            return Err(fail(
+                format!("allow[{i}].via"),
+                format!("unknown upstream {:?}", via.0),
+                Some(&known()),
+            ));
         }
     }
     Ok(())
@@ -416,13 +414,11 @@ fn timeouts(raw: RawTimeouts) -> Timeouts {
     }
 }
 
-fn policy(mode: Option<Mode>, allow: Vec<AllowEntry>, deny: Vec<PatternEntry>) -> Policy {
-    Policy::with_routes(
+fn policy(mode: Option<Mode>, allow: AllowList, deny: Vec<PatternEntry>) -> Policy {
+    Policy::routed(
         mode.unwrap_or(Mode::Enforce),
-        allow
-            .into_iter()
-            .map(|entry| (entry.pattern, entry.via.map(|v| v.0)))
-            .collect(),
+        allow.patterns,
+        allow.via.into_iter().map(|(i, via)| (i, via.0)).collect(),
         deny.into_iter().map(|p| p.0).collect(),
     )
 }
