@@ -102,12 +102,33 @@ pub fn default_config() -> Config {
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    load_with(text, origin, lists::lift)
+}
+
+/// `load_str`, with the reader of long lists as a parameter, so tests can compare loading with
+/// and without it.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+fn load_with(
+    text: &str,
+    origin: &str,
+    lift: fn(&str) -> Option<lists::Lifted>,
+) -> Result<Config, ConfigError> {
     let mut raw = if is_blank(text) {
         RawFile::default()
     } else {
-        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize::<_, RawFile>(deserializer)
-            .map_err(|e| to_config_error(e, text, origin))?
+        let lifted = lift(text);
+        let yaml = lifted.as_ref().map_or(text, |l| l.rest.as_str());
+        let deserializer = serde_yaml_ng::Deserializer::from_str(yaml);
+        // Positions are the same in both texts; `text` is the one the user has.
+        let mut raw = serde_path_to_error::deserialize::<_, RawFile>(deserializer)
+            .map_err(|e| to_config_error(e, text, origin))?;
+        if let Some(lifted) = lifted {
+            lifted.restore(&mut raw);
+        }
+        raw
     };
     check_routes(&raw, origin)?;
     // Only a valid file's secrets are read.
@@ -492,6 +513,7 @@ fn routing(
 const DEFAULT_HEALTH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod identities;
+mod lists;
 
 #[cfg(test)]
 mod tests;
