@@ -6,6 +6,7 @@
 //! few bytes per entry here on top of the entries themselves.
 
 mod addresses;
+mod hash;
 mod names;
 
 use crate::host::Host;
@@ -16,12 +17,8 @@ use names::NameTable;
 
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    /// Exact names.
-    exact: NameTable,
-    /// `*.suffix`, by suffix; looked up with each proper parent of the target.
-    subdomains: NameTable,
-    /// `.suffix`, by suffix; looked up with the target and each parent.
-    domain: NameTable,
+    /// Name entries of every kind, by the name after any `*.` or `.`.
+    names: NameTable,
     /// IP and CIDR entries.
     addresses: AddressTable,
 }
@@ -29,11 +26,7 @@ pub struct Index {
 impl Index {
     pub fn new(patterns: &[Pattern]) -> Self {
         Index {
-            exact: NameTable::new(patterns, |h| matches!(h, HostPattern::Exact(_))),
-            subdomains: NameTable::new(patterns, |h| matches!(h, HostPattern::Subdomains(_))),
-            domain: NameTable::new(patterns, |h| {
-                matches!(h, HostPattern::DomainAndSubdomains(_))
-            }),
+            names: NameTable::new(patterns),
             addresses: AddressTable::new(patterns),
         }
     }
@@ -41,16 +34,18 @@ impl Index {
     /// Calls `visit` with the position of every entry whose host part covers `host`.
     pub fn for_each_match(&self, patterns: &[Pattern], host: &Host, mut visit: impl FnMut(usize)) {
         match host {
-            Host::Name(name) => {
-                self.exact.for_each(patterns, name, &mut visit);
-                self.domain.for_each(patterns, name, &mut visit);
-                let mut rest: &str = name;
-                while let Some((_, parent)) = rest.split_once('.') {
-                    self.subdomains.for_each(patterns, parent, &mut visit);
-                    self.domain.for_each(patterns, parent, &mut visit);
-                    rest = parent;
+            Host::Name(name) => self.names.for_each_suffix(patterns, name, &mut |p, whole| {
+                // `name` and `.name` cover the name itself, `*.name` does not; `*.parent` and
+                // `.parent` cover it, `parent` does not.
+                let covers = match patterns[p].host {
+                    HostPattern::Subdomains(_) => !whole,
+                    HostPattern::Exact(_) => whole,
+                    _ => true,
+                };
+                if covers {
+                    visit(p)
                 }
-            }
+            }),
             Host::Ip(ip) => self.addresses.for_each(*ip, &mut visit),
         }
     }

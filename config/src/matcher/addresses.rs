@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
+use super::hash::Key;
 use crate::pattern::{HostPattern, Pattern};
 
 #[derive(Clone, Debug, Default)]
 pub struct AddressTable {
     /// (IPv6?, prefix length, address cut to that length) → entry positions.
-    networks: HashMap<(bool, u8, u128), Vec<u32>>,
+    networks: HashMap<(bool, u8, u128), Vec<u32>, Key>,
     /// The prefix lengths of IPv4 entries, each once (a single address is a /32).
     v4_lengths: Vec<u8>,
     /// The same for IPv6 (a single address is a /128).

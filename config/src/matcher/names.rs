@@ -1,4 +1,5 @@
-//! An open-addressing hash table from a name to the positions of the entries that carry it.
+//! An open-addressing hash table from a name to the positions of the entries that carry it,
+//! of every kind (`name`, `*.name`, `.name`): one probe per label of the target serves them all.
 //!
 //! A slot holds a position and a few bits of the name's hash, never the name: the entry already
 //! owns it, and a lookup compares against the entry. Almost every name appears once, so the
@@ -6,8 +7,8 @@
 //! a side table.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
 
+use super::hash::Key;
 use crate::pattern::{HostPattern, Pattern};
 
 #[derive(Clone, Copy, Debug)]
@@ -19,6 +20,10 @@ struct Slot {
 }
 
 const EMPTY: u32 = u32::MAX;
+const EMPTY_SLOT: Slot = Slot {
+    tag: 0,
+    position: EMPTY,
+};
 
 #[derive(Clone, Debug, Default)]
 pub struct NameTable {
@@ -26,8 +31,7 @@ pub struct NameTable {
     slots: Box<[Slot]>,
     /// First position → the later positions with the same name, in order.
     repeats: HashMap<u32, Vec<u32>>,
-    /// Seeded per table: names come from the file, but nobody can pick names that collide.
-    hasher: RandomState,
+    key: Key,
 }
 
 /// The name an entry is filed under.
@@ -41,8 +45,9 @@ fn name_of(pattern: &Pattern) -> &str {
 }
 
 impl NameTable {
-    /// A table of the entries of `patterns` whose host pattern is of the kind `wanted` accepts.
-    pub fn new(patterns: &[Pattern], wanted: impl Fn(&HostPattern) -> bool) -> NameTable {
+    /// A table of the name entries of `patterns`.
+    pub fn new(patterns: &[Pattern]) -> NameTable {
+        let wanted = |host: &HostPattern| !matches!(host, HostPattern::Ip(_) | HostPattern::Net(_));
         assert!(
             patterns.len() < EMPTY as usize,
             "more than 4 billion entries in one list"
@@ -53,14 +58,7 @@ impl NameTable {
             return table;
         }
         let length = (count * 2).next_power_of_two();
-        table.slots = vec![
-            Slot {
-                tag: 0,
-                position: EMPTY
-            };
-            length
-        ]
-        .into_boxed_slice();
+        table.slots = vec![EMPTY_SLOT; length].into_boxed_slice();
         for (position, pattern) in patterns.iter().enumerate() {
             if wanted(&pattern.host) {
                 table.insert(patterns, position as u32);
@@ -91,32 +89,70 @@ impl NameTable {
 
     /// The first slot to probe for `name`, and its tag.
     fn start(&self, name: &str) -> (usize, u32) {
-        let hash = self.hasher.hash_one(name);
+        let hash = self.key.hash(name.as_bytes());
         (
             (hash as usize) & (self.slots.len() - 1),
             (hash >> 32) as u32,
         )
     }
 
-    /// Calls `visit` with the position of every entry filed under `name`.
-    pub fn for_each(&self, patterns: &[Pattern], name: &str, visit: &mut impl FnMut(usize)) {
+    /// Calls `visit(position, whole)` for every entry filed under `name` (`whole` true) or
+    /// under one of its parents (`whole` false).
+    ///
+    /// The first slot of every suffix is read before any is examined: those reads do not depend
+    /// on each other, so the processor overlaps their cache misses instead of taking them one
+    /// after another (a table of a million names is far larger than the caches).
+    pub fn for_each_suffix(
+        &self,
+        patterns: &[Pattern],
+        name: &str,
+        visit: &mut impl FnMut(usize, bool),
+    ) {
         if self.slots.is_empty() {
             return;
         }
-        let (mut at, tag) = self.start(name);
+        const BATCH: usize = 16;
+        let mut next = Some(0);
+        while next.is_some() {
+            let mut batch = [(0, 0, 0, EMPTY_SLOT); BATCH];
+            let mut count = 0;
+            while let Some(offset) = next.filter(|_| count < BATCH) {
+                let suffix = &name[offset..];
+                let (at, tag) = self.start(suffix);
+                batch[count] = (offset, at, tag, self.slots[at]);
+                count += 1;
+                next = suffix.find('.').map(|dot| offset + dot + 1);
+            }
+            for &(offset, at, tag, slot) in &batch[..count] {
+                let suffix = &name[offset..];
+                if let Some(first) = self.resolve(patterns, suffix, at, tag, slot) {
+                    visit(first as usize, offset == 0);
+                    if let Some(more) = self.repeats.get(&first) {
+                        more.iter().for_each(|p| visit(*p as usize, offset == 0));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The first position filed under `name`, probing from slot `at` (already read: `slot`).
+    fn resolve(
+        &self,
+        patterns: &[Pattern],
+        name: &str,
+        mut at: usize,
+        tag: u32,
+        mut slot: Slot,
+    ) -> Option<u32> {
         loop {
-            let slot = self.slots[at];
             if slot.position == EMPTY {
-                return;
+                return None;
             }
             if slot.tag == tag && name_of(&patterns[slot.position as usize]) == name {
-                visit(slot.position as usize);
-                if let Some(more) = self.repeats.get(&slot.position) {
-                    more.iter().for_each(|p| visit(*p as usize));
-                }
-                return;
+                return Some(slot.position);
             }
             at = (at + 1) & (self.slots.len() - 1);
+            slot = self.slots[at];
         }
     }
 }
