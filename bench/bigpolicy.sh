@@ -5,11 +5,11 @@
 #
 #   bench/bigpolicy.sh [--runs N] [--egress BIN] [--keep DIR] [--profile]
 #
-# Prints the median wall time and peak RSS of N runs (default 5) with their range, from
-# /usr/bin/time -v. --egress measures another build (default: target/release/egress-proxy,
-# built here). --keep writes the policy to DIR and leaves it there (config/benches/matcher.rs
-# builds the same shape of policy itself). --profile also records one run with perf (callgrind
-# when perf is missing) and prints where the time goes.
+# Prints the median wall time, CPU time (user + system) and peak RSS of N runs (default 5) with
+# their range, from /usr/bin/time -v. --egress measures another build (default:
+# target/release/egress-proxy, built here). --keep writes the policy to DIR and leaves it there
+# (config/benches/matcher.rs builds the same shape of policy itself). --profile also records one
+# run with perf (callgrind when perf is missing) and prints where the time goes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=5; binary=""; keep=""; profile=0
@@ -66,15 +66,17 @@ PY
 printf 'policy: %s (%s lines, %s MB)\n' "$policy" "$(wc -l <"$policy")" "$(( $(stat -c %s "$policy") / 1000000 ))"
 "$binary" check "$policy" | head -4
 
-seconds=(); rss=()
+seconds=(); cpu=(); rss=()
 for _ in $(seq "$runs"); do
   /usr/bin/time -v "$binary" check "$policy" >/dev/null 2>"$work/time"
   seconds+=("$(awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, t, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + t[i]; print s }' "$work/time")")
+  # CPU time (user + system) as well: on a shared machine it moves far less than wall time.
+  cpu+=("$(awk -F': ' '/User time|System time/ { s += $2 } END { print s }' "$work/time")")
   rss+=("$(awk -F': ' '/Maximum resident set size/ { printf "%.0f", $2 / 1024 }' "$work/time")")
 done
 # median (range) of the arguments
 summarise() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%s (%s-%s)", m, v[1], v[NR] }'; }
-echo "egress-proxy check, $runs runs: wall $(summarise "${seconds[@]}") s, peak RSS $(summarise "${rss[@]}") MB"
+echo "egress-proxy check, $runs runs: wall $(summarise "${seconds[@]}") s, cpu $(summarise "${cpu[@]}") s, peak RSS $(summarise "${rss[@]}") MB"
 
 [ "$profile" -eq 1 ] || exit 0
 if command -v perf >/dev/null; then
