@@ -7,7 +7,10 @@ use super::*;
 use crate::load::{load_str, load_with, ConfigError};
 
 /// What a load produced, comparable: the entries as written and parsed, or the error.
-#[allow(clippy::result_large_err, reason = "ConfigError as load_str returns it")]
+#[allow(
+    clippy::result_large_err,
+    reason = "ConfigError as load_str returns it"
+)]
 fn outcome(result: Result<crate::Config, ConfigError>) -> Result<Vec<String>, ConfigError> {
     result.map(|config| {
         let policy = &config.policy;
