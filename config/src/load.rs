@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::raw::{
-    AllowEntry, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
+    AllowList, DurationEntry, ListenList, PatternEntry, RawAddressGuard, RawDns, RawFile,
     RawLimits, RawRoute, RawTimeouts, RawTls, RawUpstream, UpstreamName, HINT_SEPARATOR,
 };
 use crate::secrets::{self, Secrets};
@@ -102,12 +102,33 @@ pub fn default_config() -> Config {
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
 pub fn load_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    load_with(text, origin, lists::lift)
+}
+
+/// `load_str`, with the reader of long lists as a parameter, so tests can compare loading with
+/// and without it.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+fn load_with(
+    text: &str,
+    origin: &str,
+    lift: fn(&str) -> Option<lists::Lifted>,
+) -> Result<Config, ConfigError> {
     let mut raw = if is_blank(text) {
         RawFile::default()
     } else {
-        let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize::<_, RawFile>(deserializer)
-            .map_err(|e| to_config_error(e, text, origin))?
+        let lifted = lift(text);
+        let yaml = lifted.as_ref().map_or(text, |l| l.rest.as_str());
+        let deserializer = serde_yaml_ng::Deserializer::from_str(yaml);
+        // Positions are the same in both texts; `text` is the one the user has.
+        let mut raw = serde_path_to_error::deserialize::<_, RawFile>(deserializer)
+            .map_err(|e| to_config_error(e, text, origin))?;
+        if let Some(lifted) = lifted {
+            lifted.restore(&mut raw);
+        }
+        raw
     };
     check_routes(&raw, origin)?;
     // Only a valid file's secrets are read.
@@ -232,15 +253,13 @@ fn check_routes(raw: &RawFile, origin: &str) -> Result<(), ConfigError> {
             ));
         }
     }
-    for (i, entry) in raw.allow.iter().enumerate() {
-        if let Some(via) = &entry.via {
-            if !defined(via) {
-                return Err(fail(
-                    format!("allow[{i}].via"),
-                    format!("unknown upstream {:?}", via.0),
-                    Some(&known()),
-                ));
-            }
+    for (i, via) in &raw.allow.via {
+        if !defined(via) {
+            return Err(fail(
+                format!("allow[{i}].via"),
+                format!("unknown upstream {:?}", via.0),
+                Some(&known()),
+            ));
         }
     }
     Ok(())
@@ -416,13 +435,11 @@ fn timeouts(raw: RawTimeouts) -> Timeouts {
     }
 }
 
-fn policy(mode: Option<Mode>, allow: Vec<AllowEntry>, deny: Vec<PatternEntry>) -> Policy {
-    Policy::with_routes(
+fn policy(mode: Option<Mode>, allow: AllowList, deny: Vec<PatternEntry>) -> Policy {
+    Policy::routed(
         mode.unwrap_or(Mode::Enforce),
-        allow
-            .into_iter()
-            .map(|entry| (entry.pattern, entry.via.map(|v| v.0)))
-            .collect(),
+        allow.patterns,
+        allow.via.into_iter().map(|(i, via)| (i, via.0)).collect(),
         deny.into_iter().map(|p| p.0).collect(),
     )
 }
@@ -496,6 +513,7 @@ fn routing(
 const DEFAULT_HEALTH_CHECK: std::time::Duration = std::time::Duration::from_secs(5);
 
 mod identities;
+mod lists;
 
 #[cfg(test)]
 mod tests;

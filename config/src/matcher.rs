@@ -1,66 +1,55 @@
 //! A compiled list of patterns. Names are found by hash lookups of the target and each of its
-//! parent domains (O(labels)); IP entries are few and scanned. No lookup allocates.
+//! parent domains (O(labels)); addresses by one hash lookup per prefix length the list uses. No
+//! lookup allocates.
+//!
+//! The tables hold entry positions, not copies of the names: a policy of a million names costs a
+//! few bytes per entry here on top of the entries themselves.
 
-use std::collections::HashMap;
+mod addresses;
+mod hash;
+mod names;
 
 use crate::host::Host;
 use crate::pattern::{HostPattern, Pattern};
 
+use addresses::AddressTable;
+use names::NameTable;
+
 #[derive(Clone, Debug, Default)]
 pub struct Index {
-    /// Exact names → entry positions.
-    exact: HashMap<Box<str>, Vec<usize>>,
-    /// `*.suffix` → positions; looked up with each proper parent of the target.
-    subdomains: HashMap<Box<str>, Vec<usize>>,
-    /// `.suffix` → positions; looked up with the target and each parent.
-    domain: HashMap<Box<str>, Vec<usize>>,
+    /// Name entries of every kind, by the name after any `*.` or `.`.
+    names: NameTable,
     /// IP and CIDR entries.
-    addresses: Vec<usize>,
+    addresses: AddressTable,
 }
 
 impl Index {
     pub fn new(patterns: &[Pattern]) -> Self {
-        let mut index = Index::default();
-        for (position, pattern) in patterns.iter().enumerate() {
-            let slot = match &pattern.host {
-                HostPattern::Exact(name) => index.exact.entry(name.clone()),
-                HostPattern::Subdomains(suffix) => index.subdomains.entry(suffix.clone()),
-                HostPattern::DomainAndSubdomains(suffix) => index.domain.entry(suffix.clone()),
-                HostPattern::Ip(_) | HostPattern::Net(_) => {
-                    index.addresses.push(position);
-                    continue;
-                }
-            };
-            slot.or_default().push(position);
+        Index {
+            names: NameTable::new(patterns),
+            addresses: AddressTable::new(patterns),
         }
-        index
     }
 
     /// Calls `visit` with the position of every entry whose host part covers `host`.
     pub fn for_each_match(&self, patterns: &[Pattern], host: &Host, mut visit: impl FnMut(usize)) {
         match host {
-            Host::Name(name) => {
-                let mut each = |map: &HashMap<Box<str>, Vec<usize>>, key: &str| {
-                    if let Some(positions) = map.get(key) {
-                        positions.iter().for_each(|p| visit(*p));
-                    }
+            Host::Name(name) => self.names.for_each_suffix(patterns, name, &mut |p, whole| {
+                // `name` and `.name` cover the name itself, `*.name` does not; `*.parent` and
+                // `.parent` cover it, `parent` does not.
+                let covers = match patterns[p].host {
+                    HostPattern::Subdomains(_) => !whole,
+                    HostPattern::Exact(_) => whole,
+                    _ => true,
                 };
-                each(&self.exact, name);
-                each(&self.domain, name);
-                let mut rest: &str = name;
-                while let Some((_, parent)) = rest.split_once('.') {
-                    each(&self.subdomains, parent);
-                    each(&self.domain, parent);
-                    rest = parent;
+                if covers {
+                    visit(p)
                 }
-            }
-            Host::Ip(_) => {
-                for &position in &self.addresses {
-                    if patterns[position].matches_host(host) {
-                        visit(position);
-                    }
-                }
-            }
+            }),
+            Host::Ip(ip) => self.addresses.for_each(*ip, &mut visit),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -56,8 +56,9 @@ pub struct Policy {
 struct Inner {
     mode: Mode,
     allow: Vec<Pattern>,
-    /// The route each allow entry names (`via:`), by the entry's index.
-    allow_via: Vec<Option<Box<str>>>,
+    /// (allow entry's index, route) for each entry that names a route (`via:`), by index. Kept
+    /// apart because few entries name one.
+    allow_via: Vec<(usize, Box<str>)>,
     deny: Vec<Pattern>,
     allow_index: Index,
     deny_index: Index,
@@ -75,10 +76,31 @@ impl Policy {
         allow: Vec<(Pattern, Option<String>)>,
         deny: Vec<Pattern>,
     ) -> Policy {
-        let (allow, allow_via): (Vec<Pattern>, Vec<Option<Box<str>>>) = allow
+        let mut routes = Vec::new();
+        let allow = allow
             .into_iter()
-            .map(|(p, via)| (p, via.map(String::into_boxed_str)))
-            .unzip();
+            .enumerate()
+            .map(|(i, (p, via))| {
+                routes.extend(via.map(|via| (i, via)));
+                p
+            })
+            .collect();
+        Policy::routed(mode, allow, routes, deny)
+    }
+
+    /// Allow entries, and the route named by those that name one, as (index in `allow`, route)
+    /// in increasing order of index.
+    pub fn routed(
+        mode: Mode,
+        allow: Vec<Pattern>,
+        routes: Vec<(usize, String)>,
+        deny: Vec<Pattern>,
+    ) -> Policy {
+        debug_assert!(routes.windows(2).all(|w| w[0].0 < w[1].0));
+        let allow_via = routes
+            .into_iter()
+            .map(|(i, via)| (i, via.into_boxed_str()))
+            .collect();
         let inner = Inner {
             mode,
             allow_index: Index::new(&allow),
@@ -109,15 +131,21 @@ impl Policy {
     /// matching deny entry still wins over every allow entry.
     pub fn compose(&self, allow: &[Pattern], deny: &[Pattern], mode: Mode) -> Policy {
         let inner = &*self.inner;
-        let allow = inner
-            .allow
+        let allow = inner.allow.iter().chain(allow).cloned().collect();
+        let routes = inner
+            .allow_via
             .iter()
-            .zip(&inner.allow_via)
-            .map(|(p, via)| (p.clone(), via.as_deref().map(str::to_string)))
-            .chain(allow.iter().map(|p| (p.clone(), None)))
+            .map(|(i, via)| (*i, via.to_string()))
             .collect();
         let deny = inner.deny.iter().chain(deny).cloned().collect();
-        Policy::with_routes(mode, allow, deny)
+        Policy::routed(mode, allow, routes, deny)
+    }
+
+    /// The route the allow entry at `index` names, if it names one.
+    fn route(&self, index: usize) -> Option<&str> {
+        let routes = &self.inner.allow_via;
+        let found = routes.binary_search_by_key(&index, |(i, _)| *i).ok()?;
+        Some(&routes[found].1)
     }
 
     pub fn decide(&self, request: &Request<'_>) -> Verdict<'_> {
@@ -158,7 +186,7 @@ impl Policy {
                 action: Action::Allow,
                 rule: Some(pattern.text()),
                 explicit_address: pattern.names_address(request.host),
-                via: inner.allow_via[p].as_deref(),
+                via: self.route(p),
             };
         }
         match host_only {

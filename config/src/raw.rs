@@ -32,7 +32,7 @@ pub struct RawFile {
     #[serde(default)]
     pub mode: Option<Mode>,
     #[serde(default)]
-    pub allow: Vec<AllowEntry>,
+    pub allow: AllowList,
     #[serde(default)]
     pub deny: Vec<PatternEntry>,
     #[serde(default)]
@@ -155,6 +155,38 @@ pub struct RawRoute {
     pub default: Option<UpstreamName>,
     #[serde(default)]
     pub direct: Vec<PatternEntry>,
+}
+
+/// The `allow` list, with the routes apart: few entries name one, and a list can be a million
+/// entries long.
+#[derive(Debug, Default)]
+pub struct AllowList {
+    pub patterns: Vec<Pattern>,
+    /// (position in `patterns`, route) for each entry that names a route, in order.
+    pub via: Vec<(usize, UpstreamName)>,
+}
+
+impl<'de> Deserialize<'de> for AllowList {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = AllowList;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<AllowList, A::Error> {
+                let mut list = AllowList::default();
+                while let Some(entry) = seq.next_element::<AllowEntry>()? {
+                    if let Some(via) = entry.via {
+                        list.via.push((list.patterns.len(), via));
+                    }
+                    list.patterns.push(entry.pattern);
+                }
+                Ok(list)
+            }
+        }
+        d.deserialize_seq(ListVisitor)
+    }
 }
 
 /// An `allow` entry: a pattern, or `{ host: PATTERN, via: UPSTREAM }` to pick its route.

@@ -23,6 +23,23 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
     #[test]
+    fn the_shortcut_for_normal_names_agrees_with_the_whole_normalisation(
+        input in "[a-zX_.-]{0,12}(xn--)?[a-z0-9.-]{0,12}",
+        long in 0usize..3,
+    ) {
+        // Labels of 63 and 64 characters, and names near 253, now and then.
+        let input = match long {
+            1 => format!("{}.{input}", "a".repeat(63 + input.len() % 2)),
+            2 => format!("{input}.{}", ["b".repeat(60), "c".repeat(60), "d".repeat(60), "e".repeat(60)].join(".")),
+            _ => input,
+        };
+        prop_assert_eq!(normalise_name(&input), normalise_slowly(&input), "{}", input);
+        if is_normal_already(&input) {
+            prop_assert_eq!(normalise_slowly(&input), Ok(input.clone()));
+        }
+    }
+
+    #[test]
     fn parsing_is_idempotent(input in "\\PC{0,40}") {
         if let Ok(host) = Host::parse(&input) {
             prop_assert_eq!(Host::parse(&host.to_string()), Ok(host.clone()));
