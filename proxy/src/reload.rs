@@ -216,7 +216,8 @@ impl Reloader {
                 if fingerprint == first.fingerprint && text == first.text =>
             {
                 self.settle.concluded();
-                self.conclude(text, Some(fingerprint), Trigger::Change, state);
+                self.conclude(text, Some(fingerprint), Trigger::Change, state)
+                    .await;
             }
             Ok(_) => self.unstable(),
             Err(e) => self.unreadable(&e),
@@ -233,7 +234,7 @@ impl Reloader {
             match blocking(move || file::read_whole(&path)).await {
                 Ok(Read::Whole { text, .. }) => {
                     // Read within a clock tick of a write, maybe: not trusted to tell versions.
-                    self.conclude(text, None, Trigger::Sighup, state);
+                    self.conclude(text, None, Trigger::Sighup, state).await;
                     return;
                 }
                 Ok(Read::Changing) => tokio::time::sleep(SIGHUP_RETRY).await,
@@ -268,7 +269,7 @@ impl Reloader {
 
     /// A whole, settled text (or one read on SIGHUP): apply it unless it is the same as last
     /// time, does not load, or would take away every allow entry without an operator asking.
-    fn conclude(
+    async fn conclude(
         &mut self,
         text: Vec<u8>,
         fingerprint: Option<Fingerprint>,
@@ -280,7 +281,12 @@ impl Reloader {
             self.last.fingerprint = fingerprint;
             return;
         }
-        let loaded = load(&self.path, &text);
+        // Loading a large policy takes CPU for a while (about 0.8 s for a million entries): on
+        // a blocking thread, so the runtime's workers (one, under a one-CPU quota) keep serving.
+        let (path, read) = (self.path.clone(), text.clone());
+        let loaded = tokio::task::spawn_blocking(move || load(&path, &read))
+            .await
+            .unwrap_or_else(|e| Err(format!("the policy could not be loaded: {e}")));
         self.last = Seen { fingerprint, text };
         let config = match loaded {
             Ok(config) => config,
