@@ -73,7 +73,7 @@ impl Contender {
 
 impl Drop for Contender {
     /// SIGTERM first, so a proxy run under a profiler (callgrind writes its counts at exit)
-    /// ends cleanly; SIGKILL when it has not ended within a few seconds.
+    /// ends cleanly; SIGKILL when it has not ended within a minute (Squid under valgrind).
     fn drop(&mut self) {
         if let Contender::Proxy { child, watcher, .. } = self {
             if let Some(watcher) = watcher {
@@ -83,7 +83,7 @@ impl Drop for Contender {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
