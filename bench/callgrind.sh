@@ -7,8 +7,8 @@
 #   bench/callgrind.sh --squid [--egress BIN]
 #
 # For each egress-proxy binary (default: target/release/egress-proxy), egress-bench drives it
-# under callgrind three times — T1 and T2 tunnels with a small bulk transfer, and T1 tunnels with
-# a large one — and the differences give instructions per new tunnel and per MiB relayed, with
+# under callgrind four times — T1 and T2 tunnels with a small bulk transfer, and a large and a
+# small bulk transfer alone — and the differences give instructions per new tunnel and per MiB relayed, with
 # start-up and fixed costs cancelled out. Only the proxy process is counted.
 #
 # --subscriber: egress embedded in egress-bench, without and with one event-stream subscriber;
@@ -48,7 +48,7 @@ instructions() { cat "$@" | awk '/^summary:/ { s += $2 } END { print s }'; }
 
 # Runs the plain egress contender only of egress-bench (--egress-only also starts the
 # "observed" one; its files are told apart by the wrapper's counter).
-run_proxy() { # binary tunnels bytes tag
+run_proxy() { # binary tunnels bytes tag scenarios
   local wrapper="$work/egress-$4"
   cat >"$wrapper" <<WRAP
 #!/bin/sh
@@ -56,7 +56,7 @@ n=\$(ls "$work" | grep -c "^cg-$4-" || true)
 exec valgrind --tool=callgrind --log-file=/dev/null --callgrind-out-file="$work/cg-$4-\$n.out" "$(realpath "$1")" "\$@"
 WRAP
   chmod +x "$wrapper"
-  "$bench" --egress "$wrapper" --egress-only --runs 1 --scenarios bulk,tunnels-one --tunnels "$2" --bytes "$3" >/dev/null 2>"$work/log-$4"
+  "$bench" --egress "$wrapper" --egress-only --runs 1 --scenarios "$5" --tunnels "$2" --bytes "$3" >/dev/null 2>"$work/log-$4"
   # cg-TAG-0 is plain egress (started first), cg-TAG-1 egress with metrics, audit log and the
   # admin listener (whose event ring subscribes to every outcome).
   echo "$(instructions "$work/cg-$4-0.out") $(instructions "$work/cg-$4-1.out")"
@@ -114,11 +114,13 @@ fi
 printf '| build | instructions per new tunnel | per MiB relayed | per new tunnel with metrics, audit and admin |\n|---|---:|---:|---:|\n'
 for binary in "${binaries[@]}"; do
   tag=$(echo "$binary" | md5sum | cut -c1-8)
-  read -r a a_obs < <(run_proxy "$binary" $T1 $SMALL "$tag-a")
-  read -r b b_obs < <(run_proxy "$binary" $T2 $SMALL "$tag-b")
-  read -r c _ < <(run_proxy "$binary" $T1 $LARGE "$tag-c")
+  read -r a a_obs < <(run_proxy "$binary" $T1 $SMALL "$tag-a" bulk,tunnels-one)
+  read -r b b_obs < <(run_proxy "$binary" $T2 $SMALL "$tag-b" bulk,tunnels-one)
+  # Per MiB from runs without tunnels: the jitter of hundreds of tunnels would swamp it.
+  read -r c _ < <(run_proxy "$binary" $T1 $LARGE "$tag-c" bulk)
+  read -r d _ < <(run_proxy "$binary" $T1 $SMALL "$tag-d" bulk)
   per_tunnel=$(( (b - a) / (T2 - T1) ))
-  per_mib=$(( (c - a) / ((LARGE - SMALL) >> 20) ))
+  per_mib=$(( (c - d) / ((LARGE - SMALL) >> 20) ))
   observed=$(( (b_obs - a_obs) / (T2 - T1) ))
   printf '| %s | %s | %s | %s |\n' "$binary" "$per_tunnel" "$per_mib" "$observed"
 done
