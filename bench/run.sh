@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark, not a test: direct loopback vs egress-proxy vs Squid vs tinyproxy, one run.
 # Installs Squid and tinyproxy when missing. Extra arguments go to egress-bench (see --help).
+#   bench/run.sh --all-modes [ARGS]: the whole comparison in one command: the table unpinned,
+#   then pinned (--pin), then instructions per operation against Squid (bench/callgrind.sh --squid).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -15,4 +17,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 export PATH="$PATH:/usr/sbin"
 cargo build --release -p egress-proxy -p egress-bench
+if [ "${1:-}" = --all-modes ]; then
+  shift
+  target/release/egress-bench --egress target/release/egress-proxy "$@"
+  target/release/egress-bench --egress target/release/egress-proxy --pin "$@"
+  exec bench/callgrind.sh --squid
+fi
 exec target/release/egress-bench --egress target/release/egress-proxy "$@"

@@ -4,9 +4,43 @@
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
+/// Set by `pin_this_process`: every proxy is then started on CPU 0.
+static PINNED: AtomicBool = AtomicBool::new(false);
+
+/// Pins this process (the load generator and the servers: every thread it has, and every thread
+/// it starts later) to CPU 1, and every proxy started from now on to CPU 0.
+pub fn pin_this_process() -> anyhow::Result<()> {
+    let cpus = std::thread::available_parallelism()?.get();
+    anyhow::ensure!(
+        cpus >= 2,
+        "--pin needs two CPUs, this process may use {cpus}"
+    );
+    let status = Command::new("taskset")
+        .args(["-a", "-p", "-c", "1", &std::process::id().to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .context("running taskset (util-linux)")?;
+    anyhow::ensure!(status.success(), "taskset -p failed: {status}");
+    PINNED.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// `program` as a proxy process: under `taskset -c 0` when pinned (taskset execs it, so the
+/// child's id is the proxy's, and any process it forks inherits the CPU).
+fn proxy_command(program: &str) -> Command {
+    if PINNED.load(Ordering::Relaxed) {
+        let mut command = Command::new("taskset");
+        command.args(["-c", "0", program]);
+        command
+    } else {
+        Command::new(program)
+    }
+}
 
 pub enum Contender {
     Direct,
@@ -39,7 +73,7 @@ impl Contender {
 
 impl Drop for Contender {
     /// SIGTERM first, so a proxy run under a profiler (callgrind writes its counts at exit)
-    /// ends cleanly; SIGKILL when it has not ended within a few seconds.
+    /// ends cleanly; SIGKILL when it has not ended within a minute (Squid under valgrind).
     fn drop(&mut self) {
         if let Contender::Proxy { child, watcher, .. } = self {
             if let Some(watcher) = watcher {
@@ -49,7 +83,7 @@ impl Drop for Contender {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
+            let deadline = Instant::now() + Duration::from_secs(60);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
                     return;
@@ -228,7 +262,7 @@ fn egress_logged_in(
             allow.join(", ")
         ),
     )?;
-    let mut child = Command::new(binary)
+    let mut child = proxy_command(binary)
         .args(["--log-format", "json", "--config"])
         .arg(&path)
         .stdin(Stdio::null())
@@ -321,9 +355,11 @@ impl Contender {
     }
 }
 
-/// Squid with a minimal configuration: no cache, no access log, CONNECT to any port.
-pub fn squid() -> anyhow::Result<Option<Contender>> {
-    if !installed("squid") {
+/// Squid with a minimal configuration: no cache, no access log, CONNECT to any port, the
+/// benchmark's loopback servers allowed and every other destination refused (403), as egress's
+/// allow list does. `program` is `squid` or a wrapper of it (one that runs it under a profiler).
+pub fn squid(program: &str) -> anyhow::Result<Option<Contender>> {
+    if program == "squid" && !installed("squid") {
         eprintln!("squid not installed: left out (bench/run.sh installs it)");
         return Ok(None);
     }
@@ -334,12 +370,15 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
     std::fs::write(
         &conf,
         format!(
-            "http_port 127.0.0.1:{port}\nhttp_access allow all\ncache deny all\ncache_mem 8 MB\n\
+            "http_port 127.0.0.1:{port}\n\
+             acl bench dstdomain -n 127.0.0.1\nhttp_access allow bench\nhttp_access deny all\n\
+             cache deny all\ncache_mem 8 MB\n\
              access_log none\ncache_log {d}/cache.log\npid_filename {d}/squid.pid\ncoredump_dir {d}\n\
              shutdown_lifetime 0 seconds\nmax_filedescriptors 20000\n"
         ),
     )?;
-    let child = Command::new("squid")
+    // -N: one process, no kids (nothing to pin or profile but this one).
+    let child = proxy_command(program)
         .args(["-N", "-f"])
         .arg(&conf)
         .stdin(Stdio::null())
@@ -359,7 +398,8 @@ pub fn squid() -> anyhow::Result<Option<Contender>> {
     Ok(Some(contender))
 }
 
-/// tinyproxy with no filtering and no Via header.
+/// tinyproxy with no Via header, allowing only 127.0.0.1 (its domain filter, default deny): other
+/// destinations are refused (403), as egress's allow list does.
 pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
     if !installed("tinyproxy") {
         eprintln!("tinyproxy not installed: left out (bench/run.sh installs it)");
@@ -368,15 +408,19 @@ pub fn tinyproxy() -> anyhow::Result<Option<Contender>> {
     let dir = world_writable_dir()?;
     let port = free_port()?;
     let conf = dir.path().join("tinyproxy.conf");
+    let filter = dir.path().join("allowed");
+    std::fs::write(&filter, "^127\\.0\\.0\\.1$\n")?;
     std::fs::write(
         &conf,
         format!(
             "User nobody\nGroup nogroup\nPort {port}\nListen 127.0.0.1\nTimeout 600\nMaxClients 10000\n\
-             LogLevel Critical\nPidFile \"{}/tinyproxy.pid\"\nDisableViaHeader Yes\n",
-            dir.path().display()
+             LogLevel Critical\nPidFile \"{}/tinyproxy.pid\"\nDisableViaHeader Yes\n\
+             Filter \"{}\"\nFilterDefaultDeny Yes\n",
+            dir.path().display(),
+            filter.display()
         ),
     )?;
-    let child = Command::new("tinyproxy")
+    let child = proxy_command("tinyproxy")
         .arg("-d")
         .arg("-c")
         .arg(&conf)
@@ -420,9 +464,10 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-/// Polls until the daemon accepts, for at most 20 s: it has no readiness signal of its own.
+/// Polls until the daemon accepts, for at most 120 s (Squid under valgrind is slow to start):
+/// it has no readiness signal of its own.
 fn wait_listening(addr: SocketAddr, name: &str) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if TcpStream::connect(addr).is_ok() {
             return Ok(());

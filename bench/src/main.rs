@@ -1,16 +1,23 @@
-//! `egress-bench`: the same loopback workloads straight to the server, through egress-proxy, and
-//! through Squid and tinyproxy when they are installed, interleaved run by run so that machine
-//! noise hits every contender alike. Reports medians and ratios to direct.
+//! `egress-bench`: the same loopback workloads straight to the servers, through egress-proxy, and
+//! through Squid and tinyproxy when they are installed, interleaved (for each run and scenario,
+//! every contender in a rotated order) so that machine noise hits every contender alike. Reports
+//! medians with their range, and egress's ratios to the others against the performance targets.
 //!
-//! Workloads (all on 127.0.0.1, bounded in bytes and count):
-//! - bulk: one tunnel, the server sends `--bytes`, the client counts them (MiB/s);
-//! - tunnels: `--tunnels` short tunnels from `--workers` threads, each one byte echoed (per s).
+//! Scenarios (`--scenarios`, all on 127.0.0.1, each bounded in count and in time):
+//! new tunnels/s from one client and from `--workers` clients (a one-byte echo in each); one bulk
+//! tunnel and eight at once (MiB/s); forwarded plain-HTTP requests/s; denials/s (CONNECT to a
+//! name on no allow list, answered 403). Every answer is checked: a failure is not speed.
+//!
+//! `--pin`: each proxy process on CPU 0 (`taskset -c 0`), this process (clients and servers) on
+//! CPU 1, as a one-CPU container would run the proxy.
 //!
 //! With Squid installed, egress chained to that Squid (`egress→squid`) runs too, and its ratio
 //! to Squid alone is printed: the cost of filtering in front of a corporate parent.
 
 mod contenders;
 mod idle;
+mod requests;
+mod scenarios;
 mod servers;
 mod workloads;
 
@@ -19,6 +26,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use contenders::Contender;
+use scenarios::{Counts, Scenario, Servers};
 
 #[derive(Debug, Parser)]
 #[command(about)]
@@ -32,12 +40,31 @@ struct Args {
     /// Bytes per bulk transfer.
     #[arg(long, default_value_t = 1 << 30)]
     bytes: u64,
-    /// Tunnels per tunnel-rate run.
+    /// Tunnels per tunnel-rate run (at most).
     #[arg(long, default_value_t = 2000)]
     tunnels: usize,
-    /// Client threads opening tunnels concurrently.
-    #[arg(long, default_value_t = 4)]
+    /// Forwarded requests per run (at most).
+    #[arg(long, default_value_t = 20000)]
+    requests: usize,
+    /// Denied CONNECTs per run (at most).
+    #[arg(long, default_value_t = 5000)]
+    denials: usize,
+    /// Client threads of the "many clients" scenarios (tunnels-many, forward, deny).
+    #[arg(long, default_value_t = 64)]
     workers: usize,
+    /// Scenarios to run, comma-separated (default: all; with --auth, --subscriber and
+    /// --embedded-only: bulk,tunnels-many).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
+    /// Only these contenders (by the names of the table, comma-separated); default all.
+    #[arg(long, value_delimiter = ',')]
+    contenders: Vec<String>,
+    /// Each proxy on CPU 0 (`taskset -c 0`), this process (clients and origin servers) on CPU 1.
+    #[arg(long)]
+    pin: bool,
+    /// The Squid program (a wrapper running it under a profiler, say).
+    #[arg(long, default_value = "squid")]
+    squid: String,
     /// Another egress-proxy binary (say, the previous release) run as the contender
     /// `egress-previous`, interleaved with the others: before and after a change in one run.
     #[arg(long, value_name = "BINARY")]
@@ -72,111 +99,202 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if args.pin {
+        // Before any thread exists, so that every thread of this process inherits it.
+        contenders::pin_this_process()?;
+    }
     if let Some(count) = args.idle {
         return idle_memory(&args, count);
     }
-    let source = servers::source(args.bytes)?;
-    let echo = servers::echo()?;
-    let mut contenders = if let Some(subscribers) = args.embedded_only {
-        vec![
-            Contender::Direct,
-            contenders::embedded(&[source, echo], subscribers, args.subscriber_work)?,
-        ]
+    let servers = Servers {
+        source: servers::source(args.bytes)?,
+        source8: servers::source(args.bytes / 8)?,
+        echo: servers::echo()?,
+        origin: servers::origin()?,
+    };
+    let targets = servers.all();
+    let wanted =
+        |name: &str| args.contenders.is_empty() || args.contenders.iter().any(|c| c == name);
+    let special = args.subscriber || args.auth || args.embedded_only.is_some();
+    let mut contenders = vec![Contender::Direct];
+    if let Some(subscribers) = args.embedded_only {
+        contenders.push(contenders::embedded(
+            &targets,
+            subscribers,
+            args.subscriber_work,
+        )?);
     } else if args.auth {
-        vec![
-            Contender::Direct,
-            contenders::egress(&args.egress, &[source, echo])?,
-            contenders::egress_auth(&args.egress, &[source, echo])?,
-        ]
+        contenders.push(contenders::egress(&args.egress, &targets)?);
+        contenders.push(contenders::egress_auth(&args.egress, &targets)?);
     } else if args.subscriber {
-        vec![
-            Contender::Direct,
-            contenders::embedded(&[source, echo], 0, args.subscriber_work)?,
-            contenders::embedded(&[source, echo], 1, args.subscriber_work)?,
-        ]
+        contenders.push(contenders::embedded(&targets, 0, args.subscriber_work)?);
+        contenders.push(contenders::embedded(&targets, 1, args.subscriber_work)?);
     } else {
-        let mut list = vec![
-            Contender::Direct,
-            contenders::egress(&args.egress, &[source, echo])?,
-            contenders::egress_observed(&args.egress, &[source, echo])?,
-        ];
-        if let Some(previous) = &args.previous {
-            list.push(contenders::egress_previous(previous, &[source, echo])?);
+        if wanted("egress") {
+            contenders.push(contenders::egress(&args.egress, &targets)?);
+        }
+        if wanted("egress+metrics+audit") {
+            contenders.push(contenders::egress_observed(&args.egress, &targets)?);
+        }
+        if let Some(previous) = args.previous.as_ref().filter(|_| wanted("egress-previous")) {
+            contenders.push(contenders::egress_previous(previous, &targets)?);
         }
         if args.console {
-            list.push(contenders::egress_console(&args.egress, &[source, echo])?);
+            contenders.push(contenders::egress_console(&args.egress, &targets)?);
         }
-        list
+    }
+    if !(args.egress_only || special) {
+        if wanted("squid") {
+            if let Some(squid) = contenders::squid(&args.squid)? {
+                // egress chained to that same Squid, against Squid alone: the cost of filtering
+                // in front of a corporate parent.
+                let parent = squid.addr().expect("a proxy has an address");
+                contenders.push(squid);
+                if wanted("egress→squid") {
+                    contenders.push(contenders::egress_via(&args.egress, &targets, parent)?);
+                }
+            }
+        }
+        if wanted("tinyproxy") {
+            contenders.extend(contenders::tinyproxy()?);
+        }
+    }
+    if !wanted("direct") {
+        contenders.remove(0);
+    }
+    let scenarios: Vec<Scenario> = match (&args.scenarios[..], special) {
+        ([], false) => scenarios::ALL.to_vec(),
+        ([], true) => vec![Scenario::Bulk, Scenario::TunnelsMany],
+        (chosen, _) => chosen.to_vec(),
     };
-    if !(args.egress_only || args.subscriber || args.auth || args.embedded_only.is_some()) {
-        if let Some(squid) = contenders::squid()? {
-            // egress chained to that same Squid, against Squid alone: the cost of filtering in
-            // front of a corporate parent.
-            let parent = squid.addr().expect("a proxy has an address");
-            contenders.push(squid);
-            contenders.push(contenders::egress_via(
-                &args.egress,
-                &[source, echo],
-                parent,
-            )?);
-        }
-        contenders.extend(contenders::tinyproxy()?);
-    }
-    let mut bulk: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
-    let mut rate: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];
+    let counts = Counts {
+        bytes: args.bytes,
+        tunnels: args.tunnels,
+        requests: args.requests,
+        denials: args.denials,
+        clients: args.workers,
+    };
+    // results[scenario][contender]: one value per run (none where the scenario does not apply).
+    let mut results = vec![vec![Vec::new(); contenders.len()]; scenarios.len()];
     for run in 0..args.runs {
-        // A different order each run, so no contender always follows the same one (a machine
-        // that slows down or speeds up over a run would otherwise favour a position).
-        for k in 0..contenders.len() {
-            let i = (k + run) % contenders.len();
-            let contender = &contenders[i];
-            let mib_s = workloads::bulk(contender, source, args.bytes)?;
-            let per_s = workloads::tunnel_rate(contender, echo, args.tunnels, args.workers)?;
-            eprintln!(
-                "run {}: {:<10} bulk {:>8.0} MiB/s   tunnels {:>7.0}/s",
-                run + 1,
-                contender.name(),
-                mib_s,
-                per_s
-            );
-            bulk[i].push(mib_s);
-            rate[i].push(per_s);
+        for (s, scenario) in scenarios.iter().enumerate() {
+            // A different order each run, so no contender always follows the same one (a
+            // machine that slows down or speeds up over a run would otherwise favour a position).
+            for k in 0..contenders.len() {
+                let i = (k + run) % contenders.len();
+                let contender = &contenders[i];
+                let Some(value) = scenario.measure(contender, &servers, &counts)? else {
+                    continue;
+                };
+                let connections = match scenario {
+                    Scenario::Forward => format!(
+                        " ({} client connections)",
+                        requests::CONNECTIONS.load(std::sync::atomic::Ordering::Relaxed)
+                    ),
+                    _ => String::new(),
+                };
+                eprintln!(
+                    "run {}: {:<20} {:<36} {:>9.0}{connections}",
+                    run + 1,
+                    contender.name(),
+                    scenario.label(&counts),
+                    value
+                );
+                results[s][i].push(value);
+            }
         }
     }
-    let direct_bulk = median(&bulk[0]);
-    let direct_rate = median(&rate[0]);
+    report(&args, &contenders, &scenarios, &counts, &results);
+    drop(contenders);
+    Ok(())
+}
+
+/// The markdown table (scenario rows, contender columns, egress's ratios) and the comparisons.
+fn report(
+    args: &Args,
+    contenders: &[Contender],
+    scenarios: &[Scenario],
+    counts: &Counts,
+    results: &[Vec<Vec<f64>>],
+) {
+    let mode = if args.pin {
+        "pinned: each proxy on CPU 0 (taskset -c 0); this process, clients and origin servers \
+         (so direct too), on CPU 1"
+    } else {
+        "unpinned: proxies, clients and servers share both CPUs"
+    };
     println!(
-        "\n{} runs, bulk {} MiB per transfer, {} tunnels per run from {} workers (medians)\n",
+        "\n{mode}. {} runs, interleaved; median (min–max). Bulk {} MiB per transfer (8 × {} MiB \
+         in parallel), at most {} tunnels, {} requests, {} denials per run; {} clients in the \
+         many-client scenarios; forwarded requests on keep-alive client connections.\n",
         args.runs,
-        args.bytes >> 20,
-        args.tunnels,
-        args.workers
+        counts.bytes >> 20,
+        counts.bytes >> 23,
+        counts.tunnels,
+        counts.requests,
+        counts.denials,
+        counts.clients
     );
-    println!("| contender | bulk MiB/s | vs direct | new tunnels/s | vs direct |");
-    println!("|---|---:|---:|---:|---:|");
-    for (i, contender) in contenders.iter().enumerate() {
-        let (b, r) = (median(&bulk[i]), median(&rate[i]));
-        println!(
-            "| {} | {:.0} | {:.2} | {:.0} | {:.2} |",
-            contender.name(),
-            b,
-            b / direct_bulk,
-            r,
-            r / direct_rate
-        );
-    }
     let position = |name: &str| contenders.iter().position(|c| c.name() == name);
+    let ratio_columns = ["squid", "direct", "tinyproxy"];
+    let mut head = String::from("| scenario |");
+    let mut rule = String::from("|---|");
+    for contender in contenders {
+        head += &format!(" {} |", contender.name());
+        rule += "---:|";
+    }
+    for other in ratio_columns {
+        head += &format!(" egress/{other} |");
+        rule += "---:|";
+    }
+    println!("{head} target |\n{rule}---|");
+    let egress = position("egress");
+    for (s, scenario) in scenarios.iter().enumerate() {
+        let mut row = format!("| {} |", scenario.label(counts));
+        for values in &results[s] {
+            row += &match values.is_empty() {
+                true => " — |".to_string(),
+                false => format!(" {} |", with_range(values)),
+            };
+        }
+        let ratio = |other: &str| -> Option<(f64, String)> {
+            let (a, b) = (&results[s][egress?], &results[s][position(other)?]);
+            (!a.is_empty() && !b.is_empty()).then(|| (median(a) / median(b), spread(a, b)))
+        };
+        for other in ratio_columns {
+            row += &match ratio(other) {
+                Some((r, range)) => format!(" {r:.2} ({range}) |"),
+                None => " — |".to_string(),
+            };
+        }
+        row += &match scenario.target(args.pin) {
+            Some((other, least)) => match ratio(other) {
+                Some((r, _)) if r >= least => format!(" ≥ {least}× {other}: met |"),
+                Some(_) => format!(" ≥ {least}× {other}: missed |"),
+                None => format!(" ≥ {least}× {other}: not measured |"),
+            },
+            None => " |".to_string(),
+        };
+        println!("{row}");
+    }
     let compare = |label: &str, a: &str, b: &str| {
         let (Some(a), Some(b)) = (position(a), position(b)) else {
             return;
         };
-        println!(
-            "\n{label}: bulk {:.3} (spread {}), new tunnels {:.3} (spread {})",
-            median(&bulk[a]) / median(&bulk[b]),
-            spread(&bulk[a], &bulk[b]),
-            median(&rate[a]) / median(&rate[b]),
-            spread(&rate[a], &rate[b]),
-        );
+        let parts: Vec<String> = scenarios
+            .iter()
+            .enumerate()
+            .filter(|(s, _)| !results[*s][a].is_empty() && !results[*s][b].is_empty())
+            .map(|(s, scenario)| {
+                format!(
+                    "{} {:.3} (spread {})",
+                    scenario.label(counts),
+                    median(&results[s][a]) / median(&results[s][b]),
+                    spread(&results[s][a], &results[s][b])
+                )
+            })
+            .collect();
+        println!("\n{label}: {}", parts.join("; "));
     };
     compare(
         "metrics and audit on vs off",
@@ -191,8 +309,13 @@ fn main() -> anyhow::Result<()> {
     );
     compare("egress→squid vs squid alone", "egress→squid", "squid");
     compare("auth.required true vs false", "egress+auth", "egress");
-    drop(contenders);
-    Ok(())
+}
+
+/// `median (min–max)`, no decimals (rates and MiB/s).
+fn with_range(values: &[f64]) -> String {
+    let low = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let high = values.iter().copied().fold(0.0, f64::max);
+    format!("{:.0} ({low:.0}–{high:.0})", median(values))
 }
 
 /// `--idle`: bytes of RSS per idle tunnel, contenders interleaved in a rotated order each run.
@@ -203,7 +326,7 @@ fn idle_memory(args: &Args, count: usize) -> anyhow::Result<()> {
         contenders.push(contenders::egress_previous(previous, &[origin.addr])?);
     }
     if !args.egress_only {
-        contenders.extend(contenders::squid()?);
+        contenders.extend(contenders::squid(&args.squid)?);
         contenders.extend(contenders::tinyproxy()?);
     }
     let mut bytes: Vec<Vec<f64>> = vec![Vec::new(); contenders.len()];

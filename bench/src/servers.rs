@@ -1,4 +1,5 @@
-//! The two loopback servers every contender reaches: a source of bytes and a one-byte echo.
+//! The loopback servers every contender reaches: a source of bytes, a one-byte echo and a
+//! plain-HTTP origin.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -39,6 +40,52 @@ pub fn echo() -> std::io::Result<SocketAddr> {
                 let mut buf = [0u8; 512];
                 while let Ok(n) = stream.read(&mut buf) {
                     if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// The body of every answer of the plain-HTTP origin: short, so a forwarded request costs what
+/// the proxy does per request rather than per byte.
+pub const ORIGIN_BODY: &[u8] = b"egress-bench origin: a short answer\n";
+
+/// A plain-HTTP/1.1 origin: answers every request head with a 200 and `ORIGIN_BODY`, keeping the
+/// connection open until the client closes it.
+pub fn origin() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let answer = [
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            ORIGIN_BODY.len()
+        )
+        .as_bytes(),
+        ORIGIN_BODY,
+    ]
+    .concat();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut reader = std::io::BufReader::new(&stream);
+                let mut writer = &stream;
+                let mut line = Vec::with_capacity(256);
+                loop {
+                    // One request head (requests carry no body here), then the answer.
+                    loop {
+                        line.clear();
+                        match std::io::BufRead::read_until(&mut reader, b'\n', &mut line) {
+                            Ok(0) | Err(_) => return,
+                            Ok(_) if line == b"\r\n" || line == b"\n" => break,
+                            Ok(_) => {}
+                        }
+                    }
+                    if writer.write_all(&answer).is_err() {
                         return;
                     }
                 }
