@@ -1,7 +1,7 @@
 //! One direction of a tunnel, on shared `&TcpStream`s (tokio's readiness API), so both
 //! directions and the first-bytes inspection can run at once without splitting the sockets.
 //!
-//! Small exchanges are copied through a buffer on the stack. On Linux, once a read fills that
+//! Small exchanges are copied through a buffer that lives for one read and write. On Linux, once a read fills that
 //! buffer the direction is a bulk transfer and switches to splice(2) (`splice.rs`).
 //!
 //! Written here rather than taken from a crate: it is the hottest loop of the proxy, it must keep
@@ -33,8 +33,8 @@ enum Step {
 /// Relays `from` → `to` until EOF (passed on as a half-close of `to`), an error, or idleness.
 /// Returns the bytes relayed, also added to `count` as they go.
 ///
-/// No buffer lives in the tunnel between reads: bytes are read into a buffer on the worker's
-/// stack and written on at once, and only what `to` cannot take right away is copied to the
+/// No buffer lives in the tunnel between reads: bytes are read into a buffer that lives for the
+/// one call and written on at once, and only what `to` cannot take right away is copied to the
 /// heap until it is written. An idle tunnel (the usual state of thousands of held ones) holds no
 /// relay buffer at all.
 pub async fn one_way(
@@ -74,13 +74,18 @@ pub async fn one_way(
     }
 }
 
-/// One read of `from` into a stack buffer, written on to `to` as far as it takes it without
-/// waiting. A plain function, not async: the buffer is on the worker thread's stack and never
+/// One read of `from` into a buffer, written on to `to` as far as it takes it without
+/// waiting. A plain function, not async: the buffer lives only during the call and is never
 /// part of the tunnel's future. Would-block comes only from the read (so `wait_for` clears the
 /// right readiness); a write that would block is `Partly`.
 fn pass(from: &TcpStream, to: &TcpStream) -> io::Result<Step> {
-    let mut buf = [0u8; SMALL_BUFFER];
-    let n = from.try_read(&mut buf)?;
+    // Fresh capacity, read into uninitialised: a zeroed 16 KiB stack array cost 16 KiB of stores
+    // at every call (about a third of a short tunnel's instructions, `bench/callgrind.sh`),
+    // where one allocation of the same size costs a few hundred; `unsafe` (which would let the
+    // stack array stay uninitialised) is forbidden in this workspace. Freed before returning:
+    // still no buffer between reads.
+    let mut buf = Vec::with_capacity(SMALL_BUFFER);
+    let n = from.try_read_buf(&mut buf)?;
     if n == 0 {
         return Ok(Step::Eof);
     }
