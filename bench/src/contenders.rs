@@ -373,11 +373,13 @@ pub fn squid(program: &str) -> anyhow::Result<Option<Contender>> {
             "http_port 127.0.0.1:{port}\n\
              acl bench dstdomain -n 127.0.0.1\nhttp_access allow bench\nhttp_access deny all\n\
              cache deny all\ncache_mem 8 MB\n\
-             access_log none\ncache_log {d}/cache.log\npid_filename {d}/squid.pid\ncoredump_dir {d}\n\
+             access_log stdio:{d}/access.log\ncache_log {d}/cache.log\npid_filename {d}/squid.pid\ncoredump_dir {d}\n\
              shutdown_lifetime 0 seconds\nmax_filedescriptors 20000\n"
         ),
     )?;
-    // -N: one process, no kids (nothing to pin or profile but this one).
+    // Squid writes its access log, as its default configuration does and as egress writes
+    // its line per connection: both pay for telling what they did. -N: one process, no kids
+    // (nothing to pin or profile but this one).
     let child = proxy_command(program)
         .args(["-N", "-f"])
         .arg(&conf)
