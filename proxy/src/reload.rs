@@ -283,10 +283,17 @@ impl Reloader {
         }
         // Loading a large policy takes CPU for a while (about 0.8 s for a million entries): on
         // a blocking thread, so the runtime's workers (one, under a one-CPU quota) keep serving.
-        let (path, read) = (self.path.clone(), text.clone());
-        let loaded = tokio::task::spawn_blocking(move || load(&path, &read))
-            .await
-            .unwrap_or_else(|e| Err(format!("the policy could not be loaded: {e}")));
+        // The text goes there and comes back: no copy of a file that may be tens of MB.
+        let path = self.path.clone();
+        let (loaded, text) = match tokio::task::spawn_blocking(move || {
+            let loaded = load(&path, &text);
+            (loaded, text)
+        })
+        .await
+        {
+            Ok(done) => done,
+            Err(e) => return self.reject(&format!("the policy could not be loaded: {e}")),
+        };
         self.last = Seen { fingerprint, text };
         let config = match loaded {
             Ok(config) => config,
