@@ -27,16 +27,8 @@ if [ -z "$binary" ]; then
   binary=target/release/egress-proxy
 fi
 work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-origin_port=$(free_port); proxy_port=$(free_port)
+. bench/common.sh
+origin_port=$(port); proxy_port=$(port)
 
 # The origin: a threaded HTTP server answering every GET with a short page.
 python3 - "$origin_port" > "$work/origin.out" 2>&1 <<'PY' &
