@@ -5,6 +5,7 @@
 #
 #   bench/callgrind.sh [--egress BIN]... [--subscriber]
 #   bench/callgrind.sh --squid [--egress BIN]
+#   bench/callgrind.sh --profile SCENARIO [--egress BIN]
 #
 # For each egress-proxy binary (default: target/release/egress-proxy), egress-bench drives it
 # under callgrind four times — T1 and T2 tunnels with a small bulk transfer, and a large and a
@@ -20,15 +21,21 @@
 # (one client, a one-byte echo), per forwarded plain-HTTP request (one keep-alive client), per
 # denial (CONNECT to a name on no allow list, 403), per MiB relayed (one tunnel) — and the
 # ratio egress/Squid. Only the proxy process is counted.
+#
+# --profile SCENARIO (tunnels-one, forward, deny or bulk): where egress's instructions go in one
+# scenario — callgrind_annotate's inclusive and self counts of the proxy process (one worker),
+# driven as by --squid with a count large enough that start-up is a small part. The raw file is
+# kept as target/callgrind-SCENARIO.out for callgrind_annotate or kcachegrind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || {
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq valgrind
 }
-binaries=(); subscriber=0; squid=0
+binaries=(); subscriber=0; squid=0; profile=""
 while [ $# -gt 0 ]; do
   case "$1" in
+    --profile) profile="$2"; shift 2 ;;
     --egress) binaries+=("$2"); shift 2 ;;
     --subscriber) subscriber=1; shift ;;
     --squid) squid=1; shift ;;
@@ -86,6 +93,26 @@ WRAP
     { echo "egress-bench failed for $tag:" >&2; tail -5 "$work/log-$tag" >&2; exit 1; }
   instructions "$work/cg-$tag.out"
 }
+
+if [ -n "$profile" ]; then
+  cargo build --release -q -p egress-proxy
+  case "$profile" in
+    tunnels-one) option=--tunnels; count=2000 ;;
+    forward) option=--requests; count=4000 ;;
+    deny) option=--denials; count=4000 ;;
+    bulk) option=--bytes; count=$((256 << 20)) ;;
+    *) echo "--profile: one of tunnels-one, forward, deny, bulk" >&2; exit 2 ;;
+  esac
+  total=$(count_one egress "$profile" "$option" "$count")
+  out="target/callgrind-$profile.out"
+  cp "$work/cg-egress-$profile-$count.out" "$out"
+  echo "egress, $profile, $option $count: $total instructions ($((total / (count > 100000 ? count >> 20 : count))) per operation with start-up)"
+  echo "== inclusive"
+  callgrind_annotate --inclusive=yes "$out" 2>/dev/null | sed -n '1,/^-- Auto/p' | grep -v "^--" | awk "NR <= 60"
+  echo "== self"
+  callgrind_annotate "$out" 2>/dev/null | sed -n '1,/^-- Auto/p' | grep -v "^--" | awk "NR <= 40"
+  exit 0
+fi
 
 if [ "$squid" = 1 ]; then
   export PATH="$PATH:/usr/sbin"

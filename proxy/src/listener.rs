@@ -69,6 +69,8 @@ pub struct Admission {
     protocols: ListenerProtocols,
     /// The listening address, for the span (`None` for handed-over connections).
     local: Option<SocketAddr>,
+    /// `local` as the span shows it, written once rather than at every connection.
+    local_text: Arc<str>,
     /// Connections start with a PROXY protocol header from one of these peers.
     proxy_protocol: Option<Arc<ProxyProtocol>>,
     /// The identity of clients recognised by neither login nor network (`listen[].identity`).
@@ -85,6 +87,7 @@ impl Admission {
             state,
             protocols,
             local,
+            local_text: format!("{local:?}").into(),
             proxy_protocol: None,
             identity: None,
         }
@@ -144,7 +147,7 @@ impl Admission {
         let span = info_span!(
             "conn",
             client = %peer,
-            listener = ?self.local,
+            listener = %self.local_text,
             protocol = tracing::field::Empty,
             target = tracing::field::Empty,
             identity = tracing::field::Empty,

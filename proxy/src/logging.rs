@@ -4,6 +4,8 @@
 //! never waits on a write(2) to stderr or on a slow log collector; the queue is lossless, so a
 //! collector that stops reading eventually slows the proxy rather than losing lines silently.
 
+mod json;
+
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::EnvFilter;
 
@@ -31,10 +33,8 @@ pub fn init(format: LogFormat, level: &str) -> WorkerGuard {
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
+            .fmt_fields(json::SpanFields)
+            .event_format(json::JsonLine)
             .init(),
     }
     guard
