@@ -24,7 +24,7 @@ pub use decision::{Action, Protocol, Request, Verdict};
 pub use host::{parse_authority, Host, HostError};
 pub use identity::{Auth, Identities, ANONYMOUS};
 pub use load::{
-    default_config, load_file, load_file_text, load_str, ConfigError, DEFAULT_POLICY_YAML,
+    default_config, load_file, load_owned, load_str, read_file, ConfigError, DEFAULT_POLICY_YAML,
 };
 pub use pattern::{Pattern, PatternError, PortSet};
 pub use policy::{Mode, Policy};

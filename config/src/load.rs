@@ -68,26 +68,35 @@ impl fmt::Display for ConfigError {
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
-    load_file_text(path).map(|(config, _)| config)
+    load_owned(read_file(path)?, &path.display().to_string())
 }
 
-/// Like `load_file`, also returning the text read, for callers that keep it (the proxy's
-/// reloader compares later versions of the file with it).
+/// A policy file's text, or the error `load_file` gives when it cannot be read.
 #[allow(
     clippy::result_large_err,
     reason = "loading is a cold path; a flat error is easier to match on"
 )]
-pub fn load_file_text(path: &Path) -> Result<(Config, String), ConfigError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        origin: origin.clone(),
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
+        origin: path.display().to_string(),
         line: None,
         column: None,
         path: String::new(),
         message: format!("cannot read the file: {e}"),
         hint: None,
-    })?;
-    Ok((load_str(&text, &origin)?, text))
+    })
+}
+
+/// `load_str` of a text that is no longer needed once parsed: it is freed before the policy is
+/// compiled, so a large file's text and its index are never in memory at once.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+pub fn load_owned(text: String, origin: &str) -> Result<Config, ConfigError> {
+    let raw = parse(&text, origin, lists::lift)?;
+    drop(text);
+    finish(raw, origin)
 }
 
 /// The embedded default policy.
@@ -116,7 +125,20 @@ fn load_with(
     origin: &str,
     lift: fn(&str) -> Option<lists::Lifted>,
 ) -> Result<Config, ConfigError> {
-    let mut raw = if is_blank(text) {
+    finish(parse(text, origin, lift)?, origin)
+}
+
+/// The file as read, before anything outside it (secrets, users) is.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+fn parse(
+    text: &str,
+    origin: &str,
+    lift: fn(&str) -> Option<lists::Lifted>,
+) -> Result<RawFile, ConfigError> {
+    Ok(if is_blank(text) {
         RawFile::default()
     } else {
         let lifted = lift(text);
@@ -129,7 +151,15 @@ fn load_with(
             lifted.restore(&mut raw);
         }
         raw
-    };
+    })
+}
+
+/// A parsed file checked, its secrets read and compiled.
+#[allow(
+    clippy::result_large_err,
+    reason = "loading is a cold path; a flat error is easier to match on"
+)]
+fn finish(mut raw: RawFile, origin: &str) -> Result<Config, ConfigError> {
     check_routes(&raw, origin)?;
     // Only a valid file's secrets are read.
     let secrets = secrets::read(&raw).map_err(|e| ConfigError {

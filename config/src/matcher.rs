@@ -37,7 +37,7 @@ impl Index {
             Host::Name(name) => self.names.for_each_suffix(patterns, name, &mut |p, whole| {
                 // `name` and `.name` cover the name itself, `*.name` does not; `*.parent` and
                 // `.parent` cover it, `parent` does not.
-                let covers = match patterns[p].host {
+                let covers = match patterns[p].host() {
                     HostPattern::Subdomains(_) => !whole,
                     HostPattern::Exact(_) => whole,
                     _ => true,

@@ -29,7 +29,7 @@ pub enum PortSet {
     /// `:*`.
     Any,
     /// Inclusive ranges; a single port is a range of one.
-    Ranges(Vec<(u16, u16)>),
+    Ranges(Box<[(u16, u16)]>),
 }
 
 impl PortSet {
@@ -43,22 +43,39 @@ impl PortSet {
     }
 }
 
-/// What an entry's host part covers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum HostPattern {
-    Exact(Box<str>),
+/// What an entry's host part covers; names in normal form (lowercase, IDNA as `xn--`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostPattern<'a> {
+    Exact(&'a str),
     /// `*.suffix`: strictly below `suffix`.
-    Subdomains(Box<str>),
+    Subdomains(&'a str),
     /// `.suffix`: `suffix` and everything below it.
-    DomainAndSubdomains(Box<str>),
+    DomainAndSubdomains(&'a str),
+    Ip(IpAddr),
+    Net(IpNet),
+}
+
+/// The kind of host part, its name (if any) kept in the pattern's text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Exact,
+    Subdomains,
+    DomainAndSubdomains,
     Ip(IpAddr),
     Net(IpNet),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Pattern {
+    /// The entry as written (its first `written` bytes), followed by its host name in normal
+    /// form when that is not already a part of what was written. One allocation per entry: a
+    /// policy of a million entries spent ~45 MB on a second one (the name apart, and malloc's
+    /// overhead on it) of its ~220 MB peak.
     text: Box<str>,
-    pub host: HostPattern,
+    written: u32,
+    /// Where the host name lies in `text` (empty for addresses).
+    name: (u32, u32),
+    kind: Kind,
     pub ports: PortSet,
 }
 
@@ -80,7 +97,19 @@ fn error(message: impl Into<String>, hint: Option<String>) -> PatternError {
 impl Pattern {
     /// The entry as written in the file; shown in logs as the matched rule.
     pub fn text(&self) -> &str {
-        &self.text
+        &self.text[..self.written as usize]
+    }
+
+    /// What the host part covers.
+    pub fn host(&self) -> HostPattern<'_> {
+        let name = &self.text[self.name.0 as usize..self.name.1 as usize];
+        match self.kind {
+            Kind::Exact => HostPattern::Exact(name),
+            Kind::Subdomains => HostPattern::Subdomains(name),
+            Kind::DomainAndSubdomains => HostPattern::DomainAndSubdomains(name),
+            Kind::Ip(ip) => HostPattern::Ip(ip),
+            Kind::Net(net) => HostPattern::Net(net),
+        }
     }
 
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
@@ -96,10 +125,30 @@ impl Pattern {
             ));
         }
         let (host_part, ports) = split_ports(trimmed)?;
-        let host = parse_host_pattern(host_part)?;
+        let (kind, name) = parse_host_pattern(host_part)?;
+        let written =
+            u32::try_from(trimmed.len()).map_err(|_| error("an entry longer than 4 GB", None))?;
+        // Usually the name is written as it is normalised, after the `*.` or `.`: no copy.
+        let written_at = |n: &str| {
+            let prefix = host_part.len() - host_part.trim_start_matches(['*', '.']).len();
+            let at = host_part.as_ptr() as usize - trimmed.as_ptr() as usize + prefix;
+            trimmed[at..].starts_with(n).then_some(at)
+        };
+        let (text, name) = match name.as_deref().map(|n| (n, written_at(n))) {
+            None => (Box::from(trimmed), (written, written)),
+            Some((n, Some(at))) => (Box::from(trimmed), (at as u32, (at + n.len()) as u32)),
+            Some((n, None)) => {
+                let mut both = String::with_capacity(trimmed.len() + n.len());
+                both.push_str(trimmed);
+                both.push_str(n);
+                (both.into_boxed_str(), (written, written + n.len() as u32))
+            }
+        };
         Ok(Pattern {
-            text: trimmed.into(),
-            host,
+            text,
+            written,
+            name,
+            kind,
             ports,
         })
     }
@@ -109,27 +158,27 @@ impl Pattern {
     /// not `0.0.0.0/0`), except for a cloud metadata address, which only its own IP entry names;
     /// or exactly `localhost`.
     pub fn names_address(&self, target: &Host) -> bool {
-        match (&self.host, target) {
+        match (self.host(), target) {
             (HostPattern::Ip(_), _) => true,
             (HostPattern::Net(net), Host::Ip(ip)) => {
                 let metadata =
                     guard::classify(*ip).is_some_and(|s| s.kind == guard::SpecialKind::Metadata);
-                guard::network_is_special(net) && !metadata
+                guard::network_is_special(&net) && !metadata
             }
-            (HostPattern::Exact(name), _) => &**name == "localhost",
+            (HostPattern::Exact(name), _) => name == "localhost",
             _ => false,
         }
     }
 
     /// Whether the host part covers `host` (ports aside).
     pub fn matches_host(&self, host: &Host) -> bool {
-        match (&self.host, host) {
-            (HostPattern::Exact(p), Host::Name(n)) => p == n,
+        match (self.host(), host) {
+            (HostPattern::Exact(p), Host::Name(n)) => p == &**n,
             (HostPattern::Subdomains(s), Host::Name(n)) => is_strict_subdomain(n, s),
             (HostPattern::DomainAndSubdomains(s), Host::Name(n)) => {
-                **n == **s || is_strict_subdomain(n, s)
+                **n == *s || is_strict_subdomain(n, s)
             }
-            (HostPattern::Ip(p), Host::Ip(ip)) => p == ip,
+            (HostPattern::Ip(p), Host::Ip(ip)) => p == *ip,
             (HostPattern::Net(net), Host::Ip(ip)) => net.contains(ip),
             _ => false,
         }
@@ -138,7 +187,7 @@ impl Pattern {
 
 impl fmt::Display for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(self.text())
     }
 }
 
@@ -201,7 +250,7 @@ fn parse_ports(text: &str) -> Result<PortSet, PatternError> {
         };
         ranges.push(range);
     }
-    Ok(PortSet::Ranges(ranges))
+    Ok(PortSet::Ranges(ranges.into_boxed_slice()))
 }
 
 fn port(text: &str, hint: impl Fn() -> Option<String>) -> Result<u16, PatternError> {
@@ -209,7 +258,8 @@ fn port(text: &str, hint: impl Fn() -> Option<String>) -> Result<u16, PatternErr
         .map_err(|_| error(format!("invalid port {text:?} (ports are 1-65535)"), hint()))
 }
 
-fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
+/// The kind of host part, and its name in normal form for a name.
+fn parse_host_pattern(text: &str) -> Result<(Kind, Option<Box<str>>), PatternError> {
     if text.contains('/') {
         let net: IpNet = text.parse().map_err(|_| {
             error(
@@ -221,7 +271,7 @@ fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
                 ),
             )
         })?;
-        return Ok(HostPattern::Net(net.trunc()));
+        return Ok((Kind::Net(net.trunc()), None));
     }
     let wildcard_hint =
         || Some("a wildcard is only a whole first label: write \"*.example.com\"".to_string());
@@ -231,14 +281,13 @@ fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
             Some("list the hosts to allow; use mode: report to discover them".into()),
         ));
     }
-    let (kind, rest): (fn(Box<str>) -> HostPattern, &str) =
-        if let Some(rest) = text.strip_prefix("*.") {
-            (HostPattern::Subdomains, rest)
-        } else if let Some(rest) = text.strip_prefix('.') {
-            (HostPattern::DomainAndSubdomains, rest)
-        } else {
-            (HostPattern::Exact, text)
-        };
+    let (kind, rest) = if let Some(rest) = text.strip_prefix("*.") {
+        (Kind::Subdomains, rest)
+    } else if let Some(rest) = text.strip_prefix('.') {
+        (Kind::DomainAndSubdomains, rest)
+    } else {
+        (Kind::Exact, text)
+    };
     if rest.contains('*') {
         return Err(error(
             format!("{text:?}: misplaced wildcard"),
@@ -247,7 +296,7 @@ fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
     }
     let host = Host::parse(rest).map_err(|e| error(format!("{text:?}: {e}"), None))?;
     match host {
-        Host::Ip(ip) if text == rest => Ok(HostPattern::Ip(ip)),
+        Host::Ip(ip) if text == rest => Ok((Kind::Ip(ip), None)),
         Host::Ip(_) => Err(error(
             format!("{text:?}: wildcards apply to names, not addresses"),
             Some("for a range of addresses write a CIDR, like 10.0.0.0/8".into()),
@@ -262,7 +311,7 @@ fn parse_host_pattern(text: &str) -> Result<HostPattern, PatternError> {
                     )),
                 ));
             }
-            Ok(kind(name))
+            Ok((kind, Some(name)))
         }
     }
 }

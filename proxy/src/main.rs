@@ -205,16 +205,27 @@ fn transparent_rules(
 fn serve(args: RunArgs) -> ExitCode {
     // Held to the end of `serve`: dropping it flushes queued log lines before exit.
     let _log_writer = logging::init(args.log_format, &args.log_level);
-    // The text is kept: the reloader compares later versions of the file with it.
-    let (mut config, loaded_text) = match &args.config {
-        Some(path) => match egress_config::load_file_text(path) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                eprintln!("egress-proxy: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
-        None => (egress_config::default_config(), String::new()),
+    // The text's digest is kept: the reloader compares later versions of the file with it.
+    let loaded = match &args.config {
+        Some(path) => egress_config::read_file(path)
+            .map_err(Box::new)
+            .and_then(|text| {
+                let digest = egress_proxy::reload::digest(text.as_bytes());
+                egress_config::load_owned(text, &path.display().to_string())
+                    .map(|c| (c, digest))
+                    .map_err(Box::new)
+            }),
+        None => Ok((
+            egress_config::default_config(),
+            egress_proxy::reload::digest(b""),
+        )),
+    };
+    let (mut config, loaded_digest) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("egress-proxy: {e}");
+            return ExitCode::FAILURE;
+        }
     };
     let file_listeners = config.listeners.clone();
     if !args.listen.is_empty() {
@@ -245,7 +256,7 @@ fn serve(args: RunArgs) -> ExitCode {
         config,
         args.config,
         file_listeners,
-        loaded_text,
+        loaded_digest,
     ));
     match served {
         Ok((stopped, audit)) => {
@@ -282,16 +293,14 @@ async fn serve_config(
     config: Config,
     path: Option<PathBuf>,
     file_listeners: Vec<egress_config::Listener>,
-    loaded_text: String,
+    loaded_digest: [u8; 32],
 ) -> anyhow::Result<(Stopped, Option<AuditLog>)> {
     // Signal handlers and the file watch exist before we announce we are listening, so a signal
     // or an edit right after start is never lost.
     let stop = stop_signal()?;
     let policy_path = path.clone();
-    let policy_text = loaded_text.clone().into_bytes();
-    let reloader = path.map(|path| {
-        egress_proxy::reload::Reloader::start(path, file_listeners, loaded_text.into_bytes())
-    });
+    let reloader =
+        path.map(|path| egress_proxy::reload::Reloader::start(path, file_listeners, loaded_digest));
     let mut bound = Vec::with_capacity(config.listeners.len());
     for listener in &config.listeners {
         let socket = match listener.protocols {
@@ -360,7 +369,7 @@ async fn serve_config(
     };
     if let Some(metrics) = &metrics {
         metrics.loaded_now();
-        metrics.policy_loaded(&policy_text);
+        metrics.policy_loaded(&loaded_digest);
     }
     let observer = Arc::new(Observer::new(metrics, audit.clone()));
     // Ask mode's approvals are the decider: without an admin listener nobody can attend to

@@ -539,12 +539,8 @@ impl Metrics {
     }
 
     /// The policy file `text` is in force: `egress_policy_info{sha256}` names it, alone.
-    pub fn policy_loaded(&self, text: &[u8]) {
-        use sha2::Digest as _;
-        let sha256: String = sha2::Sha256::digest(text)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+    pub fn policy_loaded(&self, digest: &[u8; 32]) {
+        let sha256: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         let mut current = self.policy_sha256.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(previous) = current.take() {
             self.policy_info.remove(&PolicyLabel { sha256: previous });

@@ -50,7 +50,15 @@ struct Seen {
     /// `None` when the version is not known to tell apart every later one (read at start or on
     /// SIGHUP, maybe within a clock tick of a write): the next change then reads the file.
     fingerprint: Option<Fingerprint>,
-    text: Vec<u8>,
+    /// The text's SHA-256: a million-entry file is ~40 MB, kept for no other use.
+    digest: [u8; 32],
+}
+
+/// The SHA-256 of a policy file's text: how the reloader tells versions apart, and the metrics'
+/// `egress_policy_info{sha256}`.
+pub fn digest(text: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(text).into()
 }
 
 /// Why a file is being applied.
@@ -71,12 +79,12 @@ impl Trigger {
 
 impl Reloader {
     /// Starts watching `path`. `listeners` are the addresses the file asked for at start, to warn
-    /// when a reload asks for different ones (they need a restart); `loaded` is the text the
-    /// proxy started with. Call within the runtime.
+    /// when a reload asks for different ones (they need a restart); `loaded` is the `digest` of
+    /// the text the proxy started with. Call within the runtime.
     pub fn start(
         path: PathBuf,
         listeners: Vec<egress_config::Listener>,
-        loaded: Vec<u8>,
+        loaded: [u8; 32],
     ) -> Reloader {
         let (watch, notes) = match Watch::start(&path) {
             Ok((watch, notes)) => (Some(watch), notes),
@@ -97,8 +105,7 @@ impl Reloader {
         let mut settle = Settle::new(now);
         // The file may have changed between the load at start and the watch: if it now reads
         // differently, that change is handled like any other.
-        let unchanged =
-            matches!(file::read_whole(&path), Ok(Read::Whole { text, .. }) if text == loaded);
+        let unchanged = matches!(file::read_whole(&path), Ok(Read::Whole { text, .. }) if digest(&text) == loaded);
         if !unchanged {
             settle.note(events::Change::Rescan, None, now);
         }
@@ -112,7 +119,7 @@ impl Reloader {
             sighup_waits: false,
             last: Seen {
                 fingerprint: None,
-                text: loaded,
+                digest: loaded,
             },
             metrics: None,
         }
@@ -276,25 +283,24 @@ impl Reloader {
         trigger: Trigger,
         state: &ProxyState,
     ) {
-        if trigger == Trigger::Change && text == self.last.text {
+        let read = digest(&text);
+        if trigger == Trigger::Change && read == self.last.digest {
             // Rewritten with the same bytes, or another name in the directory changed.
             self.last.fingerprint = fingerprint;
             return;
         }
         // Loading a large policy takes CPU for a while (about 0.8 s for a million entries): on
         // a blocking thread, so the runtime's workers (one, under a one-CPU quota) keep serving.
-        // The text goes there and comes back: no copy of a file that may be tens of MB.
+        // The text goes there and is freed once parsed: no copy of a file that may be tens of MB.
         let path = self.path.clone();
-        let (loaded, text) = match tokio::task::spawn_blocking(move || {
-            let loaded = load(&path, &text);
-            (loaded, text)
-        })
-        .await
-        {
+        let loaded = match tokio::task::spawn_blocking(move || load(&path, text)).await {
             Ok(done) => done,
             Err(e) => return self.reject(&format!("the policy could not be loaded: {e}")),
         };
-        self.last = Seen { fingerprint, text };
+        self.last = Seen {
+            fingerprint,
+            digest: read,
+        };
         let config = match loaded {
             Ok(config) => config,
             Err(e) => return self.reject(&e),
@@ -322,7 +328,7 @@ impl Reloader {
         state.replace(Snapshot::from_config(&config, &state.parent_health));
         self.counted(true);
         if let Some(metrics) = &self.metrics {
-            metrics.policy_loaded(&self.last.text);
+            metrics.policy_loaded(&self.last.digest);
         }
         let policy = &config.policy;
         info!(
@@ -348,11 +354,11 @@ impl Reloader {
     }
 }
 
-fn load(path: &Path, text: &[u8]) -> Result<egress_config::Config, String> {
+fn load(path: &Path, text: Vec<u8>) -> Result<egress_config::Config, String> {
     let origin = path.display().to_string();
-    std::str::from_utf8(text)
+    String::from_utf8(text)
         .map_err(|_| format!("{origin}: the file is not UTF-8"))
-        .and_then(|text| egress_config::load_str(text, &origin).map_err(|e| e.to_string()))
+        .and_then(|text| egress_config::load_owned(text, &origin).map_err(|e| e.to_string()))
 }
 
 /// File system calls off the runtime's threads (the file may sit on a slow mount).

@@ -39,8 +39,8 @@ impl AddressTable {
     pub fn new(patterns: &[Pattern]) -> AddressTable {
         let mut table = AddressTable::default();
         for (position, pattern) in patterns.iter().enumerate() {
-            let (ip, length) = match &pattern.host {
-                HostPattern::Ip(ip) => (*ip, bits(*ip).1),
+            let (ip, length) = match pattern.host() {
+                HostPattern::Ip(ip) => (ip, bits(ip).1),
                 HostPattern::Net(net) => (net.network(), net.prefix_len()),
                 _ => continue,
             };

@@ -36,7 +36,7 @@ pub struct NameTable {
 
 /// The name an entry is filed under.
 fn name_of(pattern: &Pattern) -> &str {
-    match &pattern.host {
+    match pattern.host() {
         HostPattern::Exact(n)
         | HostPattern::Subdomains(n)
         | HostPattern::DomainAndSubdomains(n) => n,
@@ -47,12 +47,12 @@ fn name_of(pattern: &Pattern) -> &str {
 impl NameTable {
     /// A table of the name entries of `patterns`.
     pub fn new(patterns: &[Pattern]) -> NameTable {
-        let wanted = |host: &HostPattern| !matches!(host, HostPattern::Ip(_) | HostPattern::Net(_));
+        let wanted = |host: HostPattern| !matches!(host, HostPattern::Ip(_) | HostPattern::Net(_));
         assert!(
             patterns.len() < EMPTY as usize,
             "more than 4 billion entries in one list"
         );
-        let count = patterns.iter().filter(|p| wanted(&p.host)).count();
+        let count = patterns.iter().filter(|p| wanted(p.host())).count();
         let mut table = NameTable::default();
         if count == 0 {
             return table;
@@ -60,7 +60,7 @@ impl NameTable {
         let length = (count * 2).next_power_of_two();
         table.slots = vec![EMPTY_SLOT; length].into_boxed_slice();
         for (position, pattern) in patterns.iter().enumerate() {
-            if wanted(&pattern.host) {
+            if wanted(pattern.host()) {
                 table.insert(patterns, position as u32);
             }
         }

@@ -54,15 +54,38 @@ fn leading_dot_matches_apex_and_subdomains() {
 
 #[test]
 fn patterns_are_normalised_like_hosts() {
+    assert_eq!(p("GitHub.COM.").host(), HostPattern::Exact("github.com"));
     assert_eq!(
-        p("GitHub.COM.").host,
-        HostPattern::Exact("github.com".into())
-    );
-    assert_eq!(
-        p("*.Bücher.example").host,
-        HostPattern::Subdomains("xn--bcher-kva.example".into())
+        p("*.Bücher.example").host(),
+        HostPattern::Subdomains("xn--bcher-kva.example")
     );
     assert_eq!(p("  example.com  ").text(), "example.com");
+}
+
+#[test]
+fn the_text_stays_as_written_whether_the_name_is_a_part_of_it_or_kept_after_it() {
+    for (written, host) in [
+        ("GitHub.COM.:443", HostPattern::Exact("github.com")),
+        (
+            "*.Bücher.example:80,443",
+            HostPattern::Subdomains("xn--bcher-kva.example"),
+        ),
+        (
+            ".crates.io:8000-8999",
+            HostPattern::DomainAndSubdomains("crates.io"),
+        ),
+        ("*.a.example", HostPattern::Subdomains("a.example")),
+        ("[::1]:8080", HostPattern::Ip("::1".parse().unwrap())),
+        (
+            "10.1.2.3/8",
+            HostPattern::Net("10.0.0.0/8".parse().unwrap()),
+        ),
+    ] {
+        let pattern = p(written);
+        assert_eq!(pattern.text(), written);
+        assert_eq!(pattern.to_string(), written);
+        assert_eq!(pattern.host(), host, "{written}");
+    }
 }
 
 #[test]
@@ -80,11 +103,11 @@ fn ports_default_to_none_written() {
 fn ports_single_lists_ranges_and_any() {
     assert_eq!(
         p("localhost:8080").ports,
-        PortSet::Ranges(vec![(8080, 8080)])
+        PortSet::Ranges(Box::new([(8080, 8080)]))
     );
     assert_eq!(
         p("example.com:80,443").ports,
-        PortSet::Ranges(vec![(80, 80), (443, 443)])
+        PortSet::Ranges(Box::new([(80, 80), (443, 443)]))
     );
     let range = p("example.com:8000-8999").ports;
     assert!(range.matches(8000, Protocol::HttpConnect));
@@ -128,14 +151,17 @@ fn ip_entries_match_only_ip_literals() {
     assert!(v6.matches_host(&host("[fd12::1]")));
     assert!(!v6.matches_host(&host("[fe80::1]")));
     assert_eq!(
-        p("[::1]:8080").host,
+        p("[::1]:8080").host(),
         HostPattern::Ip("::1".parse().unwrap())
     );
-    assert_eq!(p("[::1]:8080").ports, PortSet::Ranges(vec![(8080, 8080)]));
-    assert_eq!(p("::1").host, HostPattern::Ip("::1".parse().unwrap()));
+    assert_eq!(
+        p("[::1]:8080").ports,
+        PortSet::Ranges(Box::new([(8080, 8080)]))
+    );
+    assert_eq!(p("::1").host(), HostPattern::Ip("::1".parse().unwrap()));
     // Host bits are dropped: 10.1.2.3/8 is 10.0.0.0/8.
     assert_eq!(
-        p("10.1.2.3/8").host,
+        p("10.1.2.3/8").host(),
         HostPattern::Net("10.0.0.0/8".parse().unwrap())
     );
 }

@@ -16,7 +16,7 @@ fn every_documented_metric_is_exported_from_the_start() {
             upstream: "corp".into(),
         })
         .set(1);
-    m.policy_loaded(b"");
+    m.policy_loaded(&crate::reload::digest(b""));
     let text = m.encode();
     let mut exported = names(&text);
     exported.sort_unstable();
@@ -129,8 +129,8 @@ fn identity_labels_are_configured_names_anonymous_or_other_past_the_cap() {
 #[test]
 fn policy_info_names_the_policy_in_force_alone() {
     let m = Metrics::new(10);
-    m.policy_loaded(b"allow: [a.example]\n");
-    m.policy_loaded(b"allow: [b.example]\n");
+    m.policy_loaded(&crate::reload::digest(b"allow: [a.example]\n"));
+    m.policy_loaded(&crate::reload::digest(b"allow: [b.example]\n"));
     let text = m.encode();
     let series: Vec<&str> = text
         .lines()

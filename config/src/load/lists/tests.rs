@@ -14,7 +14,7 @@ use crate::load::{load_str, load_with, ConfigError};
 fn outcome(result: Result<crate::Config, ConfigError>) -> Result<Vec<String>, ConfigError> {
     result.map(|config| {
         let policy = &config.policy;
-        let describe = |p: &Pattern| format!("{} {:?} {:?}", p.text(), p.host, p.ports);
+        let describe = |p: &Pattern| format!("{} {:?} {:?}", p.text(), p.host(), p.ports);
         let allow = policy
             .allow()
             .iter()
