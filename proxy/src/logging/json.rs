@@ -319,28 +319,43 @@ fn string(writer: &mut impl fmt::Write, value: &str) -> fmt::Result {
 /// U+0020, so no value can end its string early or start a new line (a forged log line).
 struct Escaping<'a, W: fmt::Write>(&'a mut W);
 
+/// The bytes `Escaping` must escape, looked up rather than compared: most text has none, and
+/// this loop runs over every byte of every log line.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        table[byte] = true;
+        byte += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
+
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let bytes = text.as_bytes();
         let mut plain = 0;
-        for (at, &byte) in bytes.iter().enumerate() {
-            let escape = match byte {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
+        let mut at = 0;
+        while at < bytes.len() {
+            let byte = bytes[at];
+            if !NEEDS_ESCAPE[usize::from(byte)] {
+                at += 1;
+                continue;
+            }
             // Every byte cut at is ASCII, so the slices fall on character boundaries.
             self.0.write_str(&text[plain..at])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{byte:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
+            match byte {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{byte:04x}")?,
             }
-            plain = at + 1;
+            at += 1;
+            plain = at;
         }
         self.0.write_str(&text[plain..])
     }
