@@ -623,6 +623,15 @@ fn hostile_inputs_get_exact_answers_while_a_good_client_is_served() {
         .wait_for_count("sni-mismatch refusals logged", 5, |v| {
             message(v) == "tunnel refused" && v["reason"] == "sni-mismatch"
         });
+    // Every line logged while refusing them is one whole JSON object: no input, however it
+    // quoted, escaped or broke lines, split a log line or forged a field in one.
+    let logs = w.proxy.logs();
+    let broken: Vec<_> = logs.iter().filter(|line| !line.is_object()).collect();
+    assert!(
+        broken.is_empty(),
+        "log lines that are not JSON objects: {broken:?}"
+    );
+    assert!(logs.iter().any(|line| line["span"]["client"].is_string()));
 }
 
 #[test]
