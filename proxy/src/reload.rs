@@ -105,7 +105,10 @@ impl Reloader {
         let mut settle = Settle::new(now);
         // The file may have changed between the load at start and the watch: if it now reads
         // differently, that change is handled like any other.
-        let unchanged = matches!(file::read_whole(&path), Ok(Read::Whole { text, .. }) if digest(&text) == loaded);
+        let unchanged = matches!(
+            file::read_whole(&path),
+            Ok(Read::Whole { text, .. }) if digest(&text) == loaded
+        );
         if !unchanged {
             settle.note(events::Change::Rescan, None, now);
         }
@@ -283,19 +286,28 @@ impl Reloader {
         trigger: Trigger,
         state: &ProxyState,
     ) {
-        let read = digest(&text);
-        if trigger == Trigger::Change && read == self.last.digest {
+        // Hashing and loading a large policy take CPU for a while (about 0.8 s for a million
+        // entries): on a blocking thread, so the runtime's workers (one, under a one-CPU quota)
+        // keep serving. The text goes there and is freed once parsed: no copy of a file that may
+        // be tens of MB.
+        let path = self.path.clone();
+        let last = self.last.digest;
+        let applied = tokio::task::spawn_blocking(move || {
+            let read = digest(&text);
+            if trigger == Trigger::Change && read == last {
+                return (read, None);
+            }
+            (read, Some(load(&path, text)))
+        })
+        .await;
+        let (read, loaded) = match applied {
+            Ok(done) => done,
+            Err(e) => return self.reject(&format!("the policy could not be loaded: {e}")),
+        };
+        let Some(loaded) = loaded else {
             // Rewritten with the same bytes, or another name in the directory changed.
             self.last.fingerprint = fingerprint;
             return;
-        }
-        // Loading a large policy takes CPU for a while (about 0.8 s for a million entries): on
-        // a blocking thread, so the runtime's workers (one, under a one-CPU quota) keep serving.
-        // The text goes there and is freed once parsed: no copy of a file that may be tens of MB.
-        let path = self.path.clone();
-        let loaded = match tokio::task::spawn_blocking(move || load(&path, text)).await {
-            Ok(done) => done,
-            Err(e) => return self.reject(&format!("the policy could not be loaded: {e}")),
         };
         self.last = Seen {
             fingerprint,
