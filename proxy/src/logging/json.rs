@@ -33,9 +33,9 @@ pub struct JsonLine;
 
 impl<'w> FormatFields<'w> for SpanFields {
     fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut pairs = Pairs::new(writer, false);
+        let mut pairs = Visiting(Pairs::new(writer, false));
         fields.record(&mut pairs);
-        pairs.result
+        pairs.0.result
     }
 
     fn add_fields(
@@ -43,12 +43,12 @@ impl<'w> FormatFields<'w> for SpanFields {
         current: &'w mut FormattedFields<Self>,
         fields: &tracing::span::Record<'_>,
     ) -> fmt::Result {
-        let mut late = LateFields {
+        let mut late = Visiting(LateFields {
             object: &mut current.fields,
             result: Ok(()),
-        };
+        });
         fields.record(&mut late);
-        late.result
+        late.0.result
     }
 }
 
@@ -67,9 +67,9 @@ where
         writer.write_str("\",\"level\":\"")?;
         writer.write_str(event.metadata().level().as_str())?;
         writer.write_char('"')?;
-        let mut pairs = Pairs::new(writer.by_ref(), true);
+        let mut pairs = Visiting(Pairs::new(writer.by_ref(), true));
         event.record(&mut pairs);
-        pairs.result?;
+        pairs.0.result?;
         let span = event
             .parent()
             .and_then(|id| context.span(id))
@@ -106,8 +106,10 @@ impl<'w> Pairs<'w> {
             result: Ok(()),
         }
     }
+}
 
-    fn pair(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+impl Put for Pairs<'_> {
+    fn put(&mut self, field: &Field, value: Value<'_>) {
         if self.result.is_err() {
             return;
         }
@@ -118,45 +120,74 @@ impl<'w> Pairs<'w> {
             }
             string(&mut self.writer, field.name())?;
             self.writer.write_char(':')?;
-            value(&mut self.writer)
+            value.write(&mut self.writer)
         })();
     }
 }
 
-impl Visit for Pairs<'_> {
+/// One field's value as tracing hands it over.
+enum Value<'a> {
+    Debug(&'a dyn fmt::Debug),
+    Str(&'a str),
+    Error(&'a (dyn std::error::Error + 'static)),
+    Unsigned(u128),
+    Signed(i128),
+    Bool(bool),
+    Float(f64),
+}
+
+impl Value<'_> {
+    /// The value in JSON.
+    fn write(self, writer: &mut impl fmt::Write) -> fmt::Result {
+        match self {
+            Value::Debug(value) => debug(writer, value),
+            Value::Str(value) => string(writer, value),
+            Value::Error(value) => display(writer, value),
+            Value::Unsigned(value) => writer.write_str(itoa::Buffer::new().format(value)),
+            Value::Signed(value) => writer.write_str(itoa::Buffer::new().format(value)),
+            Value::Bool(value) => writer.write_str(if value { "true" } else { "false" }),
+            // JSON has no NaN or infinity; serde_json writes them as null too.
+            Value::Float(value) if value.is_finite() => write!(writer, "{value}"),
+            Value::Float(_) => writer.write_str("null"),
+        }
+    }
+}
+
+/// Where the fields a visitor is shown go: the event's line, or a span's stored object.
+trait Put {
+    fn put(&mut self, field: &Field, value: Value<'_>);
+}
+
+/// Shows each field to `P` as a `Value`: one `Visit` for both kinds of destination.
+struct Visiting<P>(P);
+
+impl<P: Put> Visit for Visiting<P> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.pair(field, |w| debug(w, value));
+        self.0.put(field, Value::Debug(value));
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.pair(field, |w| string(w, value));
+        self.0.put(field, Value::Str(value));
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.pair(field, |w| display(w, value));
+        self.0.put(field, Value::Error(value));
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.0.put(field, Value::Unsigned(value.into()));
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.0.put(field, Value::Signed(value.into()));
     }
     fn record_u128(&mut self, field: &Field, value: u128) {
-        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.0.put(field, Value::Unsigned(value));
     }
     fn record_i128(&mut self, field: &Field, value: i128) {
-        self.pair(field, |w| w.write_str(itoa::Buffer::new().format(value)));
+        self.0.put(field, Value::Signed(value));
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.pair(field, |w| w.write_str(if value { "true" } else { "false" }));
+        self.0.put(field, Value::Bool(value));
     }
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity; serde_json writes them as null too.
-        self.pair(field, |w| {
-            if value.is_finite() {
-                write!(w, "{value}")
-            } else {
-                w.write_str("null")
-            }
-        });
+        self.0.put(field, Value::Float(value));
     }
 }
 
@@ -167,8 +198,8 @@ struct LateFields<'a> {
     result: fmt::Result,
 }
 
-impl LateFields<'_> {
-    fn set(&mut self, field: &Field, value: impl FnOnce(&mut String) -> fmt::Result) {
+impl Put for LateFields<'_> {
+    fn put(&mut self, field: &Field, value: Value<'_>) {
         if self.result.is_err() {
             return;
         }
@@ -176,7 +207,7 @@ impl LateFields<'_> {
         self.result = string(&mut key, field.name());
         if let Some(old) = value_of(self.object, &key) {
             let mut new = String::new();
-            self.result = self.result.and_then(|()| value(&mut new));
+            self.result = self.result.and_then(|()| value.write(&mut new));
             self.object.replace_range(old, &new);
         } else {
             if !self.object.is_empty() {
@@ -184,7 +215,7 @@ impl LateFields<'_> {
             }
             self.object.push_str(&key);
             self.object.push(':');
-            self.result = self.result.and_then(|()| value(self.object));
+            self.result = self.result.and_then(|()| value.write(self.object));
         }
     }
 }
@@ -225,27 +256,6 @@ fn end_of_string(bytes: &[u8], start: usize) -> usize {
         }
     }
     bytes.len()
-}
-
-impl Visit for LateFields<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field, |w| debug(w, value));
-    }
-    fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field, |w| string(w, value));
-    }
-    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field, |w| display(w, value));
-    }
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, |w| write!(w, "{value}"));
-    }
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, |w| write!(w, "{value}"));
-    }
-    fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, |w| w.write_str(if value { "true" } else { "false" }));
-    }
 }
 
 /// `now` in RFC 3339 UTC with microseconds (`2026-12-03T12:11:13.123456Z`), as
